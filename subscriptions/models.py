@@ -1,0 +1,86 @@
+"""Subscribers, their preferences and their consent evidence."""
+
+import secrets
+
+from django.db import models
+from django.db.models.functions import Lower
+
+
+def new_token_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        CONFIRMED = "confirmed", "Confirmed"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    email = models.EmailField(max_length=254, unique=True, help_text="Stored lower-cased.")
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
+    topics = models.ManyToManyField("digest.Topic", related_name="subscribers", blank=True)
+    interests = models.CharField(max_length=500, blank=True, help_text="Comma-separated phrases.")
+    frequency = models.CharField(max_length=6, choices=Frequency.choices, default=Frequency.DAILY)
+    weekday = models.PositiveSmallIntegerField(default=0, help_text="0=Monday; used when weekly.")
+    send_hour = models.PositiveSmallIntegerField(default=7, help_text="Local hour, 0-23.")
+    timezone = models.CharField(max_length=64, default="UTC")
+    digest_size = models.PositiveSmallIntegerField(default=10)
+    paused_until = models.DateField(null=True, blank=True)
+    # Part of every signed link: rotating it revokes all links sent so far.
+    token_key = models.CharField(max_length=32, default=new_token_key, editable=False)
+
+    # Consent evidence.
+    signup_at = models.DateTimeField(null=True, blank=True)
+    signup_ip = models.GenericIPAddressField(null=True, blank=True)
+    signup_user_agent = models.CharField(max_length=500, blank=True)
+    signup_source = models.CharField(max_length=40, blank=True, help_text="web, csv-import, ...")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirm_ip = models.GenericIPAddressField(null=True, blank=True)
+    confirm_user_agent = models.CharField(max_length=500, blank=True)
+    last_confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    suppressed_at = models.DateTimeField(null=True, blank=True)
+    suppressed_reason = models.CharField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(send_hour__lte=23), name="subscriber_send_hour_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(digest_size__gte=5, digest_size__lte=30), name="subscriber_digest_size_range"
+            ),
+            models.CheckConstraint(condition=models.Q(weekday__lte=6), name="subscriber_weekday_range"),
+        ]
+        indexes = [models.Index(fields=["status", "send_hour"])]
+
+    def __str__(self):
+        return self.email
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+
+class Suppression(models.Model):
+    """An address we must not mail (hard bounce, complaint, operator), kept even if the subscriber is deleted."""
+
+    email = models.EmailField(max_length=254, unique=True)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.email} ({self.reason})"
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)

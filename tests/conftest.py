@@ -1,0 +1,92 @@
+"""Shared fixtures. Area-specific fixtures live beside their tests."""
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+
+
+@dataclass
+class CapturedMessage:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    message: email.message.EmailMessage = field(init=False)
+
+    def __post_init__(self):
+        self.message = email.message_from_bytes(self.raw, policy=email.policy.default)
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def part(self, content_type: str) -> str:
+        for part in self.message.walk():
+            if part.get_content_type() == content_type:
+                return part.get_content()
+        raise LookupError(content_type)
+
+
+class _Sink:
+    """aiosmtpd handler: records every message; `reply` decides the answer per recipient."""
+
+    def __init__(self):
+        self.messages: list[CapturedMessage] = []
+        self.lock = threading.Lock()
+        self.reply = lambda rcpt: "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        answer = self.reply(address)
+        if not answer.startswith("250"):
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append(CapturedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[CapturedMessage]:
+        return [m for m in self.messages if address.lower() in [r.lower() for r in m.rcpt_tos]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """A real SMTP server on loopback; Django's SMTP backend is pointed at it."""
+    handler = _Sink()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_kwargs={"data_size_limit": 10_000_000})
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    handler.port = port
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate-limit counters live in Redis: each test starts from zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
