@@ -1,0 +1,1 @@
+"""Services: the code that writes. One module per area."""

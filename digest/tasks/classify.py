@@ -1,0 +1,2 @@
+"""Tasks: classify."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Tasks: fetch."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Tasks: sending."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Tasks: subscribers."""
+__all__: list[str] = []
