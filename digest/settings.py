@@ -213,6 +213,7 @@ TOKEN_MAX_AGE_DAYS = _get("TOKEN_MAX_AGE_DAYS", env.int, 60)
 CONFIRM_TOKEN_MAX_AGE_DAYS = _get("CONFIRM_TOKEN_MAX_AGE_DAYS", env.int, 7)
 SIGNUP_RATE_PER_IP = env.str("SIGNUP_RATE_PER_IP", default="10/h")
 SIGNUP_RATE_PER_EMAIL = env.str("SIGNUP_RATE_PER_EMAIL", default="3/h")
+ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="10/m")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "subscriptions.views.ratelimited"
 
