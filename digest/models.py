@@ -137,6 +137,10 @@ class Edition(models.Model):
     # Paper ids in the edition's order (pins first, hides removed), set when frozen.
     paper_ids = models.JSONField(default=list, blank=True)
     frozen_at = models.DateTimeField(null=True, blank=True)
+    # Sending health (digest/services/curation.py): why it was held, and when an
+    # operator released it anyway (so the same numbers do not hold it again).
+    hold_reason = models.CharField(max_length=200, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
