@@ -44,6 +44,7 @@ class Subscriber(models.Model):
     confirm_user_agent = models.CharField(max_length=500, blank=True)
     last_confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribe_source = models.CharField(max_length=40, blank=True, help_text="one-click, manage-page, admin, ...")
     suppressed_at = models.DateTimeField(null=True, blank=True)
     suppressed_reason = models.CharField(max_length=200, blank=True)
 

@@ -1,0 +1,91 @@
+"""Signed, expiring, revocable links: the subscriber's only credential.
+
+A token is ``django.core.signing.dumps({"s": subscriber id, "k": token_key})`` with a
+salt per purpose, so a confirm token cannot be used as a manage token. The signature
+carries a timestamp (max age per purpose). ``token_key`` is stored on the subscriber;
+rotating it revokes every link sent so far.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+
+from django.conf import settings
+from django.core import signing
+
+from .models import Subscriber
+
+
+class Purpose(str, Enum):
+    CONFIRM = "confirm"
+    MANAGE = "manage"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+def _salt(purpose: Purpose) -> str:
+    return f"paperboy.subscriptions.{purpose.value}"
+
+
+def _max_age_seconds(purpose: Purpose) -> int:
+    days = settings.CONFIRM_TOKEN_MAX_AGE_DAYS if purpose is Purpose.CONFIRM else settings.TOKEN_MAX_AGE_DAYS
+    return days * 24 * 3600
+
+
+class TokenError(Exception):
+    """The link cannot be used. ``status`` is the HTTP status of the page that says so."""
+
+    status = 400
+    reason = "invalid"
+
+
+class TokenInvalid(TokenError):
+    status = 400
+    reason = "invalid"
+
+
+class TokenExpired(TokenError):
+    status = 410
+    reason = "expired"
+
+
+class TokenRevoked(TokenError):
+    status = 410
+    reason = "revoked"
+
+
+@dataclass(frozen=True)
+class _Payload:
+    subscriber_id: int
+    token_key: str
+
+
+def token_make(*, subscriber: Subscriber, purpose: Purpose) -> str:
+    return signing.dumps({"s": subscriber.pk, "k": subscriber.token_key}, salt=_salt(purpose))
+
+
+def _payload_read(*, token: str, purpose: Purpose) -> _Payload:
+    if not isinstance(token, str) or len(token) > 400:
+        raise TokenInvalid
+    try:
+        data = signing.loads(token, salt=_salt(purpose), max_age=_max_age_seconds(purpose))
+    except signing.SignatureExpired as exc:
+        raise TokenExpired from exc
+    except (signing.BadSignature, ValueError, UnicodeError) as exc:
+        # ValueError/UnicodeError: a validly signed but malformed payload cannot exist
+        # without our key; still, never let odd input become a 500.
+        raise TokenInvalid from exc
+    if not isinstance(data, dict) or not isinstance(data.get("s"), int) or not isinstance(data.get("k"), str):
+        raise TokenInvalid
+    return _Payload(subscriber_id=data["s"], token_key=data["k"])
+
+
+def token_read(*, token: str, purpose: Purpose) -> Subscriber:
+    """The subscriber a token was made for, or a TokenError.
+
+    A token only ever yields the subscriber whose id *and* current token_key it
+    carries, so one subscriber's link can never open another's page.
+    """
+    payload = _payload_read(token=token, purpose=purpose)
+    subscriber = Subscriber.objects.filter(pk=payload.subscriber_id).first()
+    if subscriber is None or not signing.constant_time_compare(subscriber.token_key, payload.token_key):
+        raise TokenRevoked
+    return subscriber
