@@ -1,0 +1,58 @@
+"""import_papers PATH... : load trending pages, HF daily_papers JSON or arXiv Atom files."""
+
+import datetime
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from digest.services.ingest import IngestResult, papers_ingest
+from digest.sources import FORMATS, SourceError, parse_papers
+
+
+def iso_date(value: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--date: {value!r} is not a date like 2024-03-12") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Import paper lists. Each file is imported in its own transaction: a bad file is "
+        "reported and skipped as a whole, the others still import. Exit status 1 if any file failed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--format", choices=FORMATS, default="auto")
+        parser.add_argument(
+            "--date",
+            type=iso_date,
+            help="YYYY-MM-DD. Trending pages: the page's year is the one that puts its day on or before this "
+            "date (default today). HF/arXiv: the trending day for every paper (default: from the file).",
+        )
+
+    def handle(self, *args, paths, format, date, **options):
+        total = IngestResult()
+        failed = []
+        for path in paths:
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                failed.append(path)
+                self.stderr.write(f"{path}: cannot read: {exc.strerror or exc}")
+                continue
+            try:
+                with transaction.atomic():
+                    records = parse_papers(data, name=path, format=format, date=date)
+                    result = papers_ingest(records=records)
+            except SourceError as exc:
+                failed.append(path)
+                self.stderr.write(str(exc.located(path)))
+                continue
+            total += result
+            self.stdout.write(f"{path}: {len(records)} papers: {result.summary()}")
+        self.stdout.write(f"total: {total.summary()}" + (f"; {len(failed)} file(s) failed" if failed else ""))
+        if failed:
+            raise CommandError(f"{len(failed)} of {len(paths)} file(s) not imported: {', '.join(failed)}")
