@@ -199,6 +199,10 @@ ARXIV_API_URL = env.str("ARXIV_API_URL", default="https://export.arxiv.org/api/q
 ARXIV_CATEGORIES = _get("ARXIV_CATEGORIES", env.list, ["cs.LG", "cs.CL", "cs.CV", "cs.AI"])
 FETCH_TIMEOUT = _get("FETCH_TIMEOUT", env.float, 20.0)
 FETCH_RETRIES = _get("FETCH_RETRIES", env.int, 4)
+# Retry waits: FETCH_BACKOFF_BASE * 2**attempt seconds plus jitter; a server's
+# Retry-After is honoured up to FETCH_RETRY_AFTER_MAX seconds.
+FETCH_BACKOFF_BASE = _get("FETCH_BACKOFF_BASE", env.float, 1.0)
+FETCH_RETRY_AFTER_MAX = _get("FETCH_RETRY_AFTER_MAX", env.float, 60.0)
 
 # Matching: "lexical", "semantic" or "hybrid"; "auto" picks the best one installed.
 MATCHING_METHOD = env.str("MATCHING_METHOD", default="auto")
@@ -209,6 +213,9 @@ if MATCHING_METHOD not in {"auto", "lexical", "semantic", "hybrid"}:
 EDITION_SEND_CUTOFF_HOURS = _get("EDITION_SEND_CUTOFF_HOURS", env.int, 18)
 DELIVERY_LEASE_SECONDS = _get("DELIVERY_LEASE_SECONDS", env.int, 300)
 DELIVERY_CHUNK_SIZE = _get("DELIVERY_CHUNK_SIZE", env.int, 100)
+# Transient failures retry after ~base * 2**(attempt-1) seconds (jittered), then give up.
+DELIVERY_RETRY_BASE_SECONDS = _get("DELIVERY_RETRY_BASE_SECONDS", env.float, 60.0)
+DELIVERY_MAX_ATTEMPTS = _get("DELIVERY_MAX_ATTEMPTS", env.int, 6)
 
 # Subscriber links.
 TOKEN_MAX_AGE_DAYS = _get("TOKEN_MAX_AGE_DAYS", env.int, 60)
