@@ -13,6 +13,10 @@ app.autodiscover_tasks()
 
 # Only one beat may run (see README, "Running in production").
 app.conf.beat_schedule = {
+    "purge-unconfirmed-subscribers": {
+        "task": "digest.tasks.subscribers_purge_unconfirmed_task",
+        "schedule": crontab(minute=17, hour=3),
+    },
     "fetch-hf-daily-papers": {
         "task": "digest.tasks.fetch_papers_task",
         "schedule": crontab(minute=5, hour="*/3"),

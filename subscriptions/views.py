@@ -1,10 +1,267 @@
-from django.http import HttpResponse
+"""Pages of the subscriber life cycle. Each view validates, calls one service, renders."""
+
+import ipaddress
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+from django_ratelimit.core import is_ratelimited
+
+from . import services
+from .forms import LinkRequestForm, ManageForm, PauseForm, PreferencesForm, SignupForm
+from .models import Subscriber
+from .selectors import trending_latest
+from .tokens import Purpose, TokenError, token_make, token_read
+
+logger = logging.getLogger(__name__)
 
 
-def signup(request):
-    # Placeholder until the Subscriptions issue lands.
-    return HttpResponse("Paperboy")
+def client_ip(request: HttpRequest) -> str | None:
+    """The visitor's address for consent evidence (same source django-ratelimit uses)."""
+    meta_key = getattr(settings, "RATELIMIT_IP_META_KEY", None)
+    raw = request.META.get(meta_key, "") if isinstance(meta_key, str) else request.META.get("REMOTE_ADDR", "")
+    candidate = raw.split(",")[0].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
-def ratelimited(request, exception):
-    return HttpResponse("Too many requests; please try again later.", status=429)
+def _user_agent(request: HttpRequest) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:500]
+
+
+def _page(request: HttpRequest, template: str, context: dict | None = None, status: int = 200) -> HttpResponse:
+    base = {"site_name": settings.SITE_NAME}
+    return render(request, f"subscriptions/{template}", {**base, **(context or {})}, status=status)
+
+
+def _rate_limited(request: HttpRequest, *, group: str, key, rate: str) -> bool:
+    return is_ratelimited(request, group=group, key=key, rate=rate, increment=True)
+
+
+def _email_key(email: str):
+    return lambda group, request: email
+
+
+def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
+    """settings.RATELIMIT_VIEW: the friendly 429 page."""
+    response = _page(request, "ratelimited.html", status=429)
+    response["Retry-After"] = "3600"
+    return response
+
+
+def _token_problem(request: HttpRequest, error: TokenError) -> HttpResponse:
+    return _page(
+        request,
+        "link_problem.html",
+        {"reason": error.reason, "form": LinkRequestForm()},
+        status=error.status,
+    )
+
+
+# --- Signup -----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if _rate_limited(request, group="signup-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+            return ratelimited(request)
+        form = SignupForm(request.POST)
+        if form.is_valid():
+            email = form.cleaned_data["email"]
+            if _rate_limited(request, group="signup-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
+                return ratelimited(request)
+            services.subscriber_signup(
+                email=email,
+                preferences=form.preferences(),
+                consent=form.consent(ip=client_ip(request), user_agent=_user_agent(request)),
+            )
+            # The same answer whatever the address's state: no enumeration.
+            return HttpResponseRedirect(reverse("subscriptions:signup_done"))
+    else:
+        form = SignupForm()
+    trending_date, trending = trending_latest(limit=8)
+    return _page(request, "signup.html", {"form": form, "trending_date": trending_date, "trending": trending})
+
+
+def signup_done(request: HttpRequest) -> HttpResponse:
+    return _page(request, "signup_done.html", {"confirm_days": settings.CONFIRM_TOKEN_MAX_AGE_DAYS})
+
+
+# --- Fresh link -----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def link_request(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if _rate_limited(request, group="link-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+            return ratelimited(request)
+        form = LinkRequestForm(request.POST)
+        if form.is_valid():
+            email = form.cleaned_data["email"]
+            if _rate_limited(request, group="link-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
+                return ratelimited(request)
+            services.subscriber_link_request(email=email)
+            return HttpResponseRedirect(reverse("subscriptions:link_sent"))
+        status = 400
+    else:
+        form = LinkRequestForm()
+        status = 200
+    return _page(request, "link_request.html", {"form": form}, status=status)
+
+
+def link_sent(request: HttpRequest) -> HttpResponse:
+    return _page(request, "link_sent.html")
+
+
+# --- Confirm ----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button; only the POST confirms (mail scanners follow links)."""
+    try:
+        subscriber = token_read(token=token, purpose=Purpose.CONFIRM)
+    except TokenError as error:
+        return _token_problem(request, error)
+    if request.method == "POST" and subscriber.status == Subscriber.Status.PENDING:
+        if services.subscriber_confirm(subscriber=subscriber, ip=client_ip(request), user_agent=_user_agent(request)):
+            manage_token = token_make(subscriber=subscriber, purpose=Purpose.MANAGE)
+            return HttpResponseRedirect(reverse("subscriptions:manage", kwargs={"token": manage_token}) + "?welcome=1")
+    manage_path = None
+    if subscriber.status == Subscriber.Status.CONFIRMED:
+        manage_path = reverse(
+            "subscriptions:manage", kwargs={"token": token_make(subscriber=subscriber, purpose=Purpose.MANAGE)}
+        )
+    return _page(
+        request,
+        "confirm.html",
+        {"subscriber": subscriber, "topics": list(subscriber.topics.all()), "manage_path": manage_path},
+    )
+
+
+# --- Manage -----------------------------------------------------------------------
+
+
+def _manage_subscriber(request: HttpRequest, token: str) -> Subscriber | HttpResponse:
+    try:
+        return token_read(token=token, purpose=Purpose.MANAGE)
+    except TokenError as error:
+        return _token_problem(request, error)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def manage(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = _manage_subscriber(request, token)
+    if isinstance(subscriber, HttpResponse):
+        return subscriber
+    status = 200
+    if request.method == "POST" and subscriber.status == Subscriber.Status.CONFIRMED:
+        form = ManageForm(request.POST)
+        if form.is_valid():
+            services.subscriber_update_preferences(subscriber=subscriber, preferences=form.preferences())
+            return HttpResponseRedirect(request.path + "?saved=1")
+        status = 400
+    else:
+        form = ManageForm(initial=PreferencesForm.initial_for(subscriber))
+    return _page(
+        request,
+        "manage.html",
+        {
+            "subscriber": subscriber,
+            "form": form,
+            "pause_form": PauseForm(),
+            "token": token,
+            "saved": request.GET.get("saved") == "1",
+            "welcome": request.GET.get("welcome") == "1",
+            "paused": request.GET.get("paused"),
+            "new_link": request.GET.get("new_link") == "1",
+        },
+        status=status,
+    )
+
+
+@require_POST
+def manage_pause(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = _manage_subscriber(request, token)
+    if isinstance(subscriber, HttpResponse):
+        return subscriber
+    if request.POST.get("resume") == "1":
+        services.subscriber_pause(subscriber=subscriber, weeks=0)
+        return HttpResponseRedirect(reverse("subscriptions:manage", kwargs={"token": token}) + "?paused=0")
+    form = PauseForm(request.POST)
+    if form.is_valid() and subscriber.status == Subscriber.Status.CONFIRMED:
+        services.subscriber_pause(subscriber=subscriber, weeks=form.cleaned_data["weeks"])
+        return HttpResponseRedirect(reverse("subscriptions:manage", kwargs={"token": token}) + "?paused=1")
+    return HttpResponseRedirect(reverse("subscriptions:manage", kwargs={"token": token}))
+
+
+@require_POST
+def manage_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = _manage_subscriber(request, token)
+    if isinstance(subscriber, HttpResponse):
+        return subscriber
+    services.subscriber_unsubscribe(subscriber=subscriber, source="manage-page")
+    return _page(request, "unsubscribed.html", {"subscriber": subscriber})
+
+
+@require_POST
+def manage_new_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Revoke every link sent so far and mail a fresh one (a forwarded email, a shared inbox)."""
+    subscriber = _manage_subscriber(request, token)
+    if isinstance(subscriber, HttpResponse):
+        return subscriber
+    services.subscriber_revoke_links(subscriber=subscriber)
+    return _page(request, "link_sent.html", {"revoked": True})
+
+
+# --- Unsubscribe (RFC 8058) ---------------------------------------------------------
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """The List-Unsubscribe URL.
+
+    POST with List-Unsubscribe=One-Click (sent by the mailbox provider, without cookies,
+    so no CSRF token) unsubscribes and answers 200 with no redirect. GET only shows a
+    page with a button: link scanners and previews must never unsubscribe anyone.
+    """
+    try:
+        subscriber = token_read(token=token, purpose=Purpose.UNSUBSCRIBE)
+    except TokenError as error:
+        return _token_problem(request, error)
+    if request.method == "POST":
+        if request.POST.get("List-Unsubscribe") != "One-Click":
+            return HttpResponse(
+                "Expected the body List-Unsubscribe=One-Click (RFC 8058).", status=400, content_type="text/plain"
+            )
+        services.subscriber_unsubscribe(subscriber=subscriber, source="one-click")
+        return _page(request, "unsubscribed.html", {"subscriber": subscriber})
+    return _page(
+        request,
+        "unsubscribe.html",
+        {
+            "subscriber": subscriber,
+            "manage_path": reverse(
+                "subscriptions:manage", kwargs={"token": token_make(subscriber=subscriber, purpose=Purpose.MANAGE)}
+            ),
+        },
+    )
+
+
+@require_POST
+def unsubscribe_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The button on the GET page: an ordinary CSRF-protected form."""
+    try:
+        subscriber = token_read(token=token, purpose=Purpose.UNSUBSCRIBE)
+    except TokenError as error:
+        return _token_problem(request, error)
+    services.subscriber_unsubscribe(subscriber=subscriber, source="unsubscribe-page")
+    return _page(request, "unsubscribed.html", {"subscriber": subscriber})

@@ -1,2 +1,48 @@
-"""Tasks: subscribers."""
-__all__: list[str] = []
+"""Tasks: subscriber emails and the purge of unconfirmed signups. Thin adapters over subscriptions.services."""
+
+import smtplib
+import socket
+
+from celery import shared_task
+
+from subscriptions import services
+from subscriptions.models import Subscriber
+
+__all__ = [
+    "subscriber_send_confirmation_task",
+    "subscriber_send_manage_link_task",
+    "subscribers_purge_unconfirmed_task",
+]
+
+# Worth another try later: the server or the network hiccuped. A refused recipient or
+# a rejected message is permanent and is not retried.
+TRANSIENT_MAIL_ERRORS = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    ConnectionError,
+    socket.timeout,
+    TimeoutError,
+)
+_RETRY = {"autoretry_for": TRANSIENT_MAIL_ERRORS, "retry_backoff": 30, "retry_backoff_max": 900, "max_retries": 6}
+
+
+@shared_task(name="digest.tasks.subscriber_send_confirmation_task", **_RETRY)
+def subscriber_send_confirmation_task(subscriber_id: int) -> bool:
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return False
+    return services.subscriber_send_confirmation(subscriber=subscriber)
+
+
+@shared_task(name="digest.tasks.subscriber_send_manage_link_task", **_RETRY)
+def subscriber_send_manage_link_task(subscriber_id: int) -> bool:
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return False
+    return services.subscriber_send_manage_link(subscriber=subscriber)
+
+
+@shared_task(name="digest.tasks.subscribers_purge_unconfirmed_task")
+def subscribers_purge_unconfirmed_task() -> int:
+    return services.subscribers_purge_unconfirmed()

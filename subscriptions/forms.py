@@ -1,0 +1,169 @@
+"""Forms: validate and normalise; views hand the cleaned data to one service."""
+
+import unicodedata
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from digest.models import Topic
+
+from .models import Subscriber
+from .selectors import timezone_names, topic_list_active
+from .services import Consent, Preferences, email_normalize
+
+WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"), (6, "Sunday")]
+HOURS = [(hour, f"{hour:02d}:00") for hour in range(24)]
+DIGEST_SIZE_MIN, DIGEST_SIZE_MAX = 5, 30
+INTERESTS_MAX_LENGTH = 500
+PAUSE_WEEKS = [(1, "1 week"), (2, "2 weeks"), (4, "4 weeks"), (8, "8 weeks"), (12, "12 weeks")]
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+class NoLineBreaksMixin:
+    """Reject CR/LF (and other control characters) in every submitted field.
+
+    Values end up in email headers and logs; a line break there is a header-injection
+    attempt, never a legitimate answer, so it gets a form error rather than a silent strip.
+    """
+
+    def _raw_values(self, name: str) -> list[str]:
+        if hasattr(self.data, "getlist"):
+            return [v for v in self.data.getlist(self.add_prefix(name)) if isinstance(v, str)]
+        value = self.data.get(self.add_prefix(name))
+        if isinstance(value, (list, tuple)):
+            return [v for v in value if isinstance(v, str)]
+        return [value] if isinstance(value, str) else []
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.fields:
+            values = self._raw_values(name)
+            if any("\r" in v or "\n" in v for v in values):
+                self.add_error(name, "Line breaks are not allowed here.")
+            elif any(_has_control_characters(v) for v in values):
+                self.add_error(name, "This contains control characters; please type it again.")
+        return cleaned
+
+
+class EmailAddressField(forms.EmailField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault(
+            "widget",
+            forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email", "placeholder": "you@example.org"}),
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        email = email_normalize(super().clean(value) or "")
+        # Lower-casing some Unicode letters makes the text longer than the column.
+        if len(email) > 254:
+            raise ValidationError("That email address is too long.")
+        return email
+
+
+class PreferencesForm(NoLineBreaksMixin, forms.Form):
+    """Every digest preference; the signup form adds the address."""
+
+    topics = forms.MultipleChoiceField(
+        label="Topics to follow",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    interests = forms.CharField(
+        label="Anything more specific?",
+        required=False,
+        max_length=INTERESTS_MAX_LENGTH,
+        help_text="Optional, comma-separated, e.g. diffusion models, video generation.",
+        widget=forms.TextInput(attrs={"placeholder": "diffusion models, video generation", "autocomplete": "off"}),
+    )
+    frequency = forms.ChoiceField(
+        label="How often",
+        choices=Subscriber.Frequency.choices,
+        initial=Subscriber.Frequency.DAILY,
+        widget=forms.RadioSelect,
+    )
+    weekday = forms.TypedChoiceField(
+        label="Day (weekly digests)",
+        choices=WEEKDAYS,
+        coerce=int,
+        initial=0,
+    )
+    send_hour = forms.TypedChoiceField(label="Delivery time", choices=HOURS, coerce=int, initial=7)
+    timezone = forms.ChoiceField(label="Time zone", choices=())
+    digest_size = forms.IntegerField(
+        label="Papers per digest",
+        min_value=DIGEST_SIZE_MIN,
+        max_value=DIGEST_SIZE_MAX,
+        initial=10,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+        help_text=f"Between {DIGEST_SIZE_MIN} and {DIGEST_SIZE_MAX}.",
+    )
+
+    def __init__(self, *args, topics: list[Topic] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.topic_objects = topics if topics is not None else topic_list_active()
+        self.fields["topics"].choices = [(topic.slug, topic.name) for topic in self.topic_objects]
+        self.fields["timezone"].choices = [(name, name.replace("_", " ")) for name in timezone_names()]
+        self.fields["timezone"].initial = settings.TIME_ZONE_DEFAULT
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not cleaned.get("topics") and not cleaned.get("interests", "").strip():
+            self.add_error("topics", "Pick at least one topic, or describe your interests below.")
+        return cleaned
+
+    def preferences(self) -> Preferences:
+        data = self.cleaned_data
+        by_slug = {topic.slug: topic for topic in self.topic_objects}
+        return Preferences(
+            topics=[by_slug[slug] for slug in data["topics"]],
+            interests=" ".join(data["interests"].split()),
+            frequency=data["frequency"],
+            weekday=data["weekday"],
+            send_hour=data["send_hour"],
+            timezone=data["timezone"],
+            digest_size=data["digest_size"],
+        )
+
+    @classmethod
+    def initial_for(cls, subscriber: Subscriber) -> dict:
+        return {
+            "topics": [topic.slug for topic in subscriber.topics.all()],
+            "interests": subscriber.interests,
+            "frequency": subscriber.frequency,
+            "weekday": subscriber.weekday,
+            "send_hour": subscriber.send_hour,
+            "timezone": subscriber.timezone,
+            "digest_size": subscriber.digest_size,
+        }
+
+
+class SignupForm(PreferencesForm):
+    email = EmailAddressField(label="Email address")
+    field_order = ["email"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            # static/js/timezone.js pre-fills only a field the visitor has not chosen yet.
+            self.fields["timezone"].widget.attrs["data-timezone-autodetect"] = ""
+
+    def consent(self, *, ip: str | None, user_agent: str) -> Consent:
+        return Consent(ip=ip, user_agent=user_agent, source="web")
+
+
+class ManageForm(PreferencesForm):
+    pass
+
+
+class PauseForm(NoLineBreaksMixin, forms.Form):
+    weeks = forms.TypedChoiceField(label="Pause for", choices=PAUSE_WEEKS, coerce=int, initial=2)
+
+
+class LinkRequestForm(NoLineBreaksMixin, forms.Form):
+    email = EmailAddressField(label="Email address")

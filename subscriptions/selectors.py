@@ -1,0 +1,76 @@
+"""Reads for the subscription pages and the importer."""
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from zoneinfo import available_timezones
+
+from digest.models import Topic, TrendingEntry
+
+
+def topic_list_active() -> list[Topic]:
+    return list(Topic.objects.filter(active=True).order_by("position", "name"))
+
+
+def topics_by_reference(*, references: Iterable[str]) -> tuple[list[Topic], list[str]]:
+    """Active topics matched by slug or name (case-insensitive), and the references that matched none."""
+    index: dict[str, Topic] = {}
+    for topic in topic_list_active():
+        index[topic.slug.lower()] = topic
+        index[topic.name.lower()] = topic
+    found: list[Topic] = []
+    unknown: list[str] = []
+    for ref in references:
+        topic = index.get(ref.strip().lower())
+        if topic is None:
+            unknown.append(ref)
+        elif topic not in found:
+            found.append(topic)
+    return found, unknown
+
+
+@lru_cache(maxsize=1)
+def timezone_names() -> tuple[str, ...]:
+    """Every IANA zone name, sorted; computed once (it walks the tzdata package)."""
+    junk = {"Factory", "localtime", "posixrules"}
+    return tuple(sorted(name for name in available_timezones() if name not in junk))
+
+
+@dataclass(frozen=True)
+class TrendingPaper:
+    title: str
+    abstract: str
+    upvotes: int
+    url: str
+    rank: int
+
+
+def trending_latest(*, limit: int = 10) -> tuple[datetime.date | None, list[TrendingPaper]]:
+    """The most recent day with trending entries and its papers, best rank first, one row per paper."""
+    latest = TrendingEntry.objects.order_by("-date").values_list("date", flat=True).first()
+    if latest is None:
+        return None, []
+    entries = (
+        TrendingEntry.objects.filter(date=latest, paper__hidden=False)
+        .select_related("paper")
+        .order_by("rank", "-upvotes")[: limit * 4]
+    )
+    papers: dict[int, TrendingPaper] = {}
+    for entry in entries:
+        paper = entry.paper
+        upvotes = max(entry.upvotes, paper.upvotes)
+        previous = papers.get(paper.pk)
+        if previous is None:
+            papers[paper.pk] = TrendingPaper(
+                title=paper.title,
+                abstract=paper.abstract,
+                upvotes=upvotes,
+                url=paper.page_url or paper.abs_url,
+                rank=entry.rank,
+            )
+        elif upvotes > previous.upvotes:
+            papers[paper.pk] = TrendingPaper(**{**previous.__dict__, "upvotes": upvotes})
+        if len(papers) >= limit and previous is None:
+            break
+    return latest, list(papers.values())[:limit]

@@ -1,0 +1,302 @@
+"""Writes for the subscriber life cycle: signup, confirm, preferences, pause, leave, suppress.
+
+Emails are never sent here inside a request: the services enqueue a Celery task with
+``transaction.on_commit`` and the task calls ``subscriber_send_confirmation`` or
+``subscriber_send_manage_link``.
+"""
+
+import datetime
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from digest.emails import email_build, email_render
+from digest.models import Topic
+
+from . import links
+from .models import Subscriber, Suppression, new_token_key
+
+logger = logging.getLogger(__name__)
+
+# A pending address gets at most one confirmation email per this interval.
+CONFIRMATION_RESEND_INTERVAL = datetime.timedelta(hours=1)
+# Unconfirmed signups are forgotten after this long.
+PENDING_MAX_AGE = datetime.timedelta(days=7)
+
+
+def email_normalize(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class Preferences:
+    topics: list[Topic]
+    interests: str = ""
+    frequency: str = Subscriber.Frequency.DAILY
+    weekday: int = 0
+    send_hour: int = 7
+    timezone: str = "UTC"
+    digest_size: int = 10
+
+
+@dataclass(frozen=True)
+class Consent:
+    ip: str | None = None
+    user_agent: str = ""
+    source: str = "web"
+
+
+class SignupOutcome(str, Enum):
+    """What happened; the web page says the same thing for all of them (no enumeration)."""
+
+    CONFIRMATION_QUEUED = "confirmation-queued"
+    CONFIRMATION_THROTTLED = "confirmation-throttled"
+    MANAGE_LINK_QUEUED = "manage-link-queued"
+    SUPPRESSED = "suppressed"
+
+
+def _preferences_apply(subscriber: Subscriber, preferences: Preferences) -> None:
+    subscriber.interests = preferences.interests
+    subscriber.frequency = preferences.frequency
+    subscriber.weekday = preferences.weekday
+    subscriber.send_hour = preferences.send_hour
+    subscriber.timezone = preferences.timezone
+    subscriber.digest_size = preferences.digest_size
+
+
+def _consent_apply(subscriber: Subscriber, consent: Consent, now: datetime.datetime) -> None:
+    subscriber.signup_at = now
+    subscriber.signup_ip = consent.ip
+    subscriber.signup_user_agent = consent.user_agent[:500]
+    subscriber.signup_source = consent.source[:40]
+
+
+def _is_suppressed(email: str) -> bool:
+    return Suppression.objects.filter(email=email).exists()
+
+
+def confirmation_claim(*, subscriber_id: int, now: datetime.datetime | None = None) -> bool:
+    """Claim the right to send a confirmation email now.
+
+    A sort of optimistic lock: one conditional UPDATE, and only the caller that changed
+    the row may send, so concurrent signups of one pending address send one email an hour.
+    """
+    now = now or timezone.now()
+    claimed = (
+        Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING)
+        .filter(Q(last_confirmation_sent_at__isnull=True) | Q(last_confirmation_sent_at__lte=now - CONFIRMATION_RESEND_INTERVAL))
+        .update(last_confirmation_sent_at=now)
+    )
+    return claimed == 1
+
+
+def _enqueue_confirmation(subscriber_id: int) -> None:
+    from digest.tasks.subscribers import subscriber_send_confirmation_task
+
+    transaction.on_commit(lambda: subscriber_send_confirmation_task.delay(subscriber_id))
+
+
+def _enqueue_manage_link(subscriber_id: int) -> None:
+    from digest.tasks.subscribers import subscriber_send_manage_link_task
+
+    transaction.on_commit(lambda: subscriber_send_manage_link_task.delay(subscriber_id))
+
+
+def subscriber_signup(*, email: str, preferences: Preferences, consent: Consent) -> SignupOutcome:
+    """Start (or restart) double opt-in for an address.
+
+    - new or unsubscribed: pending, preferences saved, confirmation email queued;
+    - pending: preferences replaced by the latest form, confirmation re-sent at most hourly;
+    - confirmed: nothing changes (the form is not authenticated); a manage link is mailed;
+    - suppressed: nothing at all.
+    """
+    email = email_normalize(email)
+    if _is_suppressed(email):
+        return SignupOutcome.SUPPRESSED
+    now = timezone.now()
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _signup_in_transaction(email=email, preferences=preferences, consent=consent, now=now)
+        except IntegrityError:
+            # Two signups for one new address raced on the unique email; the loser
+            # retries and finds the winner's row.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _signup_in_transaction(
+    *, email: str, preferences: Preferences, consent: Consent, now: datetime.datetime
+) -> SignupOutcome:
+    subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
+    if subscriber is None:
+        subscriber = Subscriber(email=email, status=Subscriber.Status.PENDING)
+        _preferences_apply(subscriber, preferences)
+        _consent_apply(subscriber, consent, now)
+        subscriber.save()
+        subscriber.topics.set(preferences.topics)
+    elif subscriber.status == Subscriber.Status.SUPPRESSED:
+        return SignupOutcome.SUPPRESSED
+    elif subscriber.status == Subscriber.Status.CONFIRMED:
+        _enqueue_manage_link(subscriber.pk)
+        return SignupOutcome.MANAGE_LINK_QUEUED
+    else:
+        if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+            # Coming back needs a fresh confirmation; links from the old round stop working.
+            subscriber.status = Subscriber.Status.PENDING
+            subscriber.token_key = new_token_key()
+            subscriber.confirmed_at = None
+            subscriber.last_confirmation_sent_at = None
+        _preferences_apply(subscriber, preferences)
+        _consent_apply(subscriber, consent, now)
+        subscriber.save()
+        subscriber.topics.set(preferences.topics)
+    if confirmation_claim(subscriber_id=subscriber.pk, now=now):
+        _enqueue_confirmation(subscriber.pk)
+        return SignupOutcome.CONFIRMATION_QUEUED
+    return SignupOutcome.CONFIRMATION_THROTTLED
+
+
+def subscriber_link_request(*, email: str) -> None:
+    """'Send me a fresh link': answers nothing, mails only an address we know.
+
+    Confirmed: a manage link. Pending: the confirmation again (at most hourly).
+    Unknown, unsubscribed or suppressed: nothing.
+    """
+    email = email_normalize(email)
+    if _is_suppressed(email):
+        return
+    subscriber = Subscriber.objects.filter(email=email).only("pk", "status").first()
+    if subscriber is None:
+        return
+    with transaction.atomic():
+        if subscriber.status == Subscriber.Status.CONFIRMED:
+            _enqueue_manage_link(subscriber.pk)
+        elif subscriber.status == Subscriber.Status.PENDING and confirmation_claim(subscriber_id=subscriber.pk):
+            _enqueue_confirmation(subscriber.pk)
+
+
+def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
+    """Pending -> confirmed, keeping the evidence. Returns True if the subscriber is now confirmed.
+
+    Conditional UPDATE, so a double click confirms once and keeps the first evidence.
+    An unsubscribed or suppressed subscriber is not revived by an old confirm link.
+    """
+    if _is_suppressed(subscriber.email):
+        return False
+    now = timezone.now()
+    Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
+        status=Subscriber.Status.CONFIRMED,
+        confirmed_at=now,
+        confirm_ip=ip,
+        confirm_user_agent=user_agent[:500],
+        updated_at=now,
+    )
+    subscriber.refresh_from_db()
+    return subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def subscriber_update_preferences(*, subscriber: Subscriber, preferences: Preferences) -> Subscriber:
+    with transaction.atomic():
+        _preferences_apply(subscriber, preferences)
+        subscriber.save()
+        subscriber.topics.set(preferences.topics)
+    return subscriber
+
+
+def subscriber_pause(*, subscriber: Subscriber, weeks: int) -> Subscriber:
+    """Pause for N weeks (0 resumes). The date is in the subscriber's own time zone."""
+    if weeks < 0 or weeks > 52:
+        raise ValueError("weeks must be between 0 and 52")
+    if weeks == 0:
+        subscriber.paused_until = None
+    else:
+        from zoneinfo import ZoneInfo
+
+        today = timezone.now().astimezone(ZoneInfo(subscriber.timezone)).date()
+        subscriber.paused_until = today + datetime.timedelta(weeks=weeks)
+    subscriber.save(update_fields=["paused_until", "updated_at"])
+    return subscriber
+
+
+def subscriber_unsubscribe(*, subscriber: Subscriber, source: str) -> bool:
+    """Stop all mail to this subscriber. Idempotent; True if this call changed the status."""
+    now = timezone.now()
+    changed = Subscriber.objects.filter(
+        pk=subscriber.pk, status__in=[Subscriber.Status.PENDING, Subscriber.Status.CONFIRMED]
+    ).update(status=Subscriber.Status.UNSUBSCRIBED, unsubscribed_at=now, unsubscribe_source=source[:40], updated_at=now)
+    subscriber.refresh_from_db()
+    if changed:
+        logger.info("subscriber %s unsubscribed (%s)", subscriber.pk, source)
+    return changed == 1
+
+
+def subscriber_suppress(*, email: str, reason: str) -> Suppression:
+    """Never mail this address again (bounce, complaint, operator); also blocks re-signup."""
+    email = email_normalize(email)
+    now = timezone.now()
+    with transaction.atomic():
+        suppression, _ = Suppression.objects.get_or_create(email=email, defaults={"reason": reason[:200]})
+        Subscriber.objects.filter(email=email).exclude(status=Subscriber.Status.SUPPRESSED).update(
+            status=Subscriber.Status.SUPPRESSED, suppressed_at=now, suppressed_reason=reason[:200], updated_at=now
+        )
+    return suppression
+
+
+def subscriber_revoke_links(*, subscriber: Subscriber) -> Subscriber:
+    """Rotate token_key: every link sent so far stops working. Mails a fresh manage link."""
+    with transaction.atomic():
+        subscriber.token_key = new_token_key()
+        subscriber.save(update_fields=["token_key", "updated_at"])
+        if subscriber.status == Subscriber.Status.CONFIRMED:
+            _enqueue_manage_link(subscriber.pk)
+    return subscriber
+
+
+def subscribers_purge_unconfirmed(*, now: datetime.datetime | None = None) -> int:
+    """Forget signups never confirmed within PENDING_MAX_AGE. Returns how many were deleted.
+
+    A former subscriber who signed up again and did not confirm goes back to
+    'unsubscribed' rather than being deleted, so their history stays intact.
+    """
+    cutoff = (now or timezone.now()) - PENDING_MAX_AGE
+    stale = Subscriber.objects.filter(status=Subscriber.Status.PENDING).filter(
+        Q(signup_at__lt=cutoff) | Q(signup_at__isnull=True, created_at__lt=cutoff)
+    )
+    stale.filter(unsubscribed_at__isnull=False).update(status=Subscriber.Status.UNSUBSCRIBED)
+    deleted = stale.filter(unsubscribed_at__isnull=True).delete()[1].get(Subscriber._meta.label, 0)
+    return deleted
+
+
+def _send(*, subscriber: Subscriber, name: str, context: dict) -> None:
+    rendered = email_render(name=name, context={"subscriber": subscriber, **context})
+    email_build(rendered=rendered, to=subscriber.email, headers={"Auto-Submitted": "auto-generated"}).send()
+
+
+def subscriber_send_confirmation(*, subscriber: Subscriber) -> bool:
+    """Send the double opt-in email. Only to a pending, unsuppressed subscriber."""
+    if subscriber.status != Subscriber.Status.PENDING or _is_suppressed(subscriber.email):
+        return False
+    _send(
+        subscriber=subscriber,
+        name="confirm",
+        context={"confirm_url": links.confirm_url(subscriber), "topics": list(subscriber.topics.all())},
+    )
+    return True
+
+
+def subscriber_send_manage_link(*, subscriber: Subscriber) -> bool:
+    if subscriber.status != Subscriber.Status.CONFIRMED or _is_suppressed(subscriber.email):
+        return False
+    _send(
+        subscriber=subscriber,
+        name="manage_link",
+        context={"manage_url": links.manage_url(subscriber), "unsubscribe_url": links.unsubscribe_url(subscriber)},
+    )
+    return True
+
