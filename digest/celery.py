@@ -27,4 +27,13 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=35, hour="*/6"),
         "kwargs": {"source": "arxiv"},
     },
+    # Subscribers' local send hours fall on the quarter hour at the latest.
+    "plan-digests": {
+        "task": "digest.tasks.deliveries_plan_task",
+        "schedule": crontab(minute="*/15"),
+    },
+    "reconcile-deliveries": {
+        "task": "digest.tasks.deliveries_reconcile_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }

@@ -1,2 +1,36 @@
-"""Tasks: sending."""
-__all__: list[str] = []
+"""Tasks: sending. Thin adapters; the services hold the logic and the database the truth."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from digest.services import delivery, tracking
+
+__all__ = [
+    "deliveries_plan_task",
+    "deliveries_send_chunk_task",
+    "deliveries_reconcile_task",
+    "tracking_event_process_task",
+]
+
+
+@shared_task(name="digest.tasks.deliveries_plan_task")
+def deliveries_plan_task() -> dict:
+    plan = delivery.deliveries_plan(now=timezone.now())
+    return {"edition": str(plan.edition.date) if plan.edition else None, "planned": plan.planned, "note": plan.note}
+
+
+@shared_task(name="digest.tasks.deliveries_send_chunk_task")
+def deliveries_send_chunk_task(delivery_ids: list[int]) -> dict:
+    result = delivery.deliveries_send_chunk(delivery_ids=[int(i) for i in delivery_ids])
+    return {"sent": result.sent, "skipped": result.skipped, "failed": result.failed, "retrying": result.retrying}
+
+
+@shared_task(name="digest.tasks.deliveries_reconcile_task")
+def deliveries_reconcile_task() -> dict:
+    out = delivery.deliveries_reconcile(now=timezone.now())
+    return {"requeued": out.requeued, "skipped": out.skipped, "editions_done": out.editions_done}
+
+
+@shared_task(name="digest.tasks.tracking_event_process_task")
+def tracking_event_process_task(webhook_event_id: int) -> str:
+    return tracking.tracking_event_process(webhook_event_id=webhook_event_id)

@@ -1,0 +1,532 @@
+"""The delivery ledger: plan, claim, send, record, reconcile.
+
+One Delivery row per (edition, subscriber), unique in the database, is what makes
+the fan-out idempotent:
+
+- planning inserts rows with bulk_create(ignore_conflicts=True), so planning twice
+  plans nothing new, and enqueues chunks of ids with transaction.on_commit;
+- a worker claims each row with a conditional UPDATE and only the caller that changed
+  exactly one row renders and sends (never inside a transaction);
+- the outcome is recorded right after the server's answer; transient errors put the
+  row back to pending with a "not before" time, permanent ones fail it and suppress
+  the address;
+- the reconciler re-queues rows whose lease expired (a worker died mid-chunk) and
+  pending rows nobody picked up.
+
+The only double-send window left is between the SMTP server's 250 and our UPDATE
+(milliseconds): a worker killed exactly there sends that one message again when its
+lease expires, with the same Message-ID so mailbox providers can fold the two.
+"""
+
+import datetime
+import logging
+import random
+import smtplib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from email.utils import make_msgid, parseaddr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from digest.emails import email_build, email_render
+from digest.models import Delivery, Edition, Paper, SentPaper
+from digest.services.editions import edition_freeze, edition_latest_day, edition_ranks
+from subscriptions.models import Subscriber, Suppression
+
+logger = logging.getLogger(__name__)
+
+State = Delivery.State
+
+# ---------------------------------------------------------------- planning
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return _zone_cache[name]
+    except KeyError:
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo(settings.TIME_ZONE_DEFAULT)
+        _zone_cache[name] = zone
+        return zone
+
+
+_zone_cache: dict[str, ZoneInfo] = {}
+
+
+def subscriber_is_due(
+    *, subscriber: Subscriber, now: datetime.datetime, last_planned: datetime.datetime | None, ignore_hour: bool = False
+) -> bool:
+    """Has this subscriber's local send time come, with nothing planned for them yet this local day?"""
+    local_now = now.astimezone(_zone(subscriber.timezone))
+    local_today = local_now.date()
+    if subscriber.paused_until and subscriber.paused_until >= local_today:
+        return False
+    if last_planned is not None and last_planned.astimezone(local_now.tzinfo).date() >= local_today:
+        return False  # one digest per local day, even if a newer edition lands later that day
+    if ignore_hour:
+        return True
+    if subscriber.frequency == Subscriber.Frequency.WEEKLY and local_now.weekday() != subscriber.weekday:
+        return False
+    return local_now.hour >= subscriber.send_hour
+
+
+def subscribers_due(*, now: datetime.datetime, edition: Edition, ignore_hour: bool = False) -> list[Subscriber]:
+    """Confirmed, unpaused, unsuppressed subscribers whose send time has come and who lack this edition."""
+    last_planned = (
+        Delivery.objects.filter(subscriber=OuterRef("pk"), created_at__gte=now - datetime.timedelta(days=2))
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    candidates = (
+        Subscriber.objects.filter(status=Subscriber.Status.CONFIRMED)
+        .exclude(email__in=Suppression.objects.values("email"))
+        .exclude(deliveries__edition=edition)
+        .annotate(last_planned=Subquery(last_planned))
+        .only("id", "email", "timezone", "send_hour", "frequency", "weekday", "paused_until")
+        .order_by("id")
+    )
+    return [
+        s
+        for s in candidates.iterator(chunk_size=2000)
+        if subscriber_is_due(subscriber=s, now=now, last_planned=s.last_planned, ignore_hour=ignore_hour)
+    ]
+
+
+@dataclass
+class Plan:
+    edition: Edition | None
+    due: int = 0
+    planned: int = 0
+    chunks: int = 0
+    note: str = ""
+
+
+def deliveries_plan(
+    *, now: datetime.datetime, day: datetime.date | None = None, ignore_hour: bool = False
+) -> Plan:
+    """Plan today's edition for every subscriber whose send time has come; enqueue the new rows.
+
+    Today's edition is the latest day with trending papers. A subscriber who already
+    has it gets nothing (so a day with no new papers sends nothing), and running this
+    twice plans nothing new: the unique (edition, subscriber) row ignores the conflict.
+    """
+    day = day or edition_latest_day(today=now.date())
+    if day is None:
+        return Plan(edition=None, note="no trending papers yet")
+    edition = edition_freeze(day=day)
+    if edition.status == Edition.Status.HELD:
+        return Plan(edition=edition, note=f"edition {day} is held: {edition.hold_reason or 'no reason given'}")
+    if not edition.paper_ids:
+        return Plan(edition=edition, note=f"edition {day} has no papers")
+    due = subscribers_due(now=now, edition=edition, ignore_hour=ignore_hour)
+    with transaction.atomic():
+        started = timezone.now()
+        Delivery.objects.bulk_create(
+            [Delivery(edition=edition, subscriber=s) for s in due], ignore_conflicts=True, batch_size=1000
+        )
+        # bulk_create with ignore_conflicts returns no ids: the rows this call created
+        # are the fresh, never-tried ones stamped after `started`.
+        new_ids = list(
+            Delivery.objects.filter(
+                edition=edition, state=State.PENDING, attempts=0, created_at__gte=started
+            ).values_list("id", flat=True).order_by("id")
+        )
+        chunks = deliveries_enqueue(delivery_ids=new_ids)
+    return Plan(edition=edition, due=len(due), planned=len(new_ids), chunks=chunks)
+
+
+def deliveries_enqueue(*, delivery_ids: list[int]) -> int:
+    """Queue chunks of ids once the surrounding transaction commits (the worker must see the rows)."""
+    from digest.tasks.sending import deliveries_send_chunk_task
+
+    size = max(1, settings.DELIVERY_CHUNK_SIZE)
+    chunks = [delivery_ids[i : i + size] for i in range(0, len(delivery_ids), size)]
+
+    def enqueue():
+        for chunk in chunks:
+            deliveries_send_chunk_task.delay(chunk)
+
+    transaction.on_commit(enqueue)
+    return len(chunks)
+
+
+# ---------------------------------------------------------------- claiming
+
+
+def _claimable(now: datetime.datetime) -> Q:
+    # Pending (and not waiting for a retry time), or claimed by a worker whose lease ran out.
+    return Q(state=State.PENDING) & (Q(lease_until__isnull=True) | Q(lease_until__lte=now)) | Q(
+        state=State.SENDING, lease_until__lt=now
+    )
+
+
+def delivery_claim(*, delivery_id: int, now: datetime.datetime) -> bool:
+    """Take the row for sending. A sort of optimistic lock: only the caller that updates the row sends."""
+    from django.db.models import F
+
+    updated = Delivery.objects.filter(_claimable(now), pk=delivery_id).update(
+        state=State.SENDING,
+        lease_until=now + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+        updated_at=now,
+    )
+    return updated == 1
+
+
+# ---------------------------------------------------------------- building the email
+
+
+def _mail_domain() -> str:
+    """A stable domain for Message-ID and List-Id: the From address's."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    return address.rpartition("@")[2] or "localhost"
+
+
+def authors_short(authors: list) -> str:
+    names = [str(a).strip() for a in authors or [] if str(a).strip()]
+    if not names:
+        return ""
+    if len(names) > 3:
+        return f"{names[0]}, {names[1]}, {names[2]} et al."
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def abstract_snippet(text: str, limit: int = 260) -> str:
+    """About three lines on a phone: cut at a word boundary."""
+    text = " ".join((text or "").split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
+
+
+def _paper_item(pick, *, rank: int | None) -> dict:
+    paper: Paper = pick.paper
+    return {
+        "title": paper.title,
+        "url": paper.page_url or paper.abs_url or paper.pdf_url,
+        "authors": authors_short(paper.authors),
+        "snippet": abstract_snippet(paper.abstract),
+        "reasons": list(pick.reasons or []),
+        "upvotes": paper.upvotes,
+        "rank": rank,
+        "abs_url": paper.abs_url,
+        "pdf_url": paper.pdf_url,
+        "code_url": paper.code_url,
+        "pinned": bool(getattr(pick, "pinned", False)),
+        "trending": bool(getattr(pick, "trending", False)),
+    }
+
+
+def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:
+    from subscriptions import links
+
+    papers = [_paper_item(p, rank=ranks.get(p.paper_id)) for p in picks]
+    first = ", ".join(p["title"] for p in papers[:2])
+    return {
+        "subscriber_email": subscriber.email,
+        "edition_date": edition.date,
+        "date_label": edition.date.strftime("%A, %-d %B %Y"),
+        "papers": papers,
+        "preheader": f"{len(papers)} papers for you today: {first}"[:180],
+        "view_url": settings.SITE_URL + edition.get_absolute_url(),
+        "manage_url": links.manage_url(subscriber),
+        "unsubscribe_url": links.unsubscribe_url(subscriber),
+        "frequency": subscriber.get_frequency_display().lower(),
+    }
+
+
+def digest_message_build(
+    *, delivery: Delivery, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int], connection=None
+) -> EmailMultiAlternatives:
+    """The digest email with the bulk-mail headers every provider and RFC 8058 expect."""
+    context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
+    rendered = email_render(name="digest", context=context)
+    domain = _mail_domain()
+    headers = {
+        "List-Unsubscribe": f"<{context['unsubscribe_url']}>, <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"{settings.SITE_NAME} digest <digest.{domain}>",
+        "Auto-Submitted": "auto-generated",
+        "Precedence": "bulk",
+        "Message-ID": make_msgid(idstring=f"delivery{delivery.pk}", domain=domain),
+    }
+    message = email_build(rendered=rendered, to=subscriber.email, headers=headers, connection=connection)
+    # anymail reads these; Django's SMTP backend ignores them.
+    message.tags = ["digest"]
+    message.metadata = {"delivery_id": str(delivery.pk), "edition": edition.date.isoformat()}
+    return message
+
+
+# ---------------------------------------------------------------- errors
+
+
+class SendError(Exception):
+    def __init__(self, text: str, *, transient: bool, suppress: bool = False):
+        super().__init__(text)
+        self.transient = transient
+        self.suppress = suppress
+
+
+def send_error_classify(exc: Exception) -> SendError | None:
+    """Sort a sending exception into transient (retry) or permanent (record, maybe suppress).
+
+    None means "not a sending error": a bug, which must surface rather than be retried.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        text = "; ".join(f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
+                         for code, msg in exc.recipients.values())
+        permanent = any(500 <= code < 600 for code in codes)
+        return SendError(f"recipient refused: {text}", transient=not permanent, suppress=permanent)
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        # Our own sender refused is a configuration problem: never suppress readers for it.
+        return SendError(f"sender refused: {exc.smtp_code} {exc.smtp_error!r}", transient=True)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return SendError(f"SMTP authentication failed: {exc.smtp_code}", transient=True)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        msg = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        permanent = 500 <= exc.smtp_code < 600
+        return SendError(f"{exc.smtp_code} {msg}", transient=not permanent, suppress=permanent)
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError)):
+        return SendError(f"connection: {exc!r}", transient=True)
+    if isinstance(exc, smtplib.SMTPException):
+        return SendError(f"SMTP: {exc!r}", transient=True)
+    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress)):
+        return SendError(f"ESP refused the recipient: {exc}", transient=False, suppress=True)
+    if isinstance(exc, AnymailAPIError):
+        status = exc.status_code
+        retryable = status is None or status == 429 or status >= 500
+        return SendError(f"ESP API error {status}: {exc}", transient=retryable)
+    return None
+
+
+def retry_delay_seconds(*, attempts: int) -> float:
+    """Exponential backoff with full jitter, capped well below the broker's visibility timeout."""
+    base = settings.DELIVERY_RETRY_BASE_SECONDS
+    cap = min(3600, settings.CELERY_VISIBILITY_TIMEOUT // 2)
+    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# ---------------------------------------------------------------- recording
+
+
+def delivery_record_sent(*, delivery: Delivery, message_id: str, paper_ids: list[int], now: datetime.datetime) -> None:
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+            state=State.SENT, sent_at=now, message_id=message_id[:255], paper_ids=paper_ids,
+            lease_until=None, last_error="", transient_error=False, updated_at=now,
+        )
+        # The ledger matching reads, so no paper reaches the same reader twice.
+        SentPaper.objects.bulk_create(
+            [SentPaper(subscriber_id=delivery.subscriber_id, paper_id=pid, delivery_id=delivery.pk, sent_on=now.date())
+             for pid in paper_ids],
+            ignore_conflicts=True,
+        )
+
+
+def delivery_record_final(*, delivery: Delivery, state: str, reason: str, now: datetime.datetime) -> None:
+    """Close a claimed row without sending (skipped, suppressed) or after a permanent failure."""
+    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+        state=state, last_error=reason[:2000], lease_until=None, transient_error=False, updated_at=now
+    )
+
+
+def delivery_record_transient(*, delivery: Delivery, error: str, now: datetime.datetime) -> float | None:
+    """Back to pending with a not-before time and a retry queued; failed once attempts run out."""
+    attempts = Delivery.objects.filter(pk=delivery.pk).values_list("attempts", flat=True).first() or 0
+    if attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        delivery_record_final(delivery=delivery, state=State.FAILED, reason=f"gave up after {attempts} attempts: {error}", now=now)
+        return None
+    delay = retry_delay_seconds(attempts=attempts)
+    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+        state=State.PENDING, lease_until=now + datetime.timedelta(seconds=delay), last_error=error[:2000],
+        transient_error=True, updated_at=now,
+    )
+    from digest.tasks.sending import deliveries_send_chunk_task
+
+    deliveries_send_chunk_task.apply_async(args=[[delivery.pk]], countdown=delay)
+    return delay
+
+
+# ---------------------------------------------------------------- sending
+
+
+@dataclass
+class ChunkResult:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retrying: int = 0
+    not_claimed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _picks_for(*, edition: Edition, subscribers: list[Subscriber]) -> dict[int, list]:
+    from digest import matching
+
+    return matching.select_for_subscribers(subscribers=subscribers, day=edition.date, candidate_ids=list(edition.paper_ids))
+
+
+def deliveries_send_chunk(*, delivery_ids: list[int], now: datetime.datetime | None = None) -> ChunkResult:
+    """Claim, render and send each row of a chunk over one SMTP/ESP connection.
+
+    Rows another worker holds, already sent, or waiting for a retry time are left alone.
+    Nothing here runs inside a transaction: each claim and each record commits at once.
+    """
+    result = ChunkResult()
+    start = now or timezone.now()
+    rows = list(
+        Delivery.objects.filter(_claimable(start), pk__in=delivery_ids)
+        .exclude(edition__status=Edition.Status.HELD)
+        .select_related("edition", "subscriber")
+        .order_by("id")
+    )
+    result.not_claimed = len(delivery_ids) - len(rows)
+    if not rows:
+        return result
+    suppressed = set(
+        Suppression.objects.filter(email__in=[r.subscriber.email for r in rows]).values_list("email", flat=True)
+    )
+    cutoff = datetime.timedelta(hours=settings.EDITION_SEND_CUTOFF_HOURS)
+    by_edition: dict[int, list[Delivery]] = defaultdict(list)
+    for row in rows:
+        by_edition[row.edition_id].append(row)
+
+    connection = get_connection(fail_silently=False)
+    needs_open = True
+    try:
+        for edition_rows in by_edition.values():
+            edition = edition_rows[0].edition
+            live = [r.subscriber for r in edition_rows if r.subscriber.status == Subscriber.Status.CONFIRMED]
+            picks_by_subscriber = _picks_for(edition=edition, subscribers=live) if live else {}
+            ranks = edition_ranks(edition=edition)
+            for row in edition_rows:
+                moment = now or timezone.now()
+                if not delivery_claim(delivery_id=row.pk, now=moment):
+                    result.not_claimed += 1
+                    continue
+                subscriber = row.subscriber
+                if moment > row.created_at + cutoff:
+                    delivery_record_final(delivery=row, state=State.SKIPPED, reason="past the edition's send cutoff", now=moment)
+                    result.skipped += 1
+                    continue
+                if subscriber.status == Subscriber.Status.SUPPRESSED or subscriber.email in suppressed:
+                    delivery_record_final(delivery=row, state=State.SUPPRESSED, reason="address suppressed", now=moment)
+                    result.skipped += 1
+                    continue
+                if subscriber.status != Subscriber.Status.CONFIRMED:
+                    delivery_record_final(delivery=row, state=State.SKIPPED, reason=f"subscriber {subscriber.status}", now=moment)
+                    result.skipped += 1
+                    continue
+                picks = picks_by_subscriber.get(subscriber.pk) or []
+                if not picks:
+                    delivery_record_final(delivery=row, state=State.SKIPPED, reason="no new papers for this reader", now=moment)
+                    result.skipped += 1
+                    continue
+                message = digest_message_build(
+                    delivery=row, subscriber=subscriber, edition=edition, picks=picks, ranks=ranks, connection=connection
+                )
+                try:
+                    if needs_open:
+                        connection.open()
+                        needs_open = False
+                    connection.send_messages([message])
+                except Exception as exc:  # noqa: BLE001 - sorted below; anything unknown is re-raised
+                    error = send_error_classify(exc)
+                    if error is None:
+                        raise
+                    _after_failure(row=row, error=error, now=timezone.now(), result=result)
+                    if error.transient:
+                        # The connection may be half-dead; start a fresh one for the next message.
+                        connection.close()
+                        needs_open = True
+                    continue
+                status = getattr(message, "anymail_status", None)
+                message_id = (getattr(status, "message_id", None) if status else None) or message.extra_headers["Message-ID"]
+                delivery_record_sent(
+                    delivery=row, message_id=str(message_id), paper_ids=[p.paper_id for p in picks], now=timezone.now()
+                )
+                result.sent += 1
+    finally:
+        connection.close()
+    return result
+
+
+def _after_failure(*, row: Delivery, error: SendError, now: datetime.datetime, result: ChunkResult) -> None:
+    result.errors.append(str(error))
+    if error.transient:
+        logger.info("delivery %s: transient error, retrying: %s", row.pk, error)
+        if delivery_record_transient(delivery=row, error=str(error), now=now) is None:
+            result.failed += 1
+        else:
+            result.retrying += 1
+        return
+    logger.warning("delivery %s: permanent error: %s", row.pk, error)
+    delivery_record_final(delivery=row, state=State.FAILED, reason=str(error), now=now)
+    result.failed += 1
+    if error.suppress:
+        from subscriptions.services import subscriber_suppress
+
+        subscriber_suppress(email=row.subscriber.email, reason=f"delivery failed: {error}"[:200])
+
+
+# ---------------------------------------------------------------- reconciling
+
+
+@dataclass
+class Reconciled:
+    requeued: int = 0
+    skipped: int = 0
+    editions_done: int = 0
+
+
+def deliveries_reconcile(*, now: datetime.datetime) -> Reconciled:
+    """Re-queue rows a dead worker left behind; skip rows past the cutoff; close finished editions.
+
+    Expired leases mean the worker died (or hung) mid-chunk. Pending rows untouched
+    for a lease period were planned but their task was lost (or a retry task was).
+    """
+    out = Reconciled()
+    cutoff = now - datetime.timedelta(hours=settings.EDITION_SEND_CUTOFF_HOURS)
+    lease = datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    open_rows = Delivery.objects.filter(state__in=[State.PENDING, State.SENDING]).exclude(
+        edition__status=Edition.Status.HELD
+    )
+    # Pending rows past the cutoff are closed here; a claimed one is closed by its claimer.
+    out.skipped = open_rows.filter(state=State.PENDING, created_at__lt=cutoff).update(
+        state=State.SKIPPED, last_error="past the edition's send cutoff", lease_until=None, updated_at=now
+    )
+    stuck = list(
+        open_rows.filter(
+            Q(state=State.SENDING, lease_until__lt=now)
+            | Q(state=State.PENDING, lease_until__isnull=True, updated_at__lt=now - lease)
+            | Q(state=State.PENDING, lease_until__lt=now - lease)
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if stuck:
+        with transaction.atomic():
+            deliveries_enqueue(delivery_ids=stuck)
+        out.requeued = len(stuck)
+    # An edition is done once a newer one exists and none of its rows are open.
+    latest = Edition.objects.exclude(frozen_at=None).order_by("-date").values_list("date", flat=True).first()
+    if latest:
+        done = Edition.objects.filter(status=Edition.Status.SENDING, date__lt=latest).exclude(
+            deliveries__state__in=[State.PENDING, State.SENDING]
+        )
+        out.editions_done = Edition.objects.filter(pk__in=list(done.values_list("pk", flat=True))).update(
+            status=Edition.Status.SENT
+        )
+    return out

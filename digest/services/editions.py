@@ -1,0 +1,73 @@
+"""Editions: one per trending day, frozen when sending starts.
+
+Freezing copies the day's paper order (pins first, hidden papers removed) into
+Edition.paper_ids, so every subscriber's digest and the public page are built from
+the same list even if a curator changes pins or hides while the fan-out runs.
+"""
+
+import datetime
+
+from django.db import transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from digest.models import Edition, Paper, TrendingEntry
+
+
+def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
+    """The latest day, up to `today`, that has trending papers (None if there is none)."""
+    return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
+
+
+def edition_paper_order(*, day: datetime.date) -> list[int]:
+    """The day's papers in edition order: curator pins first, then by trending rank; hides removed."""
+    ranked = list(
+        TrendingEntry.objects.filter(date=day, paper__hidden=False)
+        .values("paper_id")
+        .annotate(rank=Min("rank"), upvotes=Max("upvotes"))
+        .order_by("rank", "-upvotes", "paper_id")
+        .values_list("paper_id", flat=True)
+    )
+    pinned = list(Paper.objects.filter(pinned=True, hidden=False).order_by("-updated_at", "id").values_list("id", flat=True))
+    seen: set[int] = set()
+    order = []
+    for paper_id in [*pinned, *ranked]:
+        if paper_id not in seen:
+            seen.add(paper_id)
+            order.append(paper_id)
+    return order
+
+
+def edition_freeze(*, day: datetime.date) -> Edition:
+    """Get the day's edition, freezing its paper list the first time (idempotent, race-safe).
+
+    The conditional UPDATE (frozen_at IS NULL) makes concurrent callers agree on one
+    list: only the first one writes, every caller then reads the same row.
+    """
+    edition, _ = Edition.objects.get_or_create(date=day)
+    if edition.frozen_at is None:
+        with transaction.atomic():
+            Edition.objects.filter(pk=edition.pk, frozen_at__isnull=True).exclude(status=Edition.Status.HELD).update(
+                paper_ids=edition_paper_order(day=day),
+                frozen_at=timezone.now(),
+                status=Edition.Status.SENDING,
+            )
+        edition.refresh_from_db()
+    return edition
+
+
+def edition_papers(*, edition: Edition) -> list[Paper]:
+    """The frozen papers in edition order (those deleted since freezing are dropped)."""
+    by_id = Paper.objects.in_bulk(edition.paper_ids)
+    return [by_id[paper_id] for paper_id in edition.paper_ids if paper_id in by_id]
+
+
+def edition_ranks(*, edition: Edition) -> dict[int, int]:
+    """Each frozen paper's best trending rank on the edition's day."""
+    rows = (
+        TrendingEntry.objects.filter(date=edition.date, paper_id__in=edition.paper_ids)
+        .values("paper_id")
+        .annotate(rank=Min("rank"))
+        .values_list("paper_id", "rank")
+    )
+    return dict(rows)

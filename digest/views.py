@@ -1,0 +1,129 @@
+"""Public pages: an edition's page and the Atom feed of editions; in development, the caught-mail view."""
+
+import datetime
+import email
+import email.policy
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.syndication.views import Feed
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.feedgenerator import Atom1Feed
+
+from digest.models import Edition
+from digest.services.delivery import abstract_snippet, authors_short
+from digest.services.editions import edition_papers, edition_ranks
+
+PUBLISHED = [Edition.Status.SENDING, Edition.Status.SENT]
+
+
+def _published_editions():
+    return Edition.objects.filter(status__in=PUBLISHED, frozen_at__isnull=False).order_by("-date")
+
+
+def edition_detail(request, date: str):
+    try:
+        day = datetime.date.fromisoformat(date)
+    except ValueError:
+        raise Http404("Not a date")
+    edition = get_object_or_404(_published_editions(), date=day)
+    ranks = edition_ranks(edition=edition)
+    papers = [
+        {
+            "paper": paper,
+            "url": paper.page_url or paper.abs_url or paper.pdf_url,
+            "authors": authors_short(paper.authors),
+            "snippet": abstract_snippet(paper.abstract, limit=400),
+            "rank": ranks.get(paper.pk),
+        }
+        for paper in edition_papers(edition=edition)
+    ]
+    older = _published_editions().filter(date__lt=day).first()
+    newer = _published_editions().filter(date__gt=day).order_by("date").first()
+    return render(request, "digest/edition.html", {"edition": edition, "papers": papers, "older": older, "newer": newer})
+
+
+def edition_index(request):
+    return render(request, "digest/index.html", {"editions": list(_published_editions()[:60])})
+
+
+class EditionFeed(Feed):
+    feed_type = Atom1Feed
+    link = "/digest/"
+
+    def title(self):
+        return f"{settings.SITE_NAME}: daily trending papers"
+
+    def subtitle(self):
+        return "One edition a day: the papers trending in machine learning research."
+
+    def items(self):
+        return list(_published_editions()[:30])
+
+    def item_title(self, item: Edition):
+        return f"{settings.SITE_NAME} · {item.date:%-d %B %Y}"
+
+    def item_description(self, item: Edition):
+        titles = [p.title for p in edition_papers(edition=item)[:30]]
+        return "\n".join(f"{i}. {t}" for i, t in enumerate(titles, 1))
+
+    def item_pubdate(self, item: Edition):
+        return item.frozen_at
+
+    def item_updateddate(self, item: Edition):
+        return item.frozen_at
+
+
+# ---------------------------------------------------------------- development mail view
+
+_EML_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.eml$")
+
+
+def _caught(name: str) -> tuple[Path, email.message.EmailMessage]:
+    if settings.PRODUCTION or not _EML_NAME.match(name):
+        raise Http404("No such message")
+    path = Path(settings.MAIL_CATCHER_DIR) / name
+    if not path.is_file():
+        raise Http404("No such message")
+    return path, email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def _part(message, content_type: str) -> str | None:
+    for part in message.walk():
+        if part.get_content_type() == content_type and not part.is_multipart():
+            return part.get_content()
+    return None
+
+
+def mail_list(request):
+    if settings.PRODUCTION:
+        raise Http404("Not in production")
+    folder = Path(settings.MAIL_CATCHER_DIR)
+    files = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)[:200] if folder.is_dir() else []
+    messages = []
+    for path in files:
+        with path.open("rb") as fh:
+            head = email.parser.BytesHeaderParser(policy=email.policy.default).parse(fh)
+        messages.append({"name": path.name, "subject": head["Subject"], "to": head["To"], "date": head["Date"]})
+    return render(request, "digest/mail_list.html", {"messages": messages, "folder": folder})
+
+
+def mail_detail(request, name: str):
+    path, message = _caught(name)
+    headers = [(k, str(v)) for k, v in message.items()]
+    return render(
+        request,
+        "digest/mail_detail.html",
+        {"name": name, "headers": headers, "text": _part(message, "text/plain"), "has_html": _part(message, "text/html") is not None},
+    )
+
+
+def mail_html(request, name: str):
+    """The HTML part exactly as the recipient's client gets it (dev only; our own templates)."""
+    _, message = _caught(name)
+    html = _part(message, "text/html")
+    if html is None:
+        raise Http404("No HTML part")
+    return HttpResponse(html, content_type="text/html; charset=utf-8")
