@@ -1,5 +1,6 @@
 """Shared fixtures. Area-specific fixtures live beside their tests."""
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -39,6 +40,9 @@ class _Sink:
         self.messages: list[CapturedMessage] = []
         self.lock = threading.Lock()
         self.reply = lambda rcpt: "250 OK"
+        # Optional hook run (in a thread) before a message is accepted; a non-250
+        # answer refuses it. Tests use it to hold a message mid-send.
+        self.on_data = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answer = self.reply(address)
@@ -48,6 +52,10 @@ class _Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.on_data is not None:
+            answer = await asyncio.to_thread(self.on_data, envelope)
+            if answer and not answer.startswith("250"):
+                return answer
         with self.lock:
             self.messages.append(CapturedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 Message accepted"
