@@ -88,7 +88,8 @@ WSGI_APPLICATION = "digest.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates" / "pages"],
+        # templates/ for the admin overrides (templates/admin/...); pages by their short names.
+        "DIRS": [BASE_DIR / "templates" / "pages", BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
