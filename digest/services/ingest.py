@@ -13,16 +13,19 @@ import costs a few hundred queries, not a few per paper.
 
 import datetime
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from digest.models import Paper, TrendingEntry
 from digest.signals import papers_changed
-from digest.sources import PaperRecord
+from digest.sources import PaperRecord, parse_papers
+from digest.sources.download import fetch_bytes
 
 CHUNK_SIZE = 2000
 # Fields a record can set; hidden/pinned/embedding belong to curators and matching.
@@ -219,3 +222,40 @@ def _merge(paper: Paper, record: PaperRecord, fingerprint: str, *, by_arxiv: dic
         paper._changed.add("arxiv_id")
     if newer:
         paper._latest = record.trending_date
+
+
+ARXIV_CATEGORY_RE = re.compile(r"^[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?$")
+
+
+def papers_fetch(
+    *,
+    source: str,
+    date: datetime.date | None = None,
+    categories: list[str] | None = None,
+    max_results: int = 200,
+) -> IngestResult:
+    """Fetch one source over HTTP and ingest it. Raises FetchError or SourceError; nothing is kept then.
+
+    hf: settings.HF_DAILY_PAPERS_URL, the papers featured on ``date`` (default: the latest day).
+    arxiv: settings.ARXIV_API_URL, the newest papers in ``categories`` (default:
+    settings.ARXIV_CATEGORIES), only those submitted on ``date`` when given.
+    """
+    if source == "hf":
+        url, format = settings.HF_DAILY_PAPERS_URL, "hf-json"
+        params = {"date": date.isoformat()} if date else {}
+    elif source == "arxiv":
+        url, format = settings.ARXIV_API_URL, "arxiv-atom"
+        categories = categories or settings.ARXIV_CATEGORIES
+        bad = [category for category in categories if not ARXIV_CATEGORY_RE.match(category)]
+        if bad:
+            raise ValueError(f"not an arXiv category: {', '.join(bad)} (like cs.LG or hep-th)")
+        query = " OR ".join(f"cat:{category}" for category in categories)
+        if date:
+            day = date.strftime("%Y%m%d")
+            query = f"({query}) AND submittedDate:[{day}0000 TO {day}2359]"
+        params = {"search_query": query, "sortBy": "submittedDate", "sortOrder": "descending", "max_results": max_results}
+    else:
+        raise ValueError(f"unknown source {source!r}: choose hf or arxiv")
+    data = fetch_bytes(url, params=params)
+    records = parse_papers(data, name=f"GET {url}", format=format, date=date)
+    return papers_ingest(records=records)
