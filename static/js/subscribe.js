@@ -1,0 +1,29 @@
+// Progressive enhancement for the signup and manage forms; both work without it.
+(function () {
+  "use strict";
+
+  // Pre-fill the time zone from the browser, only where the visitor has not chosen one.
+  var zone = document.querySelector("select[data-timezone-autodetect]");
+  if (zone && window.Intl && Intl.DateTimeFormat) {
+    try {
+      var detected = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      if (detected && zone.querySelector('option[value="' + detected.replace(/"/g, "") + '"]')) {
+        zone.value = detected;
+      }
+    } catch (e) { /* an old browser: keep the default */ }
+  }
+
+  // The weekday only matters for weekly digests: hide it for daily ones.
+  document.querySelectorAll("form").forEach(function (form) {
+    var weekday = form.querySelector("select[name=weekday]");
+    var radios = form.querySelectorAll("input[name=frequency]");
+    if (!weekday || !radios.length) { return; }
+    var field = weekday.closest(".field");
+    function sync() {
+      var checked = form.querySelector("input[name=frequency]:checked");
+      field.classList.toggle("is-hidden", !checked || checked.value !== "weekly");
+    }
+    radios.forEach(function (radio) { radio.addEventListener("change", sync); });
+    sync();
+  });
+})();
