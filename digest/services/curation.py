@@ -1,0 +1,563 @@
+"""Curation: what curators and operators do to papers and editions from the admin.
+
+Pin, hide, merge duplicates, and the sending-health check that holds an edition
+when complaints run high. The admin calls these; so can a shell or a task.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+from django.utils.text import Truncator
+
+from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, TrendingEntry, WebhookEvent
+from digest.signals import papers_changed
+
+# Complaint rates, as fractions of messages sent in the window. Mailbox providers
+# (Gmail's bulk sender rules) start filtering around 0.3% and ask for under 0.1%.
+COMPLAINT_WARNING_RATE = 0.001
+COMPLAINT_HOLD_RATE = 0.003
+HEALTH_WINDOW_DAYS = 7
+# anymail's normalized event types.
+BOUNCE_EVENTS = ("bounced",)
+COMPLAINT_EVENTS = ("complained",)
+# Editions still open to change: a pin or a merge may rewrite their order.
+OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
+
+
+def _notify_papers_changed(paper_ids: list[int]) -> None:
+    transaction.on_commit(lambda: papers_changed.send(sender=Paper, paper_ids=list(paper_ids)))
+
+
+# --- pin and hide ---------------------------------------------------------
+
+
+def papers_pin(*, paper_ids: list[int], pinned: bool = True, today: datetime.date | None = None) -> int:
+    """Pin (or unpin) papers: matching puts pinned papers first in the next edition.
+
+    Pinning also un-hides (a curator who pins a paper wants it sent) and, when
+    today's edition is still open and already has its list, moves the papers to
+    its front. Returns the number of papers changed.
+    """
+    today = today or timezone.localdate()
+    papers = Paper.objects.filter(pk__in=paper_ids)
+    with transaction.atomic():
+        if pinned:
+            count = papers.filter(Q(pinned=False) | Q(hidden=True)).update(
+                pinned=True, hidden=False, updated_at=timezone.now()
+            )
+            edition = Edition.objects.select_for_update().filter(date=today, status__in=OPEN_EDITION_STATUSES).first()
+            if edition is not None and edition.paper_ids:
+                existing = set(papers.values_list("pk", flat=True))
+                front = [pid for pid in paper_ids if pid in existing]
+                edition.paper_ids = front + [pid for pid in edition.paper_ids if pid not in front]
+                edition.save(update_fields=["paper_ids"])
+        else:
+            count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
+        _notify_papers_changed(paper_ids)
+    return count
+
+
+def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
+    """Hide (or show again) papers. Hidden papers are never in any future digest.
+
+    Hiding also unpins, and removes the papers from editions that have not started
+    sending; editions already sending or sent are history and stay as they were.
+    """
+    changes = {"hidden": hidden, "updated_at": timezone.now()}
+    if hidden:
+        changes["pinned"] = False
+    with transaction.atomic():
+        count = Paper.objects.filter(pk__in=paper_ids).exclude(hidden=hidden).update(**changes)
+        if hidden:
+            drop = set(paper_ids)
+            for edition in Edition.objects.select_for_update().filter(status__in=OPEN_EDITION_STATUSES):
+                kept = [pid for pid in edition.paper_ids if pid not in drop]
+                if kept != edition.paper_ids:
+                    edition.paper_ids = kept
+                    edition.save(update_fields=["paper_ids"])
+        _notify_papers_changed(paper_ids)
+    return count
+
+
+# --- merge duplicates -----------------------------------------------------
+
+
+class MergeError(ValueError):
+    """The papers cannot be merged (said in words a curator understands)."""
+
+
+@dataclass
+class MergeResult:
+    kept: Paper
+    removed_ids: list[int]
+    trending_moved: int = 0
+    trending_combined: int = 0
+    sent_moved: int = 0
+    sent_combined: int = 0
+
+
+def papers_choose_survivor(*, papers: list[Paper]) -> Paper:
+    """The paper a merge keeps: the one with an arXiv id, then the most trending days, then the oldest."""
+    counts = dict(
+        TrendingEntry.objects.filter(paper__in=papers).values_list("paper").annotate(n=Count("id")).values_list("paper", "n")
+    )
+    return sorted(papers, key=lambda p: (p.arxiv_id is None, -counts.get(p.pk, 0), p.pk))[0]
+
+
+def papers_merge(*, keep: Paper, duplicates: list[Paper]) -> MergeResult:
+    """Fold `duplicates` into `keep`, then delete them.
+
+    Nothing is lost: every trending appearance and every "already sent" ledger row
+    of a duplicate moves to the kept paper. The traps are the unique constraints:
+    a trending entry for the same (date, source), or a ledger row for the same
+    subscriber, may already exist on the kept paper. Such rows are combined (best
+    rank, most upvotes; earliest sent date) instead of re-pointed, which would fail.
+    All or nothing: one transaction.
+    """
+    dup_ids = sorted({p.pk for p in duplicates} - {keep.pk})
+    if not dup_ids:
+        raise MergeError("Choose at least two different papers to merge.")
+    result = MergeResult(kept=keep, removed_ids=dup_ids)
+    with transaction.atomic():
+        # Lock the rows so a concurrent import or merge cannot interleave.
+        locked = {p.pk: p for p in Paper.objects.select_for_update().filter(pk__in=[keep.pk, *dup_ids]).order_by("pk")}
+        if len(locked) != len(dup_ids) + 1:
+            raise MergeError("One of the papers no longer exists; reload the page and try again.")
+        keep = locked[keep.pk]
+        dups = [locked[pk] for pk in dup_ids]
+
+        _merge_trending(keep=keep, dup_ids=dup_ids, result=result)
+        _merge_sent(keep=keep, dup_ids=dup_ids, result=result)
+        _merge_topics(keep=keep, dup_ids=dup_ids)
+        _rewrite_paper_lists(keep=keep, dup_ids=dup_ids)
+
+        # Fill what the kept record lacks from the duplicates; unique fields
+        # (arxiv_id) are taken only after the duplicates are deleted.
+        arxiv_id = keep.arxiv_id or next((d.arxiv_id for d in dups if d.arxiv_id), None)
+        for name in ("abstract", "page_url", "abs_url", "pdf_url", "code_url"):
+            if not getattr(keep, name):
+                setattr(keep, name, next((getattr(d, name) for d in dups if getattr(d, name)), ""))
+        for name in ("authors", "keywords", "categories"):
+            merged = list(getattr(keep, name) or [])
+            for d in dups:
+                merged += [x for x in (getattr(d, name) or []) if x not in merged]
+            setattr(keep, name, merged)
+        keep.published_on = min([d for d in [keep.published_on, *[x.published_on for x in dups]] if d], default=None)
+        keep.upvotes = max([keep.upvotes, *[d.upvotes for d in dups]])
+        keep.pinned = keep.pinned or any(d.pinned for d in dups)
+        # Hidden stays the kept paper's choice: hiding one copy was about that copy.
+
+        Paper.objects.filter(pk__in=dup_ids).delete()
+        keep.arxiv_id = arxiv_id
+        # Paper.save recomputes the fingerprint from the (unchanged) title.
+        keep.save()
+        _notify_papers_changed([keep.pk])
+    result.kept = keep
+    return result
+
+
+def _merge_trending(*, keep: Paper, dup_ids: list[int], result: MergeResult) -> None:
+    existing = {(e.date, e.source): e for e in TrendingEntry.objects.filter(paper=keep)}
+    for entry in TrendingEntry.objects.filter(paper_id__in=dup_ids).order_by("date", "rank", "pk"):
+        key = (entry.date, entry.source)
+        if key in existing:
+            target = existing[key]
+            target.rank = min(target.rank, entry.rank)
+            target.upvotes = max(target.upvotes, entry.upvotes)
+            target.save(update_fields=["rank", "upvotes"])
+            entry.delete()
+            result.trending_combined += 1
+        else:
+            entry.paper = keep
+            entry.save(update_fields=["paper"])
+            existing[key] = entry
+            result.trending_moved += 1
+
+
+def _merge_sent(*, keep: Paper, dup_ids: list[int], result: MergeResult) -> None:
+    existing = {s.subscriber_id: s for s in SentPaper.objects.filter(paper=keep)}
+    for row in SentPaper.objects.filter(paper_id__in=dup_ids).order_by("sent_on", "pk"):
+        if row.subscriber_id in existing:
+            target = existing[row.subscriber_id]
+            if row.sent_on < target.sent_on:
+                target.sent_on, target.delivery_id = row.sent_on, row.delivery_id
+                target.save(update_fields=["sent_on", "delivery"])
+            row.delete()
+            result.sent_combined += 1
+        else:
+            row.paper = keep
+            row.save(update_fields=["paper"])
+            existing[row.subscriber_id] = row
+            result.sent_moved += 1
+
+
+def _merge_topics(*, keep: Paper, dup_ids: list[int]) -> None:
+    existing = {pt.topic_id: pt for pt in PaperTopic.objects.filter(paper=keep)}
+    for row in PaperTopic.objects.filter(paper_id__in=dup_ids).order_by("pk"):
+        target = existing.get(row.topic_id)
+        if target is None:
+            row.paper = keep
+            row.save(update_fields=["paper"])
+            existing[row.topic_id] = row
+            continue
+        target.score = max(target.score, row.score)
+        if target.override is None:
+            target.override = row.override
+        target.save(update_fields=["score", "override"])
+        row.delete()
+
+
+def _replace_ids(ids: list[int], *, keep_id: int, dup_ids: set[int]) -> list[int]:
+    out: list[int] = []
+    for pid in ids:
+        pid = keep_id if pid in dup_ids else pid
+        if pid not in out:
+            out.append(pid)
+    return out
+
+
+def _rewrite_paper_lists(*, keep: Paper, dup_ids: list[int]) -> None:
+    """Editions and deliveries list paper ids; point them at the kept paper."""
+    dups = set(dup_ids)
+    for edition in Edition.objects.select_for_update().exclude(paper_ids=[]):
+        new = _replace_ids(edition.paper_ids, keep_id=keep.pk, dup_ids=dups)
+        if new != edition.paper_ids:
+            edition.paper_ids = new
+            edition.save(update_fields=["paper_ids"])
+    # Deliveries: only those not yet sent matter for what goes out; sent ones are
+    # rewritten too so "what did this email carry" still resolves to a paper.
+    # JSON containment is not portable to SQLite, so scan in Python (merges are rare).
+    changed = []
+    for delivery in Delivery.objects.exclude(paper_ids=[]).only("pk", "paper_ids").iterator(chunk_size=2000):
+        if dups.intersection(delivery.paper_ids):
+            delivery.paper_ids = _replace_ids(delivery.paper_ids, keep_id=keep.pk, dup_ids=dups)
+            changed.append(delivery)
+    Delivery.objects.bulk_update(changed, ["paper_ids"], batch_size=500)
+
+
+# --- sending health -------------------------------------------------------
+
+
+@dataclass
+class SendingHealth:
+    since: datetime.datetime
+    sent: int
+    bounces: int
+    complaints: int
+    bounce_rate: float
+    complaint_rate: float
+    warning: bool
+    hold: bool
+    messages: list[str] = field(default_factory=list)
+
+
+def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_WINDOW_DAYS) -> SendingHealth:
+    """Bounce and complaint rates over the last `days` days (events / messages sent)."""
+    now = now or timezone.now()
+    since = now - datetime.timedelta(days=days)
+    sent = Delivery.objects.filter(state=Delivery.State.SENT, sent_at__gte=since, sent_at__lte=now).count()
+    when = Q(occurred_at__gte=since, occurred_at__lte=now) | Q(occurred_at__isnull=True, created_at__gte=since)
+    events = WebhookEvent.objects.filter(when).aggregate(
+        bounces=Count("id", filter=Q(event_type__in=BOUNCE_EVENTS)),
+        complaints=Count("id", filter=Q(event_type__in=COMPLAINT_EVENTS)),
+    )
+    bounce_rate = events["bounces"] / sent if sent else 0.0
+    complaint_rate = events["complaints"] / sent if sent else 0.0
+    health = SendingHealth(
+        since=since,
+        sent=sent,
+        bounces=events["bounces"],
+        complaints=events["complaints"],
+        bounce_rate=bounce_rate,
+        complaint_rate=complaint_rate,
+        warning=complaint_rate > COMPLAINT_WARNING_RATE,
+        hold=complaint_rate > COMPLAINT_HOLD_RATE,
+    )
+    if health.hold:
+        health.messages.append(
+            f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_HOLD_RATE:.1%}: "
+            "the next edition will be held until an operator releases it."
+        )
+    elif health.warning:
+        health.messages.append(
+            f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_WARNING_RATE:.1%}."
+        )
+    return health
+
+
+def edition_hold_if_unhealthy(*, edition: Edition, now: datetime.datetime | None = None) -> bool:
+    """Hold `edition` when complaints are too high. Returns True if it must not be sent.
+
+    Call it before an edition starts sending (delivery planning). A held edition
+    stays held until an operator releases it (edition_release); once released, the
+    same numbers do not hold it again.
+    """
+    if edition.status == Edition.Status.HELD:
+        return True
+    if edition.status != Edition.Status.DRAFT or edition.released_at is not None:
+        return False
+    health = sending_health(now=now)
+    if not health.hold:
+        return False
+    reason = (
+        f"complaints {health.complaints}/{health.sent} sent ({health.complaint_rate:.2%}) "
+        f"over {HEALTH_WINDOW_DAYS} days, above {COMPLAINT_HOLD_RATE:.1%}"
+    )
+    # Conditional update: only a draft is held; a concurrent start of sending wins.
+    held = Edition.objects.filter(pk=edition.pk, status=Edition.Status.DRAFT).update(
+        status=Edition.Status.HELD, hold_reason=reason[:200]
+    )
+    edition.refresh_from_db(fields=["status", "hold_reason"])
+    return bool(held) or edition.status == Edition.Status.HELD
+
+
+def edition_release(*, edition: Edition) -> bool:
+    """An operator's release of a held edition: back to draft, and not held again for the same numbers."""
+    released = Edition.objects.filter(pk=edition.pk, status=Edition.Status.HELD).update(
+        status=Edition.Status.DRAFT, released_at=timezone.now()
+    )
+    edition.refresh_from_db(fields=["status", "released_at"])
+    return bool(released)
+
+
+def sending_health_report(*, now: datetime.datetime | None = None, days: int = 30) -> dict:
+    """Everything the sending-health page shows: today's edition, subscribers over time, rates."""
+    from subscriptions.models import Subscriber
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    edition = Edition.objects.filter(date__lte=today).order_by("-date").first()
+    progress = None
+    if edition is not None:
+        counts = dict(
+            Delivery.objects.filter(edition=edition).values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+        )
+        total = sum(counts.values())
+        done = total - counts.get(Delivery.State.PENDING, 0) - counts.get(Delivery.State.SENDING, 0)
+        progress = {
+            "edition": edition,
+            "total": total,
+            "done": done,
+            "percent": round(100 * done / total) if total else 0,
+            "states": [(label, counts.get(value, 0), value) for value, label in Delivery.State.choices],
+        }
+
+    start = today - datetime.timedelta(days=days - 1)
+    signups = dict(
+        Subscriber.objects.filter(created_at__date__gte=start)
+        .values_list("created_at__date")
+        .annotate(n=Count("pk"))
+        .values_list("created_at__date", "n")
+    )
+    confirmations = dict(
+        Subscriber.objects.filter(confirmed_at__date__gte=start)
+        .values_list("confirmed_at__date")
+        .annotate(n=Count("pk"))
+        .values_list("confirmed_at__date", "n")
+    )
+    leaves = dict(
+        Subscriber.objects.filter(unsubscribed_at__date__gte=start)
+        .values_list("unsubscribed_at__date")
+        .annotate(n=Count("pk"))
+        .values_list("unsubscribed_at__date", "n")
+    )
+    by_status = dict(Subscriber.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    # Confirmed subscribers at the end of each day, walking back from today's total.
+    confirmed_now = by_status.get(Subscriber.Status.CONFIRMED, 0)
+    series = []
+    running = confirmed_now
+    for offset in range(days):
+        day = today - datetime.timedelta(days=offset)
+        series.append(
+            {"day": day, "signups": signups.get(day, 0), "confirmed": confirmations.get(day, 0),
+             "left": leaves.get(day, 0), "total": max(running, 0)}  # fmt: skip
+        )
+        running -= confirmations.get(day, 0) - leaves.get(day, 0)
+    series.reverse()
+    peak = max([row["total"] for row in series] + [1])
+    for row in series:
+        row["bar"] = round(100 * row["total"] / peak)
+
+    held = list(Edition.objects.filter(status=Edition.Status.HELD).order_by("date"))
+    health = sending_health(now=now)
+    return {
+        "health": health,
+        "bounce_pct": f"{health.bounce_rate:.2%}",
+        "complaint_pct": f"{health.complaint_rate:.2%}",
+        "warning_pct": f"{COMPLAINT_WARNING_RATE:.1%}",
+        "hold_pct": f"{COMPLAINT_HOLD_RATE:.1%}",
+        "progress": progress,
+        "series": series,
+        "by_status": [(label, by_status.get(value, 0)) for value, label in Subscriber.Status.choices],
+        "held_editions": held,
+        "warning_rate": COMPLAINT_WARNING_RATE,
+        "hold_rate": COMPLAINT_HOLD_RATE,
+        "window_days": HEALTH_WINDOW_DAYS,
+    }
+
+
+# --- topics ---------------------------------------------------------------
+
+
+def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: datetime.date | None = None) -> dict:
+    """Which recent papers a topic query would match, best first, without saving anything."""
+    from digest.matching.text import parse_query
+
+    today = today or timezone.localdate()
+    phrases = parse_query(query or "")
+    recent_ids = (
+        TrendingEntry.objects.filter(date__gt=today - datetime.timedelta(days=days), date__lte=today)
+        .values("paper_id")
+    )
+    papers = list(Paper.objects.filter(pk__in=recent_ids).only("pk", "title", "abstract", "arxiv_id"))
+    result = {"query": query, "days": days, "candidates": len(papers), "phrases": [p.text for p in phrases], "papers": []}
+    if not phrases or not papers:
+        return result
+    scores = _topic_scores(phrases=phrases, papers=papers)
+    order = sorted(range(len(papers)), key=lambda i: -scores[i])
+    threshold = _topic_threshold()
+    for i in order:
+        if scores[i] <= 0 or len(result["papers"]) >= limit:
+            break
+        paper = papers[i]
+        result["papers"].append(
+            {"id": paper.pk, "title": paper.title, "arxiv_id": paper.arxiv_id or "", "score": round(float(scores[i]), 3),
+             "matches": bool(scores[i] >= threshold)}  # fmt: skip
+        )
+    result["matching"] = sum(1 for s in scores if s >= threshold)
+    result["threshold"] = threshold
+    return result
+
+
+def _topic_scores(*, phrases, papers):
+    """The matching helper's lexical score of a topic query (GAP: use its topic scorer once it exists)."""
+    from digest.matching.lexical import LexicalIndex
+
+    index = LexicalIndex([(p.title, p.abstract) for p in papers])
+    return index.score(phrases).max(axis=0)
+
+
+def _topic_threshold() -> float:
+    return 0.1
+
+
+def topic_query_changed(*, topic) -> None:
+    """A topic's query changed: re-score every paper against it (in the worker)."""
+    try:
+        from digest.tasks.classify import topic_reclassify_task
+    except ImportError:  # GAP: waiting for the matching helper's classify task.
+        return
+    topic_id = topic.pk
+    transaction.on_commit(lambda: topic_reclassify_task.delay(topic_id))
+
+
+# --- editions: the curator's view, previews and test sends ---------------
+
+
+class PreviewUnavailable(Exception):
+    """The edition cannot be rendered for this subscriber (said in plain words)."""
+
+
+def edition_papers_for_admin(*, edition: Edition) -> tuple[list[Paper], bool]:
+    """The edition's papers in order, and whether that order is frozen.
+
+    A frozen edition shows exactly what goes out; a draft shows what freezing it
+    now would produce (pins first, hides removed), from the delivery code's own order.
+    """
+    from digest.services.editions import edition_paper_order
+
+    frozen = edition.frozen_at is not None
+    ids = list(edition.paper_ids) if frozen else edition_paper_order(day=edition.date)
+    by_id = Paper.objects.in_bulk(ids)
+    ranks = dict(
+        TrendingEntry.objects.filter(date=edition.date, paper_id__in=ids)
+        .values("paper_id")
+        .annotate(best=Min("rank"))
+        .values_list("paper_id", "best")
+    )
+    papers = []
+    for pid in ids:
+        paper = by_id.get(pid)
+        if paper is not None:
+            paper.edition_rank = ranks.get(pid)
+            papers.append(paper)
+    return papers, frozen
+
+
+def subscriber_label(*, subscriber, with_address: bool) -> str:
+    """How the admin names a subscriber; curators never see the address."""
+    topics = ", ".join(t.name for t in subscriber.topics.all()[:3])
+    interests = Truncator(" ".join(subscriber.interests.split())).chars(40)
+    detail = " · ".join(x for x in (topics, interests) if x)
+    name = subscriber.email if with_address else f"Subscriber #{subscriber.pk}"
+    return f"{name} — {detail}" if detail else name
+
+
+# Links in a preview or a test must not act on the real subscriber (a curator
+# clicking "unsubscribe" in a test email would unsubscribe them).
+DISABLED_LINK = "#link-disabled-in-preview"
+
+
+def edition_preview_render(*, edition: Edition, subscriber, redact_address: bool):
+    """The digest exactly as `subscriber` would get it for `edition`, rendered, sent nowhere.
+
+    Uses the delivery code's own context and templates; only the subscriber's
+    personal links are disabled, and the address replaced when the viewer may not see it.
+    """
+    from digest.emails import RenderedEmail, email_render
+    from digest.services.editions import edition_paper_order
+
+    try:
+        from digest import matching
+        from digest.services.delivery import digest_context
+
+        select = matching.select_for_subscriber
+    except (ImportError, AttributeError):  # GAP: matching or delivery not landed yet.
+        raise PreviewUnavailable("Previews need the matching and delivery code, which is not installed yet.") from None
+
+    candidate_ids = list(edition.paper_ids) if edition.frozen_at else edition_paper_order(day=edition.date)
+    if not candidate_ids:
+        raise PreviewUnavailable(f"{edition} has no papers to show.")
+    picks = select(subscriber=subscriber, day=edition.date, candidate_ids=candidate_ids)
+    ranks = dict(
+        TrendingEntry.objects.filter(date=edition.date, paper_id__in=candidate_ids)
+        .values("paper_id")
+        .annotate(best=Min("rank"))
+        .values_list("paper_id", "best")
+    )
+    context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
+    for key in ("manage_url", "unsubscribe_url"):
+        if key in context:
+            context[key] = DISABLED_LINK
+    rendered = email_render(name="digest", context=context)
+    if redact_address:
+        hidden = f"subscriber #{subscriber.pk}"
+        rendered = RenderedEmail(
+            subject=rendered.subject.replace(subscriber.email, hidden),
+            text=rendered.text.replace(subscriber.email, hidden),
+            html=rendered.html.replace(subscriber.email, hidden),
+        )
+    return rendered
+
+
+TEST_SUBJECT_PREFIX = "[TEST] "
+
+
+def edition_send_test(*, edition: Edition, subscriber, to: str, redact_address: bool = True) -> None:
+    """Mail the preview to `to` (the curator), subject prefixed [TEST].
+
+    Recorded nowhere: no Delivery row, no sent-papers ledger entry, so the real
+    subscriber still gets these papers.
+    """
+    from digest.emails import RenderedEmail, email_build
+
+    rendered = edition_preview_render(edition=edition, subscriber=subscriber, redact_address=redact_address)
+    rendered = RenderedEmail(subject=TEST_SUBJECT_PREFIX + rendered.subject, text=rendered.text, html=rendered.html)
+    message = email_build(
+        rendered=rendered, to=to, headers={"Auto-Submitted": "auto-generated", "X-Paperboy-Test": "1"}
+    )
+    message.tags = ["test"]
+    message.send()

@@ -1,0 +1,51 @@
+// Topic change form: preview which recent papers the query (as typed) matches.
+// A file, not an inline script: the admin's Content-Security-Policy allows only 'self'.
+(function () {
+  "use strict";
+  function ready(fn) {
+    if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn);
+  }
+  ready(function () {
+    var box = document.getElementById("topic-preview");
+    var query = document.getElementById("id_query");
+    if (!box || !query) return;
+    var button = document.getElementById("topic-preview-button");
+    var status = document.getElementById("topic-preview-status");
+    var list = document.getElementById("topic-preview-results");
+    var timer = null;
+    var seq = 0;
+
+    function render(data) {
+      list.textContent = "";
+      if (!data.phrases.length) {
+        status.textContent = "Type some keywords or \"quoted phrases\" to see matches.";
+        return;
+      }
+      status.textContent = data.matching + " of " + data.candidates + " papers from the last " + data.days +
+        " days match (score ≥ " + data.threshold + ")" + (data.papers.length ? "; best first:" : ".");
+      data.papers.forEach(function (p) {
+        var li = document.createElement("li");
+        if (p.matches) li.className = "pb-match";
+        li.textContent = p.title + (p.arxiv_id ? " (" + p.arxiv_id + ")" : "") + " — score " + p.score +
+          (p.matches ? "" : " (below threshold)");
+        list.appendChild(li);
+      });
+    }
+
+    function run() {
+      var mine = ++seq;
+      status.textContent = "Scoring…";
+      fetch(box.dataset.url + "?query=" + encodeURIComponent(query.value), {credentials: "same-origin"})
+        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+        .then(function (data) { if (mine === seq) render(data); })
+        .catch(function (e) { if (mine === seq) status.textContent = "Preview failed: " + e.message; });
+    }
+
+    button.addEventListener("click", run);
+    query.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(run, 500);
+    });
+    if (query.value) run();
+  });
+})();

@@ -1,0 +1,128 @@
+"""Subscribers and suppressions in the admin (operators only: both show addresses).
+
+The `curators` group has no permission on these models, so every admin URL for
+them (list, change, history, delete, autocomplete) answers 403 to a curator.
+"""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+from django.utils.html import format_html
+
+from digest.admin import DeliveryHistoryInline
+from digest.models import Topic
+
+from . import services
+from .models import Subscriber, Suppression
+
+
+class PausedFilter(admin.SimpleListFilter):
+    title = "paused"
+    parameter_name = "paused"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Paused now"), ("no", "Not paused")]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        if self.value() == "yes":
+            return queryset.filter(paused_until__gte=today)
+        if self.value() == "no":
+            return queryset.exclude(paused_until__gte=today)
+        return queryset
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ("email", "status_column", "frequency", "send_hour", "timezone", "topics_column", "created_at")
+    list_filter = ("status", PausedFilter, "frequency", "signup_source", "topics")
+    search_fields = ("email",)
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False
+    actions = ("suppress", "resend_confirmation")
+    filter_horizontal = ("topics",)
+    inlines = (DeliveryHistoryInline,)
+    # token_key is editable=False and listed nowhere: it never reaches a page.
+    consent_fields = (
+        "signup_at", "signup_ip", "signup_user_agent", "signup_source",
+        "confirmed_at", "confirm_ip", "confirm_user_agent", "last_confirmation_sent_at",
+    )  # fmt: skip
+    status_fields = ("unsubscribed_at", "unsubscribe_source", "suppressed_at", "suppressed_reason")
+    readonly_fields = (*consent_fields, *status_fields, "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("email", "status", "paused_until", *status_fields)}),
+        ("Preferences", {"fields": ("topics", "interests", "frequency", "weekday", "send_hour", "timezone", "digest_size")}),
+        ("Consent evidence", {"fields": consent_fields, "description": "Recorded at signup and confirmation; read-only."}),
+        ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
+
+    def get_fieldsets(self, request, obj=None):
+        # Fields a migration by another area may add are shown if they exist.
+        names = {f.name for f in Subscriber._meta.get_fields()}
+        return [
+            (title, {**opts, "fields": tuple(f for f in opts["fields"] if f in names)}) for title, opts in self.fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        names = {f.name for f in Subscriber._meta.get_fields()}
+        return tuple(f for f in self.readonly_fields if f in names)
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, obj):
+        if obj.status == Subscriber.Status.CONFIRMED and obj.paused_until and obj.paused_until >= timezone.localdate():
+            return f"Paused until {obj.paused_until:%d %b %Y}"
+        if obj.status == Subscriber.Status.SUPPRESSED and obj.suppressed_reason:
+            return format_html("Suppressed <small>({})</small>", obj.suppressed_reason)
+        return obj.get_status_display()
+
+    @admin.display(description="Topics")
+    def topics_column(self, obj):
+        names = [t.name for t in obj.topics.all()]
+        return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "") if names else "—"
+
+    @admin.action(description="Suppress (never mail again)", permissions=["change"])
+    def suppress(self, request, queryset):
+        reason = f"operator: {request.user.get_username()}"
+        emails = list(queryset.exclude(status=Subscriber.Status.SUPPRESSED).values_list("email", flat=True))
+        with transaction.atomic():
+            for email in emails:
+                services.subscriber_suppress(email=email, reason=reason)
+        self.message_user(
+            request, f"Suppressed {len(emails)} subscriber(s); they will get no more email.", messages.SUCCESS
+        )
+
+    @admin.action(description="Resend the confirmation email", permissions=["change"])
+    def resend_confirmation(self, request, queryset):
+        from digest.tasks.subscribers import subscriber_send_confirmation_task
+
+        pending = list(queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True))
+        not_pending = queryset.count() - len(pending)
+        # The same claim as signup: at most one confirmation per address per interval.
+        claimed = [pk for pk in pending if services.confirmation_claim(subscriber_id=pk)]
+        for pk in claimed:
+            transaction.on_commit(lambda pk=pk: subscriber_send_confirmation_task.delay(pk))
+        notes = []
+        if len(pending) > len(claimed):
+            notes.append(f"{len(pending) - len(claimed)} had one sent too recently")
+        if not_pending:
+            notes.append(f"{not_pending} not pending confirmation")
+        level = messages.SUCCESS if claimed else messages.WARNING
+        self.message_user(
+            request,
+            f"Queued {len(claimed)} confirmation email(s)." + (f" Skipped: {'; '.join(notes)}." if notes else ""),
+            level,
+        )
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("email", "reason", "created_at")
+    search_fields = ("email", "reason")
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False

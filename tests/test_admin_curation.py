@@ -1,0 +1,197 @@
+"""Curation services behind the admin: pin, hide, merge duplicates, sending health and the hold."""
+
+import datetime
+
+import pytest
+from django.db import IntegrityError
+from django.utils import timezone
+
+from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, TrendingEntry, WebhookEvent
+from digest.services import curation
+from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime.date(2026, 11, 20)
+
+
+def test_pinning_unhides_and_moves_the_paper_to_the_front_of_an_open_edition():
+    a, b, c = PaperFactory.create_batch(3)
+    c.hidden = True
+    c.save()
+    edition = Edition.objects.create(date=DAY, paper_ids=[a.pk, b.pk])
+    assert curation.papers_pin(paper_ids=[b.pk, c.pk], today=DAY) == 2
+    b.refresh_from_db()
+    c.refresh_from_db()
+    assert b.pinned and c.pinned and not c.hidden
+    edition.refresh_from_db()
+    assert edition.paper_ids == [b.pk, c.pk, a.pk]
+
+
+def test_pinning_leaves_an_edition_that_is_already_sending_alone():
+    a, b = PaperFactory.create_batch(2)
+    edition = Edition.objects.create(date=DAY, paper_ids=[a.pk, b.pk], status=Edition.Status.SENDING)
+    curation.papers_pin(paper_ids=[b.pk], today=DAY)
+    edition.refresh_from_db()
+    assert edition.paper_ids == [a.pk, b.pk]
+
+
+def test_hiding_unpins_and_removes_the_paper_from_open_editions_only():
+    a, b = PaperFactory.create_batch(2, pinned=True)
+    draft = Edition.objects.create(date=DAY, paper_ids=[a.pk, b.pk])
+    sent = Edition.objects.create(date=DAY - datetime.timedelta(days=1), paper_ids=[a.pk, b.pk], status="sent")
+    assert curation.papers_hide(paper_ids=[a.pk]) == 1
+    a.refresh_from_db()
+    assert a.hidden and not a.pinned
+    draft.refresh_from_db()
+    sent.refresh_from_db()
+    assert draft.paper_ids == [b.pk]
+    assert sent.paper_ids == [a.pk, b.pk]
+    assert curation.papers_hide(paper_ids=[a.pk], hidden=False) == 1
+    assert not Paper.objects.get(pk=a.pk).hidden
+
+
+def _duplicates():
+    keep = PaperFactory(title="Scaling robot learning", arxiv_id="2411.00001", code_url="")
+    dup = PaperFactory(title="Scaling Robot-Learning (extended version)", arxiv_id=None, code_url="https://github.com/x/y", upvotes=99)
+    return keep, dup
+
+
+def test_merge_keeps_trending_records_of_both_and_combines_same_day_same_source():
+    keep, dup = _duplicates()
+    TrendingEntryFactory(paper=keep, date=DAY, source="hf", rank=5, upvotes=10)
+    TrendingEntryFactory(paper=dup, date=DAY, source="hf", rank=2, upvotes=40)  # same (date, source)
+    TrendingEntryFactory(paper=dup, date=DAY, source="trending-page", rank=3)
+    TrendingEntryFactory(paper=dup, date=DAY - datetime.timedelta(days=1), source="hf", rank=7)
+
+    result = curation.papers_merge(keep=keep, duplicates=[dup])
+
+    assert not Paper.objects.filter(pk=dup.pk).exists()
+    entries = {(e.date, e.source): (e.rank, e.upvotes) for e in TrendingEntry.objects.filter(paper=keep)}
+    assert entries == {
+        (DAY, "hf"): (2, 40),
+        (DAY, "trending-page"): (3, 10),
+        (DAY - datetime.timedelta(days=1), "hf"): (7, 10),
+    }
+    assert (result.trending_moved, result.trending_combined) == (2, 1)
+
+
+def test_merge_keeps_sent_history_so_nobody_gets_the_paper_twice():
+    keep, dup = _duplicates()
+    alice, bob, carol = SubscriberFactory.create_batch(3)
+    SentPaper.objects.create(subscriber=alice, paper=keep, sent_on=DAY)
+    SentPaper.objects.create(subscriber=alice, paper=dup, sent_on=DAY - datetime.timedelta(days=3))  # both
+    SentPaper.objects.create(subscriber=bob, paper=dup, sent_on=DAY)
+
+    result = curation.papers_merge(keep=keep, duplicates=[dup])
+
+    rows = {s.subscriber_id: s.sent_on for s in SentPaper.objects.filter(paper=keep)}
+    assert rows == {alice.pk: DAY - datetime.timedelta(days=3), bob.pk: DAY}
+    assert carol.pk not in rows
+    assert (result.sent_moved, result.sent_combined) == (1, 1)
+    with pytest.raises(IntegrityError):  # the constraint the merge had to respect is still there
+        SentPaper.objects.create(subscriber=bob, paper=keep, sent_on=DAY)
+
+
+def test_merge_fills_gaps_from_the_duplicate_and_rewrites_paper_lists():
+    keep, dup = _duplicates()
+    keep.arxiv_id = None
+    keep.save()
+    dup.arxiv_id = "2411.99999"
+    dup.save()
+    topic = TopicFactory()
+    PaperTopic.objects.create(paper=keep, topic=topic, score=0.2)
+    PaperTopic.objects.create(paper=dup, topic=topic, score=0.8, override=True)
+    edition = Edition.objects.create(date=DAY, paper_ids=[dup.pk, keep.pk])
+    subscriber = SubscriberFactory()
+    delivery = Delivery.objects.create(edition=edition, subscriber=subscriber, paper_ids=[dup.pk])
+
+    curation.papers_merge(keep=keep, duplicates=[dup])
+
+    keep.refresh_from_db()
+    assert keep.arxiv_id == "2411.99999"
+    assert keep.code_url == "https://github.com/x/y"
+    assert keep.upvotes == 99
+    pt = PaperTopic.objects.get(paper=keep, topic=topic)
+    assert (pt.score, pt.override) == (0.8, True)
+    edition.refresh_from_db()
+    delivery.refresh_from_db()
+    assert edition.paper_ids == [keep.pk]
+    assert delivery.paper_ids == [keep.pk]
+
+
+def test_merge_of_a_paper_with_itself_is_refused_and_changes_nothing():
+    keep, _ = _duplicates()
+    with pytest.raises(curation.MergeError):
+        curation.papers_merge(keep=keep, duplicates=[keep])
+    assert Paper.objects.filter(pk=keep.pk).exists()
+
+
+def test_the_survivor_is_the_paper_with_an_arxiv_id():
+    keep, dup = _duplicates()
+    TrendingEntryFactory(paper=dup, date=DAY, source="hf")  # more trending days does not beat an arXiv id
+    assert curation.papers_choose_survivor(papers=[dup, keep]) == keep
+
+
+def _sent(n: int, *, when: datetime.datetime):
+    edition = Edition.objects.create(date=when.date(), status=Edition.Status.SENT)
+    subscribers = SubscriberFactory.create_batch(n)
+    Delivery.objects.bulk_create(
+        [Delivery(edition=edition, subscriber=s, state=Delivery.State.SENT, sent_at=when) for s in subscribers]
+    )
+
+
+def _complaints(n: int, *, when: datetime.datetime):
+    WebhookEvent.objects.bulk_create(
+        [WebhookEvent(event_id=f"c{i}-{when.timestamp()}", event_type="complained", occurred_at=when) for i in range(n)]
+    )
+
+
+NOW = datetime.datetime(2026, 11, 21, 6, 0, tzinfo=datetime.UTC)
+
+
+def test_health_warns_above_a_tenth_of_a_percent_of_complaints_but_does_not_hold():
+    _sent(1000, when=NOW - datetime.timedelta(days=1))
+    _complaints(2, when=NOW - datetime.timedelta(hours=5))  # 0.2%
+    health = curation.sending_health(now=NOW)
+    assert health.warning and not health.hold
+    edition = Edition.objects.create(date=NOW.date())
+    assert curation.edition_hold_if_unhealthy(edition=edition, now=NOW) is False
+    assert edition.status == Edition.Status.DRAFT
+
+
+def test_complaints_older_than_seven_days_do_not_count():
+    _sent(1000, when=NOW - datetime.timedelta(days=1))
+    _complaints(10, when=NOW - datetime.timedelta(days=8))
+    health = curation.sending_health(now=NOW)
+    assert health.complaints == 0 and not health.warning
+
+
+def test_above_three_tenths_of_a_percent_the_next_edition_is_held_until_an_operator_releases_it():
+    _sent(1000, when=NOW - datetime.timedelta(days=2))
+    _complaints(4, when=NOW - datetime.timedelta(days=1))  # 0.4%
+    edition = Edition.objects.create(date=NOW.date())
+    assert curation.edition_hold_if_unhealthy(edition=edition, now=NOW) is True
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.HELD
+    assert "0.40%" in edition.hold_reason
+    # Held stays held.
+    assert curation.edition_hold_if_unhealthy(edition=edition, now=NOW) is True
+
+    assert curation.edition_release(edition=edition) is True
+    assert edition.status == Edition.Status.DRAFT and edition.released_at is not None
+    # Released: the same numbers do not hold it again.
+    assert curation.edition_hold_if_unhealthy(edition=edition, now=NOW) is False
+    assert Edition.objects.get(pk=edition.pk).status == Edition.Status.DRAFT
+
+
+def test_an_edition_already_sending_is_never_held():
+    _sent(100, when=NOW - datetime.timedelta(days=1))
+    _complaints(5, when=NOW - datetime.timedelta(days=1))
+    edition = Edition.objects.create(date=NOW.date(), status=Edition.Status.SENDING)
+    assert curation.edition_hold_if_unhealthy(edition=edition, now=NOW) is False
+
+
+def test_health_with_nothing_sent_is_quiet():
+    health = curation.sending_health(now=timezone.now())
+    assert (health.sent, health.complaint_rate, health.warning, health.hold) == (0, 0.0, False, False)
