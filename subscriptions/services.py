@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 CONFIRMATION_RESEND_INTERVAL = datetime.timedelta(hours=1)
 # Unconfirmed signups are forgotten after this long.
 PENDING_MAX_AGE = datetime.timedelta(days=7)
+# The same email (same claim, same links) is sent at most once within this window.
+SEND_ONCE_SECONDS = 2 * 3600
 
 
 def email_normalize(email: str) -> str:
@@ -273,30 +276,43 @@ def subscribers_purge_unconfirmed(*, now: datetime.datetime | None = None) -> in
     return deleted
 
 
-def _send(*, subscriber: Subscriber, name: str, context: dict) -> None:
-    rendered = email_render(name=name, context={"subscriber": subscriber, **context})
-    email_build(rendered=rendered, to=subscriber.email, headers={"Auto-Submitted": "auto-generated"}).send()
+def _send_once(*, key: str, subscriber: Subscriber, name: str, context: dict) -> bool:
+    """Send one email at most once per key, even if the task runs twice (redelivery, retry race).
+
+    cache.add is atomic in Redis: only the first caller gets True. A failed send gives
+    the key back so that the task's retry can send.
+    """
+    if not cache.add(f"subscriber-email:{key}", 1, timeout=SEND_ONCE_SECONDS):
+        return False
+    try:
+        rendered = email_render(name=name, context={"subscriber": subscriber, **context})
+        email_build(rendered=rendered, to=subscriber.email, headers={"Auto-Submitted": "auto-generated"}).send()
+    except Exception:
+        cache.delete(f"subscriber-email:{key}")
+        raise
+    return True
 
 
 def subscriber_send_confirmation(*, subscriber: Subscriber) -> bool:
-    """Send the double opt-in email. Only to a pending, unsuppressed subscriber."""
+    """Send the double opt-in email for the current claim (see confirmation_claim); once per claim."""
     if subscriber.status != Subscriber.Status.PENDING or _is_suppressed(subscriber.email):
         return False
-    _send(
+    claim = subscriber.last_confirmation_sent_at.isoformat() if subscriber.last_confirmation_sent_at else "none"
+    return _send_once(
+        key=f"confirm:{subscriber.pk}:{subscriber.token_key}:{claim}",
         subscriber=subscriber,
         name="confirm",
         context={"confirm_url": links.confirm_url(subscriber), "topics": list(subscriber.topics.all())},
     )
-    return True
 
 
 def subscriber_send_manage_link(*, subscriber: Subscriber) -> bool:
+    """Mail a link to the settings page; at most once per SEND_ONCE_SECONDS per set of links."""
     if subscriber.status != Subscriber.Status.CONFIRMED or _is_suppressed(subscriber.email):
         return False
-    _send(
+    return _send_once(
+        key=f"manage:{subscriber.pk}:{subscriber.token_key}",
         subscriber=subscriber,
         name="manage_link",
         context={"manage_url": links.manage_url(subscriber), "unsubscribe_url": links.unsubscribe_url(subscriber)},
     )
-    return True
-

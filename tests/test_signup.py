@@ -1,0 +1,341 @@
+"""Signup and double opt-in: the landing page, consent evidence, enumeration, rate limits, header injection."""
+
+import datetime
+import re
+import threading
+
+import pytest
+import time_machine
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from digest.celery import app as celery_app
+from subscriptions import services
+from subscriptions.models import Subscriber, Suppression
+from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run tasks in-process when enqueued (the worker itself is covered by the browser test)."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_eager_propagates = False
+
+
+@pytest.fixture
+def topics():
+    return [
+        TopicFactory(name="Robotics", slug="robotics", position=1),
+        TopicFactory(name="Computer vision", slug="computer-vision", position=2),
+        TopicFactory(name="Retired topic", slug="retired", active=False),
+    ]
+
+
+def _form(email="Ada@Example.org ", **overrides):
+    data = {
+        "email": email,
+        "topics": ["robotics"],
+        "interests": "diffusion models, video generation",
+        "frequency": "weekly",
+        "weekday": "4",
+        "send_hour": "8",
+        "timezone": "Europe/Berlin",
+        "digest_size": "12",
+    }
+    data.update(overrides)
+    return data
+
+
+def _signup(client, django_capture_on_commit_callbacks, ip="203.0.113.7", **form):
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post(
+            reverse("subscriptions:signup"), _form(**form), REMOTE_ADDR=ip, HTTP_USER_AGENT="Mozilla/5.0 test"
+        )
+
+
+def _link(text: str, kind: str) -> str:
+    match = re.search(rf"https?://\S+/{kind}/[^\s/]+/", text)
+    assert match, text
+    return match.group(0)
+
+
+def test_the_landing_page_shows_the_form_active_topics_and_the_latest_trending_papers(client, topics):
+    today = timezone.localdate()
+    fresh = TrendingEntryFactory(paper=PaperFactory(title="Diffusion for robots", upvotes=3), upvotes=42, date=today)
+    TrendingEntryFactory(paper=PaperFactory(title="Yesterday's news"), date=today - datetime.timedelta(days=1))
+    TrendingEntryFactory(paper=PaperFactory(title="Hidden by a curator", hidden=True), date=today)
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<label for="id_email">' in html
+    assert "Robotics" in html and "Computer vision" in html
+    assert "Retired topic" not in html
+    assert fresh.paper.title in html and "42" in html
+    assert "Yesterday's news" not in html
+    assert "Hidden by a curator" not in html
+    assert 'name="timezone"' in html and "data-timezone-autodetect" in html
+    assert "<script>" not in html  # CSP allows only external scripts
+
+
+def test_the_landing_page_works_before_any_papers_or_topics_exist(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "hasn't been fetched yet" in response.content.decode()
+
+
+def test_signup_creates_a_pending_subscriber_with_preferences_and_consent_evidence(
+    client, topics, django_capture_on_commit_callbacks
+):
+    response = _signup(client, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("subscriptions:signup_done")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.email == "ada@example.org"
+    assert subscriber.status == Subscriber.Status.PENDING
+    assert [t.slug for t in subscriber.topics.all()] == ["robotics"]
+    assert subscriber.interests == "diffusion models, video generation"
+    assert (subscriber.frequency, subscriber.weekday, subscriber.send_hour) == ("weekly", 4, 8)
+    assert (subscriber.timezone, subscriber.digest_size) == ("Europe/Berlin", 12)
+    assert subscriber.signup_ip == "203.0.113.7"
+    assert subscriber.signup_user_agent == "Mozilla/5.0 test"
+    assert subscriber.signup_source == "web"
+    assert subscriber.signup_at is not None
+    assert subscriber.confirmed_at is None
+
+
+def test_signup_mails_a_confirmation_whose_link_confirms_only_on_post(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    _signup(client, django_capture_on_commit_callbacks)
+
+    [message] = smtp_sink.to("ada@example.org")
+    assert "Confirm" in message.subject
+    text, html = message.part("text/plain"), message.part("text/html")
+    url = _link(text, "confirm")
+    assert url in html
+    assert url.startswith("http://127.0.0.1:8000/confirm/") or url.startswith("http")
+    path = url.split("://", 1)[1].split("/", 1)[1]
+
+    page = client.get("/" + path, HTTP_USER_AGENT="Link scanner")
+    assert page.status_code == 200
+    assert "Confirm my subscription" in page.content.decode()
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+
+    confirmed = client.post("/" + path, REMOTE_ADDR="198.51.100.9", HTTP_USER_AGENT="Firefox confirm")
+    assert confirmed.status_code == 302
+    assert confirmed["Location"].startswith("/manage/") and confirmed["Location"].endswith("?welcome=1")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+    assert subscriber.confirm_ip == "198.51.100.9"
+    assert subscriber.confirm_user_agent == "Firefox confirm"
+    assert subscriber.confirmed_at is not None
+
+    again = client.post("/" + path, REMOTE_ADDR="192.0.2.1", HTTP_USER_AGENT="Second click")
+    assert again.status_code == 200 and "You're subscribed" in again.content.decode()
+    assert Subscriber.objects.get().confirm_user_agent == "Firefox confirm"  # first evidence kept
+
+
+def test_a_pending_address_gets_at_most_one_confirmation_an_hour(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC), tick=False):
+        _signup(client, django_capture_on_commit_callbacks, ip="203.0.113.1")
+        _signup(client, django_capture_on_commit_callbacks, ip="203.0.113.2")
+    with time_machine.travel(datetime.datetime(2026, 3, 2, 9, 59, tzinfo=datetime.UTC), tick=False):
+        _signup(client, django_capture_on_commit_callbacks, ip="203.0.113.3")
+    assert len(smtp_sink.to("ada@example.org")) == 1
+    with time_machine.travel(datetime.datetime(2026, 3, 2, 10, 1, tzinfo=datetime.UTC), tick=False):
+        _signup(client, django_capture_on_commit_callbacks, ip="203.0.113.4")
+    assert len(smtp_sink.to("ada@example.org")) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_for_one_pending_address_let_exactly_one_send():
+    subscriber = SubscriberFactory(status=Subscriber.Status.PENDING)
+    results, barrier = [], threading.Barrier(6)
+
+    def claim():
+        barrier.wait()
+        try:
+            results.append(services.confirmation_claim(subscriber_id=subscriber.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True]
+
+
+def test_running_the_confirmation_task_twice_sends_one_email(smtp_sink):
+    from digest.tasks.subscribers import subscriber_send_confirmation_task
+
+    subscriber = SubscriberFactory(status=Subscriber.Status.PENDING)
+    assert services.confirmation_claim(subscriber_id=subscriber.pk)
+    assert subscriber_send_confirmation_task(subscriber.pk) is True
+    assert subscriber_send_confirmation_task(subscriber.pk) is False
+    assert len(smtp_sink.to(subscriber.email)) == 1
+
+
+def test_running_the_manage_link_task_twice_sends_one_email(smtp_sink):
+    from digest.tasks.subscribers import subscriber_send_manage_link_task
+
+    subscriber = SubscriberFactory()
+    assert subscriber_send_manage_link_task(subscriber.pk) is True
+    assert subscriber_send_manage_link_task(subscriber.pk) is False
+    assert len(smtp_sink.to(subscriber.email)) == 1
+
+
+def test_the_answer_is_the_same_for_new_pending_confirmed_unsubscribed_and_suppressed_addresses(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    SubscriberFactory(email="pending@example.org", status=Subscriber.Status.PENDING)
+    SubscriberFactory(email="confirmed@example.org", status=Subscriber.Status.CONFIRMED)
+    SubscriberFactory(email="left@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+    SubscriberFactory(email="bounced@example.org", status=Subscriber.Status.SUPPRESSED)
+    Suppression.objects.create(email="bounced@example.org", reason="hard bounce")
+    Suppression.objects.create(email="complained@example.org", reason="complaint")
+
+    answers = []
+    for email in ["new@example.org", "pending@example.org", "confirmed@example.org", "left@example.org",
+                  "bounced@example.org", "complained@example.org"]:
+        response = _signup(client, django_capture_on_commit_callbacks, email=email)
+        followed = client.get(response["Location"])
+        answers.append((response.status_code, response["Location"], followed.status_code, followed.content))
+    assert len(set(answers)) == 1
+
+    def subjects(address):
+        return [m.subject for m in smtp_sink.to(address)]
+
+    assert len(subjects("new@example.org")) == 1 and "Confirm" in subjects("new@example.org")[0]
+    assert len(subjects("pending@example.org")) == 1 and "Confirm" in subjects("pending@example.org")[0]
+    assert len(subjects("confirmed@example.org")) == 1 and "settings" in subjects("confirmed@example.org")[0]
+    assert len(subjects("left@example.org")) == 1 and "Confirm" in subjects("left@example.org")[0]
+    assert subjects("bounced@example.org") == [] and subjects("complained@example.org") == []
+    assert not Subscriber.objects.filter(email="complained@example.org").exists()
+    assert Subscriber.objects.get(email="bounced@example.org").status == Subscriber.Status.SUPPRESSED
+
+
+def test_a_confirmed_subscribers_preferences_cannot_be_changed_through_the_public_form(
+    client, topics, django_capture_on_commit_callbacks
+):
+    subscriber = SubscriberFactory(email="ada@example.org", digest_size=7, interests="graphs")
+    _signup(client, django_capture_on_commit_callbacks, digest_size="30", interests="spam")
+    subscriber.refresh_from_db()
+    assert (subscriber.digest_size, subscriber.interests, subscriber.status) == (7, "graphs", "confirmed")
+
+
+def test_resubscribing_after_unsubscribing_needs_a_fresh_confirmation_and_revokes_old_links(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    from subscriptions.links import manage_url
+
+    subscriber = SubscriberFactory(email="ada@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+    old_manage = manage_url(subscriber).split("://", 1)[1].split("/", 1)[1]
+
+    _signup(client, django_capture_on_commit_callbacks)
+
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.PENDING
+    assert client.get("/" + old_manage).status_code == 410
+    [message] = smtp_sink.to("ada@example.org")
+    confirm_path = _link(message.part("text/plain"), "confirm").split("://", 1)[1].split("/", 1)[1]
+    client.post("/" + confirm_path)
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def test_signups_are_rate_limited_per_ip_with_a_friendly_page(client, topics, settings, django_capture_on_commit_callbacks):
+    settings.SIGNUP_RATE_PER_IP = "3/h"
+    codes = [
+        _signup(client, django_capture_on_commit_callbacks, email=f"n{i}@example.org", ip="203.0.113.50").status_code
+        for i in range(4)
+    ]
+    assert codes == [302, 302, 302, 429]
+    limited = _signup(client, django_capture_on_commit_callbacks, email="other@example.org", ip="203.0.113.50")
+    assert limited.status_code == 429
+    assert "try again in an hour" in limited.content.decode()
+    assert not Subscriber.objects.filter(email="other@example.org").exists()
+    assert _signup(client, django_capture_on_commit_callbacks, email="x@example.org", ip="203.0.113.51").status_code == 302
+
+
+def test_signups_are_rate_limited_per_normalized_address(client, topics, settings, django_capture_on_commit_callbacks):
+    settings.SIGNUP_RATE_PER_EMAIL = "2/h"
+    emails = ["ada@example.org", " ADA@example.org", "Ada@Example.ORG", "grace@example.org"]
+    codes = [
+        _signup(client, django_capture_on_commit_callbacks, email=email, ip=f"203.0.113.{60 + i}").status_code
+        for i, email in enumerate(emails)
+    ]
+    assert codes == [302, 302, 429, 302]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("email", "ada@example.org\r\nBcc: victim@example.org"),
+        ("email", "ada@example.org\nBcc: victim@example.org"),
+        ("interests", "robots\r\nBcc: victim@example.org"),
+        ("interests", "robots\rX-Injected: 1"),
+        ("timezone", "UTC\r\nX: 1"),
+        ("interests", "nul\x00byte"),
+    ],
+)
+def test_line_breaks_and_control_characters_are_a_form_error(
+    client, topics, field, value, django_capture_on_commit_callbacks
+):
+    response = _signup(client, django_capture_on_commit_callbacks, **{field: value})
+    assert response.status_code == 200
+    assert response.context["form"].errors.get(field)
+    assert not Subscriber.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"email": "not-an-address"}, "email"),
+        ({"email": ""}, "email"),
+        ({"digest_size": "4"}, "digest_size"),
+        ({"digest_size": "31"}, "digest_size"),
+        ({"digest_size": "9" * 5000}, "digest_size"),
+        ({"send_hour": "24"}, "send_hour"),
+        ({"weekday": "7"}, "weekday"),
+        ({"frequency": "hourly"}, "frequency"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"topics": ["retired"]}, "topics"),
+        ({"topics": [], "interests": ""}, "topics"),
+        ({"interests": "x" * 501}, "interests"),
+    ],
+)
+def test_bad_values_give_a_clear_form_error_and_store_nothing(
+    client, topics, overrides, field, django_capture_on_commit_callbacks
+):
+    response = _signup(client, django_capture_on_commit_callbacks, **overrides)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert 'class="error"' in response.content.decode()
+    assert not Subscriber.objects.exists()
+
+
+def test_interests_alone_are_enough(client, topics, django_capture_on_commit_callbacks):
+    response = _signup(client, django_capture_on_commit_callbacks, topics=[], interests="  protein   folding ")
+    assert response.status_code == 302
+    assert Subscriber.objects.get().interests == "protein folding"
+
+
+def test_the_signup_post_is_a_fixed_small_number_of_queries(
+    client, topics, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    with django_assert_max_num_queries(9):
+        response = _signup(client, django_capture_on_commit_callbacks, email="fast@example.org")
+    assert response.status_code == 302
