@@ -1,0 +1,163 @@
+"""The digest email: both parts, exact headers, size, escaping, and a real spam filter's verdict."""
+
+import datetime
+import email
+import email.policy
+import re
+import shutil
+import subprocess
+
+import pytest
+from django.core import mail
+
+from digest import matching
+from digest.models import Delivery
+from digest.services.delivery import digest_message_build
+from digest.services.editions import edition_papers, edition_ranks
+from tests.digest_support import SITE, frozen_edition
+from tests.factories import SubscriberFactory
+
+DAY = datetime.date(2026, 3, 12)
+
+
+@pytest.fixture(autouse=True)
+def _site(settings):
+    settings.SITE_URL = SITE
+    settings.SITE_NAME = "Paperboy"
+    settings.DEFAULT_FROM_EMAIL = "Paperboy <digest@paperboy.example.org>"
+    settings.UNSUBSCRIBE_MAILTO = "unsubscribe@paperboy.example.org"
+
+
+def _message(*, count=30, **paper_kwargs):
+    edition = frozen_edition(day=DAY, count=count, **paper_kwargs)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=30)
+    delivery = Delivery.objects.create(edition=edition, subscriber=subscriber)
+    picks = matching.select_for_subscribers(subscribers=[subscriber], day=DAY, candidate_ids=edition.paper_ids)[
+        subscriber.pk
+    ]
+    if not picks:  # a reader with no interests still gets the day's top papers
+        pytest.fail("matching returned no picks for a reader without interests")
+    msg = digest_message_build(
+        delivery=delivery, subscriber=subscriber, edition=edition, picks=picks, ranks=edition_ranks(edition=edition)
+    )
+    return msg, delivery, subscriber, picks
+
+
+def _parsed(msg) -> email.message.EmailMessage:
+    return email.message_from_bytes(msg.message().as_bytes(), policy=email.policy.default)
+
+
+def _part(parsed, content_type):
+    return next(p.get_content() for p in parsed.walk() if p.get_content_type() == content_type)
+
+
+@pytest.mark.django_db
+def test_the_digest_has_a_text_and_an_html_part_with_every_paper():
+    msg, _, _, picks = _message(count=30)
+    parsed = _parsed(msg)
+    text, html = _part(parsed, "text/plain"), _part(parsed, "text/html")
+    assert len(picks) == 30
+    for pick in picks:
+        assert pick.paper.title in text
+        assert pick.paper.title in html
+        assert pick.paper.pdf_url in html
+    assert "View in browser" in html and f"{SITE}/digest/2026-03-12/" in html
+    assert "Unsubscribe" in html and "Manage" in html
+    assert 'class="preheader"' in html
+    # Media queries cannot be inlined: dark mode and narrow screens stay in a style tag.
+    assert "prefers-color-scheme: dark" in html and "max-width: 620px" in html
+    # css-inline moved the rules onto the elements.
+    assert re.search(r'<p class="title" style="[^"]*font-weight: bold', html)
+
+
+@pytest.mark.django_db
+def test_the_headers_are_exactly_what_bulk_mail_needs():
+    msg, delivery, subscriber, _ = _message(count=10)
+    parsed = _parsed(msg)
+    unsubscribe = re.fullmatch(r"<(https://[^>]+)>, <mailto:unsubscribe@paperboy\.example\.org\?subject=unsubscribe>",
+                               parsed["List-Unsubscribe"].strip())
+    assert unsubscribe, parsed["List-Unsubscribe"]
+    assert unsubscribe.group(1).startswith(f"{SITE}/unsubscribe/")
+    assert parsed["List-Unsubscribe-Post"].strip() == "List-Unsubscribe=One-Click"
+    assert parsed["List-Id"].strip() == "Paperboy digest <digest.paperboy.example.org>"
+    assert parsed["Auto-Submitted"].strip() == "auto-generated"
+    assert parsed["Precedence"].strip() == "bulk"
+    assert re.fullmatch(rf"<[^@>]+\.delivery{delivery.pk}@paperboy\.example\.org>", parsed["Message-ID"].strip())
+    assert parsed["To"].strip() == "ada@example.com"
+    assert parsed["From"].strip() == "Paperboy <digest@paperboy.example.org>"
+    assert msg.tags == ["digest"]
+    assert msg.metadata == {"delivery_id": str(delivery.pk), "edition": "2026-03-12"}
+    assert parsed["Subject"].strip().startswith("Paperboy: 10 papers for 12 Mar 2026")
+
+
+@pytest.mark.django_db
+def test_two_deliveries_never_share_a_message_id():
+    msg, _, _, _ = _message(count=5)
+    other = SubscriberFactory()
+    from digest.models import Edition
+    edition = Edition.objects.get(date=DAY)
+    delivery = Delivery.objects.create(edition=edition, subscriber=other)
+    picks = matching.select_for_subscribers(subscribers=[other], day=DAY, candidate_ids=edition.paper_ids)[other.pk]
+    second = digest_message_build(delivery=delivery, subscriber=other, edition=edition, picks=picks, ranks={})
+    assert _parsed(msg)["Message-ID"].strip() != _parsed(second)["Message-ID"].strip()
+
+
+@pytest.mark.django_db
+def test_the_html_stays_under_gmails_clipping_limit_at_30_papers():
+    # Long titles, many authors and abstracts: the largest digest we send.
+    msg, _, _, _ = _message(
+        count=30, title="An unusually long paper title " * 6, authors=[f"Author Number {i}" for i in range(40)],
+        abstract="word " * 2000, code_url="https://github.com/example/some-long-repository-name",
+    )
+    html = _part(_parsed(msg), "text/html")
+    assert len(html.encode()) < 102 * 1024, len(html.encode())
+
+
+@pytest.mark.django_db
+def test_user_text_is_escaped_in_the_html_and_left_alone_in_the_text():
+    msg, _, _, _ = _message(count=3, title='<script>alert("x")</script> & <b>bold</b> claims')
+    parsed = _parsed(msg)
+    html, text = _part(parsed, "text/html"), _part(parsed, "text/plain")
+    assert "<script>" not in html and "<b>bold</b>" not in html
+    assert "&lt;script&gt;" in html
+    assert '<script>alert("x")</script>' in text  # plain text is not HTML: no entities there
+
+
+@pytest.mark.django_db
+def test_authors_are_shortened_and_abstracts_cut_to_a_snippet():
+    msg, _, _, _ = _message(count=1, authors=["A One", "B Two", "C Three", "D Four", "E Five"], abstract="lorem " * 400)
+    text = _part(_parsed(msg), "text/plain")
+    assert "A One, B Two, C Three et al." in text
+    assert "E Five" not in text
+    snippet_line = next(line for line in text.splitlines() if "lorem" in line)
+    assert len(snippet_line.strip()) <= 262 and snippet_line.rstrip().endswith("…")
+
+
+@pytest.mark.django_db
+def test_the_digest_arrives_through_real_smtp_intact(smtp_sink):
+    msg, _, _, _ = _message(count=30)
+    msg.connection = None
+    assert msg.send() == 1
+    [got] = smtp_sink.to("ada@example.com")
+    assert got.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert got.part("text/plain") and got.part("text/html")
+
+
+SPAMASSASSIN = shutil.which("spamassassin")
+
+
+@pytest.mark.skipif(SPAMASSASSIN is None, reason="SpamAssassin is not installed (apt-get install spamassassin)")
+@pytest.mark.django_db
+def test_spamassassin_scores_a_30_paper_digest_clean():
+    msg, _, _, _ = _message(count=30, code_url="https://github.com/example/code")
+    raw = msg.message().as_bytes()
+    # What the receiving MTA adds in front: a Received line and a Return-Path.
+    envelope = (
+        b"Return-Path: <digest@paperboy.example.org>\r\n"
+        b"Received: from mail.paperboy.example.org (mail.paperboy.example.org [192.0.2.10])\r\n"
+        b"\tby mx.example.com with ESMTPS id 4ABC123; " + msg.message()["Date"].encode() + b"\r\n"
+    )
+    result = subprocess.run([SPAMASSASSIN, "-L", "-t"], input=envelope + raw, capture_output=True, timeout=120)
+    report = result.stdout.decode(errors="replace")
+    score = float(re.search(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", report, re.M).group(1))
+    assert score < 1.0, report[report.find("Content analysis details"):][:3000]
