@@ -1,0 +1,156 @@
+"""The manage page by signed link: every preference, pause, fresh links; never another subscriber's data."""
+
+import datetime
+import re
+
+import pytest
+import time_machine
+
+from digest.celery import app as celery_app
+from subscriptions.links import manage_url
+from subscriptions.models import Subscriber
+from tests.factories import SubscriberFactory, TopicFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager_tasks():
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_eager_propagates = False
+
+
+@pytest.fixture
+def topics():
+    return [TopicFactory(name="Robotics", slug="robotics"), TopicFactory(name="Speech", slug="speech"),
+            TopicFactory(name="Graphs", slug="graphs")]
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def _prefs(**overrides):
+    data = {"topics": ["speech", "graphs"], "interests": "speech synthesis", "frequency": "weekly", "weekday": "2",
+            "send_hour": "18", "timezone": "Asia/Tokyo", "digest_size": "25"}
+    data.update(overrides)
+    return data
+
+
+def test_the_manage_page_shows_the_current_preferences(client, topics):
+    subscriber = SubscriberFactory(interests="robot arms", timezone="America/Chicago", digest_size=17)
+    subscriber.topics.set([topics[0]])
+    response = client.get(_path(manage_url(subscriber)))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert subscriber.email in html
+    assert re.search(r'value="robotics"[^>]*checked|checked[^>]*value="robotics"', html)
+    assert 'value="robot arms"' in html
+    assert '<option value="America/Chicago" selected>' in html
+    assert 'value="17"' in html
+    assert "data-timezone-autodetect" not in html  # a saved choice is never overwritten by the script
+
+
+def test_every_preference_can_be_changed(client, topics):
+    subscriber = SubscriberFactory()
+    subscriber.topics.set([topics[0]])
+    url = _path(manage_url(subscriber))
+    response = client.post(url, _prefs())
+    assert response.status_code == 302 and response["Location"] == url + "?saved=1"
+    subscriber.refresh_from_db()
+    assert sorted(t.slug for t in subscriber.topics.all()) == ["graphs", "speech"]
+    assert (subscriber.interests, subscriber.frequency, subscriber.weekday) == ("speech synthesis", "weekly", 2)
+    assert (subscriber.send_hour, subscriber.timezone, subscriber.digest_size) == (18, "Asia/Tokyo", 25)
+    assert "Saved" in client.get(response["Location"]).content.decode()
+
+
+def test_a_bad_value_changes_nothing_and_says_why(client, topics):
+    subscriber = SubscriberFactory(digest_size=10)
+    response = client.post(_path(manage_url(subscriber)), _prefs(digest_size="99", interests="ok\r\nBcc: x@y.z"))
+    assert response.status_code == 400
+    assert {"digest_size", "interests"} <= set(response.context["form"].errors)
+    subscriber.refresh_from_db()
+    assert subscriber.digest_size == 10 and subscriber.interests == ""
+
+
+def test_one_subscribers_link_never_reads_or_changes_another(client, topics):
+    alice = SubscriberFactory(email="alice@example.org")
+    bob = SubscriberFactory(email="bob@example.org", digest_size=8, interests="bob's things")
+    alice_url = _path(manage_url(alice))
+
+    page = client.get(alice_url)
+    assert "alice@example.org" in page.content.decode() and "bob@example.org" not in page.content.decode()
+
+    client.post(alice_url, _prefs(email="bob@example.org", subscriber=str(bob.pk), id=str(bob.pk)))
+    client.post(alice_url.rstrip("/") + "/pause/", {"weeks": "4", "subscriber": str(bob.pk)})
+    bob.refresh_from_db()
+    alice.refresh_from_db()
+    assert (bob.digest_size, bob.interests, bob.paused_until) == (8, "bob's things", None)
+    assert alice.digest_size == 25 and alice.paused_until is not None
+
+
+def test_pausing_for_n_weeks_and_resuming(client):
+    subscriber = SubscriberFactory(timezone="Pacific/Auckland")
+    url = _path(manage_url(subscriber))
+    with time_machine.travel(datetime.datetime(2026, 6, 1, 13, 0, tzinfo=datetime.UTC), tick=False):
+        response = client.post(url + "pause/", {"weeks": "2"})
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    # 13:00 UTC is already 2 June in Auckland: the pause counts from the subscriber's own date.
+    assert subscriber.paused_until == datetime.date(2026, 6, 16)
+    assert "Paused until" in client.get(response["Location"]).content.decode()
+
+    client.post(url + "pause/", {"resume": "1"})
+    subscriber.refresh_from_db()
+    assert subscriber.paused_until is None
+
+
+def test_an_odd_pause_length_is_ignored(client):
+    subscriber = SubscriberFactory()
+    url = _path(manage_url(subscriber))
+    for weeks in ["0", "-3", "1000", "two", "2\r\n"]:
+        assert client.post(url + "pause/", {"weeks": weeks}).status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.paused_until is None
+
+
+def test_replacing_links_revokes_the_old_ones_and_mails_a_new_one(
+    client, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    subscriber = SubscriberFactory()
+    old = _path(manage_url(subscriber))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(old + "new-link/")
+    assert response.status_code == 200
+    assert client.get(old).status_code == 410
+    [message] = smtp_sink.to(subscriber.email)
+    new = re.search(r"https?://\S+/manage/[^\s/]+/", message.part("text/plain")).group(0)
+    assert client.get(_path(new)).status_code == 200
+
+
+def test_an_unsubscribed_subscribers_page_offers_a_fresh_signup_and_changes_nothing(client, topics):
+    subscriber = SubscriberFactory(status=Subscriber.Status.UNSUBSCRIBED, digest_size=10)
+    url = _path(manage_url(subscriber))
+    page = client.get(url)
+    assert page.status_code == 200 and "unsubscribed" in page.content.decode()
+    client.post(url, _prefs())
+    subscriber.refresh_from_db()
+    assert subscriber.digest_size == 10 and subscriber.status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_a_fresh_link_request_says_the_same_thing_for_any_address(
+    client, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    SubscriberFactory(email="known@example.org")
+    SubscriberFactory(email="left@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+    answers = []
+    for email in ["known@example.org", "KNOWN@example.org ", "nobody@example.org", "left@example.org"]:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/link/", {"email": email})
+        answers.append((response.status_code, response["Location"], client.get(response["Location"]).content))
+    assert len(set(answers)) == 1
+    assert len(smtp_sink.to("known@example.org")) == 1  # sent once; the repeat within the hour is not re-mailed
+    assert smtp_sink.to("nobody@example.org") == [] and smtp_sink.to("left@example.org") == []

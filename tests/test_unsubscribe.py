@@ -1,0 +1,170 @@
+"""Leaving: RFC 8058 one-click, the unsubscribe page, suppression and the purge of unconfirmed signups."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+
+from digest.tasks.subscribers import subscribers_purge_unconfirmed_task
+from subscriptions import services
+from subscriptions.links import manage_url, unsubscribe_url
+from subscriptions.models import Subscriber, Suppression
+from tests.factories import SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+@pytest.fixture
+def strict_client():
+    """A client that enforces CSRF and has no cookies: what a mailbox provider's one-click POST looks like."""
+    return Client(enforce_csrf_checks=True)
+
+
+def test_one_click_post_urlencoded_without_cookies_unsubscribes_and_answers_200(strict_client):
+    subscriber = SubscriberFactory()
+    response = strict_client.post(
+        _path(unsubscribe_url(subscriber)),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    assert "Location" not in response
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert subscriber.unsubscribe_source == "one-click"
+    assert subscriber.unsubscribed_at is not None
+
+
+def test_one_click_post_multipart_also_unsubscribes(strict_client):
+    subscriber = SubscriberFactory()
+    response = strict_client.post(_path(unsubscribe_url(subscriber)), data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_one_click_twice_is_still_200_and_keeps_the_first_record(strict_client):
+    subscriber = SubscriberFactory()
+    url = _path(unsubscribe_url(subscriber))
+    strict_client.post(url, data={"List-Unsubscribe": "One-Click"})
+    first = Subscriber.objects.get(pk=subscriber.pk).unsubscribed_at
+    assert strict_client.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert Subscriber.objects.get(pk=subscriber.pk).unsubscribed_at == first
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_get_shows_a_button_and_never_unsubscribes(client, method):
+    subscriber = SubscriberFactory()
+    response = getattr(client, method)(_path(unsubscribe_url(subscriber)))
+    assert response.status_code == 200
+    if method == "get":
+        assert "<button" in response.content.decode() and "csrfmiddlewaretoken" in response.content.decode()
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def test_a_post_without_the_one_click_body_unsubscribes_nobody(strict_client):
+    subscriber = SubscriberFactory()
+    url = _path(unsubscribe_url(subscriber))
+    assert strict_client.post(url, data={}).status_code == 400
+    assert strict_client.post(url, data={"List-Unsubscribe": "yes"}).status_code == 400
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def test_the_button_on_the_page_is_a_csrf_protected_form():
+    subscriber = SubscriberFactory()
+    url = _path(unsubscribe_url(subscriber))
+    browser = Client(enforce_csrf_checks=True)
+    assert browser.post(url + "confirm/").status_code == 403
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+
+    browser.get(url)
+    token = browser.cookies["csrftoken"].value
+    response = browser.post(url + "confirm/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert subscriber.unsubscribe_source == "unsubscribe-page"
+
+
+def test_unsubscribing_from_the_manage_page(client):
+    subscriber = SubscriberFactory()
+    response = client.post(_path(manage_url(subscriber)) + "unsubscribe/")
+    assert response.status_code == 200 and "You're unsubscribed" in response.content.decode()
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert subscriber.unsubscribe_source == "manage-page"
+
+
+def test_a_manage_link_cannot_be_used_as_a_one_click_link(strict_client):
+    subscriber = SubscriberFactory()
+    token_path = _path(manage_url(subscriber)).replace("/manage/", "/unsubscribe/")
+    assert strict_client.post(token_path, data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def test_suppressing_an_address_marks_the_subscriber_and_blocks_signup():
+    subscriber = SubscriberFactory(email="gone@example.org")
+    services.subscriber_suppress(email=" Gone@Example.org", reason="hard bounce")
+    services.subscriber_suppress(email="gone@example.org", reason="again")  # idempotent
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
+    assert subscriber.suppressed_reason == "hard bounce"
+    assert Suppression.objects.get().email == "gone@example.org"
+    outcome = services.subscriber_signup(
+        email="gone@example.org", preferences=services.Preferences(topics=[], interests="x"), consent=services.Consent()
+    )
+    assert outcome is services.SignupOutcome.SUPPRESSED
+    assert Subscriber.objects.get().status == Subscriber.Status.SUPPRESSED
+
+
+def test_an_old_confirm_link_does_not_revive_an_unsubscribed_or_suppressed_subscriber(client):
+    from subscriptions.links import confirm_url
+
+    left = SubscriberFactory(status=Subscriber.Status.PENDING)
+    url = _path(confirm_url(left))
+    services.subscriber_unsubscribe(subscriber=left, source="test")
+    client.post(url)
+    left.refresh_from_db()
+    assert left.status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_the_purge_forgets_unconfirmed_signups_after_seven_days_only():
+    now = timezone.now()
+    with time_machine.travel(now - datetime.timedelta(days=8), tick=False):
+        stale = SubscriberFactory(status=Subscriber.Status.PENDING, signup_at=timezone.now())
+        old_confirmed = SubscriberFactory(status=Subscriber.Status.CONFIRMED, signup_at=timezone.now())
+        old_suppressed = SubscriberFactory(status=Subscriber.Status.SUPPRESSED, signup_at=timezone.now())
+        returning = SubscriberFactory(
+            status=Subscriber.Status.PENDING, signup_at=timezone.now(), unsubscribed_at=timezone.now()
+        )
+        Suppression.objects.create(email=old_suppressed.email, reason="complaint")
+    with time_machine.travel(now - datetime.timedelta(days=6), tick=False):
+        recent = SubscriberFactory(status=Subscriber.Status.PENDING, signup_at=timezone.now())
+
+    assert subscribers_purge_unconfirmed_task() == 1
+    assert subscribers_purge_unconfirmed_task() == 0
+
+    remaining = set(Subscriber.objects.values_list("pk", flat=True))
+    assert stale.pk not in remaining
+    assert {old_confirmed.pk, old_suppressed.pk, recent.pk, returning.pk} <= remaining
+    returning.refresh_from_db()
+    assert returning.status == Subscriber.Status.UNSUBSCRIBED
+    assert Suppression.objects.filter(email=old_suppressed.email).exists()
+
+
+def test_the_purge_runs_daily_from_beat():
+    from digest.celery import app
+
+    entries = [e for e in app.conf.beat_schedule.values() if e["task"] == "digest.tasks.subscribers_purge_unconfirmed_task"]
+    assert len(entries) == 1
+    assert "digest.tasks.subscribers_purge_unconfirmed_task" in app.tasks
