@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -148,7 +148,7 @@ class MergeForm(forms.Form):
 @admin.register(Paper)
 class PaperAdmin(admin.ModelAdmin):
     # Below this classifier score a paper is not listed under a topic (an override always is).
-    topic_min_score = 0.1
+    topic_min_score = 0.3
 
     list_display = (
         "title_column",
@@ -186,16 +186,15 @@ class PaperAdmin(admin.ModelAdmin):
         topics = PaperTopic.objects.filter(
             Q(override=True) | Q(override__isnull=True, score__gte=self.topic_min_score)
         ).select_related("topic").order_by("-override", "-score")
-        return (
+        qs = (
             super()
             .get_queryset(request)
             .defer("embedding", "abstract")
             .annotate(last_trending=Subquery(latest.values("date")[:1]), last_rank=Subquery(latest.values("rank")[:1]))
             .prefetch_related(Prefetch("topic_scores", queryset=topics, to_attr="shown_topics"))
         )
-
-    def get_ordering(self, request):
-        return ("-last_trending", "last_rank", "-pk")
+        # Newest trending first; the changelist keeps this order unless a column is clicked.
+        return qs.order_by(F("last_trending").desc(nulls_last=True), "last_rank", "-pk")
 
     def get_search_results(self, request, queryset, search_term):
         # A pasted arXiv id or URL (with or without version) finds the paper exactly.

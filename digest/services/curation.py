@@ -416,7 +416,7 @@ def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: d
     result = {"query": query, "days": days, "candidates": len(papers), "phrases": [p.text for p in phrases], "papers": []}
     if not phrases or not papers:
         return result
-    scores = _topic_scores(phrases=phrases, papers=papers)
+    scores = _topic_scores(phrases=phrases, papers=papers, query=query)
     order = sorted(range(len(papers)), key=lambda i: -scores[i])
     threshold = _topic_threshold()
     for i in order:
@@ -432,16 +432,19 @@ def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: d
     return result
 
 
-def _topic_scores(*, phrases, papers):
-    """The matching helper's lexical score of a topic query (GAP: use its topic scorer once it exists)."""
+def _topic_scores(*, phrases, papers, query: str):
+    """The matching code's own lexical topic score (what the classifier stores), for an unsaved query."""
     from digest.matching.lexical import LexicalIndex
+    from digest.matching.scoring import TopicSpec, topic_lexical_scores
 
     index = LexicalIndex([(p.title, p.abstract) for p in papers])
-    return index.score(phrases).max(axis=0)
+    return topic_lexical_scores(index, [TopicSpec(id=0, name="", description="", query=query)])[0]
 
 
 def _topic_threshold() -> float:
-    return 0.1
+    from digest.matching.scoring import MIN_RELEVANCE
+
+    return MIN_RELEVANCE["lexical"]
 
 
 def topic_query_changed(*, topic) -> None:

@@ -1,0 +1,346 @@
+"""The admin as curators and operators use it: roles, pages and actions (through the test client)."""
+
+import datetime
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+
+from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent
+from subscriptions.models import Subscriber, Suppression
+from tests.admin_support import curator, curator_client, operator, operator_client  # noqa: F401
+from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET_ADDRESS = "very.private.reader@example.net"
+DEMO = Path(__file__).resolve().parent.parent / "demo"
+
+
+def _action(client, model: str, action: str, ids, **extra):
+    return client.post(
+        reverse(f"admin:digest_{model}_changelist"),
+        {"action": action, "_selected_action": [str(i) for i in ids], **extra},
+        follow=True,
+    )
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+# --- roles ----------------------------------------------------------------
+
+
+def test_the_roles_migration_gives_curators_curation_and_operators_everything():
+    curators = set(Group.objects.get(name="curators").permissions.values_list("content_type__model", "codename"))
+    operators = set(Group.objects.get(name="operators").permissions.values_list("content_type__model", "codename"))
+    assert ("paper", "change_paper") in curators
+    assert ("topic", "change_topic") in curators
+    assert ("edition", "change_edition") in curators
+    assert ("papertopic", "add_papertopic") in curators
+    assert not {m for m, _ in curators} & {"subscriber", "suppression", "delivery", "sentpaper", "webhookevent"}
+    assert ("edition", "release_edition") not in curators
+    assert {("subscriber", "view_subscriber"), ("delivery", "change_delivery"), ("edition", "release_edition"),
+            ("edition", "view_sending_health")} <= operators  # fmt: skip
+
+
+@pytest.fixture
+def private_records(db):
+    subscriber = SubscriberFactory(email=SECRET_ADDRESS, status=Subscriber.Status.CONFIRMED)
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20))
+    delivery = Delivery.objects.create(edition=edition, subscriber=subscriber, state=Delivery.State.FAILED,
+                                       last_error="550 mailbox unavailable")  # fmt: skip
+    paper = PaperFactory()
+    sent = SentPaper.objects.create(subscriber=subscriber, paper=paper, delivery=delivery, sent_on=edition.date)
+    suppression = Suppression.objects.create(email=SECRET_ADDRESS, reason="complaint")
+    event = WebhookEvent.objects.create(event_id="e1", event_type="complained", recipient=SECRET_ADDRESS)
+    return {"subscriber": subscriber, "delivery": delivery, "sent": sent, "suppression": suppression,
+            "event": event, "edition": edition, "paper": paper}  # fmt: skip
+
+
+def _address_urls(r):
+    urls = []
+    for name, obj in (
+        ("subscriptions_subscriber", r["subscriber"]),
+        ("subscriptions_suppression", r["suppression"]),
+        ("digest_delivery", r["delivery"]),
+        ("digest_sentpaper", r["sent"]),
+        ("digest_webhookevent", r["event"]),
+    ):
+        urls += [
+            reverse(f"admin:{name}_changelist"),
+            reverse(f"admin:{name}_changelist") + "?_popup=1&_to_field=id",
+            reverse(f"admin:{name}_change", args=[obj.pk]),
+            reverse(f"admin:{name}_history", args=[obj.pk]),
+            reverse(f"admin:{name}_delete", args=[obj.pk]),
+        ]
+    for model, field in (("delivery", "subscriber"), ("sentpaper", "subscriber")):
+        urls.append(f"{reverse('admin:autocomplete')}?app_label=digest&model_name={model}&field_name={field}&term=very")
+    urls.append(reverse("admin:digest_sending_health"))
+    return urls
+
+
+def test_a_curator_cannot_reach_a_subscriber_address_through_any_admin_url(curator_client, private_records):
+    for url in _address_urls(private_records):
+        response = curator_client.get(url)
+        assert response.status_code == 403, url
+        assert SECRET_ADDRESS not in response.content.decode(), url
+
+
+def test_pages_a_curator_can_open_never_show_an_address(curator_client, private_records):
+    r = private_records
+    pages = [
+        reverse("admin:index"),
+        reverse("admin:digest_paper_changelist"),
+        reverse("admin:digest_paper_change", args=[r["paper"].pk]),
+        reverse("admin:digest_paper_history", args=[r["paper"].pk]),
+        reverse("admin:digest_edition_changelist"),
+        reverse("admin:digest_edition_change", args=[r["edition"].pk]),
+        reverse("admin:digest_edition_preview", args=[r["edition"].pk]),
+        reverse("admin:digest_topic_changelist"),
+    ]
+    for url in pages:
+        response = curator_client.get(url)
+        assert response.status_code == 200, url
+        assert SECRET_ADDRESS not in response.content.decode(), url
+    assert "Subscribers" not in curator_client.get(reverse("admin:index")).content.decode()
+
+
+def test_an_operator_sees_subscribers_deliveries_and_health(operator_client, private_records):
+    for url in _address_urls(private_records):
+        if "autocomplete" in url:
+            continue  # raw-id fields there, no autocomplete: 403 for everyone is right
+        assert operator_client.get(url).status_code == 200, url
+    page = operator_client.get(reverse("admin:subscriptions_subscriber_changelist")).content.decode()
+    assert SECRET_ADDRESS in page
+
+
+def test_the_subscriber_page_shows_consent_and_deliveries_but_never_the_token(operator_client):
+    subscriber = SubscriberFactory(signup_ip="203.0.113.9", signup_user_agent="Firefox/140", signup_source="web")
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 19))
+    Delivery.objects.create(edition=edition, subscriber=subscriber, state=Delivery.State.SENT)
+    page = operator_client.get(reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])).content.decode()
+    assert "203.0.113.9" in page and "Firefox/140" in page
+    assert "Consent evidence" in page
+    assert "Nov. 19, 2026" in page or "2026-11-19" in page
+    assert subscriber.token_key not in page
+    assert 'name="signup_ip"' not in page  # read-only, not an input
+
+
+# --- papers ---------------------------------------------------------------
+
+
+def test_paper_search_finds_by_title_abstract_author_and_any_form_of_arxiv_id(curator_client):
+    target = PaperFactory(title="Diffusion for robot grasping", abstract="We study zebrafish locomotion.",
+                          authors=["Grace Hopper"], arxiv_id="2411.01234")  # fmt: skip
+    PaperFactory.create_batch(3)
+    url = reverse("admin:digest_paper_changelist")
+    for term in ("robot grasping", "zebrafish", "Hopper", "2411.01234", "2411.01234v3",
+                 "https://arxiv.org/abs/2411.01234v2"):  # fmt: skip
+        results = list(curator_client.get(url, {"q": term}).context["cl"].result_list)
+        assert [p.pk for p in results] == [target.pk], term
+
+
+def test_paper_list_filters_by_trending_date_topic_source_and_flags(curator_client):
+    today = timezone.localdate()
+    fresh = TrendingEntryFactory(date=today, source="hf").paper
+    old = TrendingEntryFactory(date=today - datetime.timedelta(days=20), source="arxiv").paper
+    topic = TopicFactory(name="Robotics")
+    PaperTopic.objects.create(paper=old, topic=topic, score=0.0, override=True)
+    PaperTopic.objects.create(paper=fresh, topic=topic, score=0.9, override=False)  # override wins
+    fresh.pinned = True
+    fresh.save()
+    url = reverse("admin:digest_paper_changelist")
+
+    def ids(**params):
+        return {p.pk for p in curator_client.get(url, params).context["cl"].result_list}
+
+    assert ids(trending="today") == {fresh.pk}
+    assert ids(trending="30d") == {fresh.pk, old.pk}
+    assert ids(topic=topic.pk) == {old.pk}
+    assert ids(source="arxiv") == {old.pk}
+    assert ids(pinned__exact=1) == {fresh.pk}
+
+
+def test_paper_list_shows_date_rank_upvotes_and_topics(curator_client):
+    entry = TrendingEntryFactory(date=datetime.date(2026, 11, 20), rank=3)
+    entry.paper.upvotes = 321
+    entry.paper.save()
+    PaperTopic.objects.create(paper=entry.paper, topic=TopicFactory(name="Video generation"), score=0.8)
+    page = curator_client.get(reverse("admin:digest_paper_changelist")).content.decode()
+    assert "Nov. 20, 2026" in page and "#3" in page and "321" in page and "Video generation" in page
+
+
+def test_pin_and_hide_actions_change_the_papers_and_say_so(curator_client):
+    a, b = PaperFactory.create_batch(2)
+    response = _action(curator_client, "paper", "pin", [a.pk])
+    assert "Pinned 1 paper(s)" in _messages(response)[0]
+    response = _action(curator_client, "paper", "hide", [b.pk])
+    assert "Hid 1 paper(s)" in _messages(response)[0]
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.pinned and b.hidden
+
+
+def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
+    keep = PaperFactory(title="Sparse cats", arxiv_id="2411.00007")
+    dup = PaperFactory(title="Sparse cats (HF)", arxiv_id=None)
+    TrendingEntryFactory(paper=dup, source="hf")
+    confirm = _action(curator_client, "paper", "merge", [keep.pk, dup.pk])
+    assert "Merge duplicate papers" in confirm.content.decode()
+    assert confirm.context["form"].initial["keep"] == keep
+    done = _action(curator_client, "paper", "merge", [keep.pk, dup.pk], apply="1", keep=str(keep.pk))
+    assert "Merged 1 duplicate(s)" in _messages(done)[0]
+    assert list(Paper.objects.values_list("pk", flat=True)) == [keep.pk]
+    assert TrendingEntry.objects.get().paper_id == keep.pk
+
+
+def test_a_curator_sets_a_papers_topic_by_hand_through_the_inline(curator_client):
+    paper = PaperFactory()
+    topic = TopicFactory(name="Robotics")
+    url = reverse("admin:digest_paper_change", args=[paper.pk])
+    form = curator_client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("authors", "keywords", "categories")}
+    data.update({
+        "authors": '["Ada Lovelace"]', "keywords": "[]", "categories": "[]",
+        "topic_scores-TOTAL_FORMS": "1", "topic_scores-INITIAL_FORMS": "0",
+        "topic_scores-0-topic": str(topic.pk), "topic_scores-0-override": "true",
+        "trending-TOTAL_FORMS": "0", "trending-INITIAL_FORMS": "0",
+    })  # fmt: skip
+    data = {k: ("on" if v is True else v) for k, v in data.items() if v is not False}
+    response = curator_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    assert PaperTopic.objects.get(paper=paper, topic=topic).override is True
+
+
+def test_uploading_a_paper_file_imports_it_like_import_papers(curator_client):
+    with open(DEMO / "trending-page-mar-12.txt", "rb") as fh:
+        response = curator_client.post(reverse("admin:digest_paper_upload"), {"file": fh, "format": "auto"}, follow=True)
+    assert "trending-page-mar-12.txt: 87 papers:" in _messages(response)[0]
+    assert Paper.objects.count() == 87
+
+
+def test_a_bad_upload_shows_the_importers_message_and_keeps_nothing(curator_client, tmp_path):
+    text = (DEMO / "trending-page-mar-12.txt").read_bytes()
+    bad = tmp_path / "truncated.txt"
+    bad.write_bytes(text[: text.index(b"Data-Centric Human Preference") + 20])
+    with open(bad, "rb") as fh:
+        response = curator_client.post(reverse("admin:digest_paper_upload"), {"file": fh, "format": "auto"})
+    assert response.status_code == 200
+    errors = response.context["form"].errors["file"]
+    assert errors[0].startswith("truncated.txt: line 355: title 'Data-Centric Human P' has no abstract")
+    assert Paper.objects.count() == 0 and TrendingEntry.objects.count() == 0
+
+
+# --- topics ---------------------------------------------------------------
+
+
+def test_topic_list_counts_subscribers(curator_client):
+    topic = TopicFactory(name="Robotics")
+    for s in SubscriberFactory.create_batch(3):
+        s.topics.add(topic)
+    cl = curator_client.get(reverse("admin:digest_topic_changelist")).context["cl"]
+    assert {t.name: t.n_subscribers for t in cl.result_list}["Robotics"] == 3
+
+
+def test_topic_query_preview_ranks_recent_papers_without_saving(curator_client):
+    topic = TopicFactory(name="Robotics", query="robot")
+    hit = TrendingEntryFactory(paper=PaperFactory(title="Robot manipulation with diffusion policies",
+                                                  abstract="Robot arms learn manipulation.")).paper  # fmt: skip
+    TrendingEntryFactory(paper=PaperFactory(title="Protein folding at scale", abstract="Biology."))
+    response = curator_client.get(reverse("admin:digest_topic_preview"), {"query": 'manipulation, "robot arms"'})
+    data = response.json()
+    assert data["candidates"] == 2
+    assert [p["id"] for p in data["papers"]] == [hit.pk]
+    assert data["papers"][0]["matches"] is True
+    topic.refresh_from_db()
+    assert topic.query == "robot"
+
+
+def test_topic_preview_is_for_staff_who_may_edit_topics(client, db):
+    assert client.get(reverse("admin:digest_topic_preview"), {"query": "x"}).status_code == 302  # to login
+
+
+# --- editions and health -------------------------------------------------
+
+
+def test_edition_page_lists_the_papers_in_order_with_pins_first(curator_client):
+    day = datetime.date(2026, 11, 20)
+    first = TrendingEntryFactory(date=day, rank=1).paper
+    pinned = TrendingEntryFactory(date=day, rank=9).paper
+    pinned.pinned = True
+    pinned.save()
+    hidden = TrendingEntryFactory(date=day, rank=2).paper
+    hidden.hidden = True
+    hidden.save()
+    edition = Edition.objects.create(date=day)
+    response = curator_client.get(reverse("admin:digest_edition_change", args=[edition.pk]))
+    assert [p.pk for p in response.context["edition_papers"]] == [pinned.pk, first.pk]
+    assert "pinned" in response.content.decode()
+
+
+def test_operators_release_a_held_edition_and_curators_cannot(curator_client, operator, private_records):
+    edition = private_records["edition"]
+    edition.status = Edition.Status.HELD
+    edition.save()
+    changelist = curator_client.get(reverse("admin:digest_edition_changelist"))
+    assert "release" not in dict(changelist.context["action_form"].fields["action"].choices)
+    curator_client.force_login(operator)
+    response = _action(curator_client, "edition", "release", [edition.pk])
+    assert "Released 1 edition(s)" in _messages(response)[0]
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.DRAFT and edition.released_at
+
+
+def test_the_health_page_shows_progress_and_warns_on_complaints(operator_client):
+    now = timezone.now()
+    edition = Edition.objects.create(date=timezone.localdate(), status=Edition.Status.SENDING)
+    subscribers = SubscriberFactory.create_batch(500)
+    Delivery.objects.bulk_create(
+        [Delivery(edition=edition, subscriber=s, state=Delivery.State.SENT, sent_at=now) for s in subscribers[:400]]
+        + [Delivery(edition=edition, subscriber=s) for s in subscribers[400:]]
+    )
+    WebhookEvent.objects.create(event_id="c1", event_type="complained", occurred_at=now)  # 1/400 = 0.25%
+    page = operator_client.get(reverse("admin:digest_sending_health")).content.decode()
+    assert "400 / 500" in page
+    assert "Complaint rate 0.25% over 7 days is above 0.1%" in page
+    assert "the next edition will be held" not in page
+
+
+# --- deliveries and subscribers -----------------------------------------
+
+
+def test_delivery_list_counts_by_state_and_shows_the_providers_reason(operator_client, private_records):
+    response = operator_client.get(reverse("admin:digest_delivery_changelist"),
+                                   {"edition__id__exact": private_records["edition"].pk})  # fmt: skip
+    assert ("failed", 1) in response.context["state_counts"]
+    assert "550 mailbox unavailable" in response.content.decode()
+
+
+def test_suppress_action_suppresses_through_the_subscription_service(operator_client):
+    subscriber = SubscriberFactory()
+    response = operator_client.post(reverse("admin:subscriptions_subscriber_changelist"),
+                                    {"action": "suppress", "_selected_action": [subscriber.pk]}, follow=True)  # fmt: skip
+    assert "Suppressed 1 subscriber(s)" in _messages(response)[0]
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
+    assert Suppression.objects.filter(email=subscriber.email).exists()
+
+
+def test_resend_confirmation_claims_once_and_skips_confirmed(operator_client, django_capture_on_commit_callbacks):
+    pending = SubscriberFactory(status=Subscriber.Status.PENDING)
+    confirmed = SubscriberFactory()
+    url = reverse("admin:subscriptions_subscriber_changelist")
+    data = {"action": "resend_confirmation", "_selected_action": [pending.pk, confirmed.pk]}
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = operator_client.post(url, data, follow=True)
+    assert "Queued 1 confirmation email(s)" in _messages(response)[0]
+    assert "1 not pending confirmation" in _messages(response)[0]
+    assert len(callbacks) == 1
+    pending.refresh_from_db()
+    assert pending.last_confirmation_sent_at is not None
+    again = operator_client.post(url, data, follow=True)
+    assert "Queued 0" in _messages(again)[0] and "too recently" in _messages(again)[0]
