@@ -1,0 +1,47 @@
+"""Property-based: whatever is posted to the manage page, a form error or a saved change, never a 500."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from subscriptions.links import manage_url
+from tests.factories import SubscriberFactory, TopicFactory
+from tests.test_signup_properties import field_value
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = ["topics", "interests", "frequency", "weekday", "send_hour", "timezone", "digest_size"]
+VALID = {"topics": ["robotics"], "interests": "graphs", "frequency": "weekly", "weekday": "3", "send_hour": "6",
+         "timezone": "Asia/Kolkata", "digest_size": "20"}
+
+
+@st.composite
+def submissions(draw):
+    data = dict(VALID)
+    for name in draw(st.sets(st.sampled_from(FIELDS))):
+        data[name] = draw(st.lists(field_value, min_size=1, max_size=3)) if name == "topics" else draw(field_value)
+    # Fields the form does not have must change nothing, whatever they hold.
+    data.update(draw(st.dictionaries(st.sampled_from(["email", "status", "subscriber", "token_key"]), field_value)))
+    return data
+
+
+@pytest.fixture
+def subscriber():
+    TopicFactory(name="Robotics", slug="robotics")
+    return SubscriberFactory(email="fixed@example.org", digest_size=10)
+
+
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=submissions())
+def test_any_manage_submission_is_an_error_or_a_saved_change_never_a_500(client, subscriber, data):
+    before = (subscriber.__class__.objects.values_list("digest_size", "interests", "timezone").get(pk=subscriber.pk))
+    url = "/" + manage_url(subscriber).split("://", 1)[1].split("/", 1)[1]
+    response = client.post(url, data)
+    assert response.status_code in (302, 400)
+    subscriber.refresh_from_db()
+    assert subscriber.email == "fixed@example.org" and subscriber.status == "confirmed"
+    if response.status_code == 302:
+        assert subscriber.digest_size == int(data["digest_size"])
+        assert "\r" not in subscriber.interests and "\n" not in subscriber.interests
+    else:
+        assert response.context["form"].errors
+        assert (subscriber.digest_size, subscriber.interests, subscriber.timezone) == before
