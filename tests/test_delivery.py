@@ -1,0 +1,299 @@
+"""Planning, claiming, sending and recording deliveries: the services, against a real SMTP server."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from digest.models import Delivery, Edition, SentPaper
+from digest.services.delivery import (
+    delivery_claim,
+    deliveries_plan,
+    deliveries_reconcile,
+    deliveries_send_chunk,
+    retry_delay_seconds,
+    subscribers_due,
+)
+from digest.services.editions import edition_freeze
+from subscriptions.models import Subscriber, Suppression
+from tests.digest_support import SITE, trending_day
+from tests.factories import PaperFactory, SubscriberFactory
+
+DAY = datetime.date(2026, 3, 12)
+# 08:00 UTC on the edition's day.
+MORNING = datetime.datetime(2026, 3, 12, 8, 0, tzinfo=datetime.UTC)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _site(settings):
+    settings.SITE_URL = SITE
+    settings.DELIVERY_RETRY_BASE_SECONDS = 30
+    settings.DELIVERY_LEASE_SECONDS = 300
+
+
+@pytest.fixture
+def papers():
+    return trending_day(day=DAY, count=12)
+
+
+def _plan(now=MORNING, **kwargs):
+    return deliveries_plan(now=now, **kwargs)
+
+
+def _send_all(now=MORNING):
+    ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
+    return deliveries_send_chunk(delivery_ids=ids, now=now)
+
+
+# ---------------------------------------------------------------- planning
+
+
+def test_it_plans_readers_whose_local_send_hour_has_come(papers):
+    early_utc = SubscriberFactory(timezone="UTC", send_hour=7)
+    later_utc = SubscriberFactory(timezone="UTC", send_hour=9)
+    tokyo = SubscriberFactory(timezone="Asia/Tokyo", send_hour=16)  # 17:00 in Tokyo at 08:00 UTC
+    new_york = SubscriberFactory(timezone="America/New_York", send_hour=7)  # 04:00 there
+    plan = _plan()
+    planned = set(Delivery.objects.values_list("subscriber_id", flat=True))
+    assert planned == {early_utc.pk, tokyo.pk}
+    assert plan.planned == 2 and plan.edition.date == DAY
+    assert later_utc.pk not in planned and new_york.pk not in planned
+
+
+def test_weekly_readers_get_it_on_their_weekday_only(papers):
+    thursday = SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=3)  # 2026-03-12 is a Thursday
+    monday = SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=0)
+    _plan()
+    assert set(Delivery.objects.values_list("subscriber_id", flat=True)) == {thursday.pk}
+    assert monday.pk not in set(Delivery.objects.values_list("subscriber_id", flat=True))
+
+
+def test_it_skips_paused_unconfirmed_and_suppressed_readers(papers):
+    ok = SubscriberFactory()
+    SubscriberFactory(paused_until=DAY + datetime.timedelta(days=3))
+    SubscriberFactory(status=Subscriber.Status.PENDING)
+    SubscriberFactory(status=Subscriber.Status.UNSUBSCRIBED)
+    SubscriberFactory(status=Subscriber.Status.SUPPRESSED)
+    bounced = SubscriberFactory()
+    Suppression.objects.create(email=bounced.email, reason="hard bounce")
+    _plan()
+    assert list(Delivery.objects.values_list("subscriber_id", flat=True)) == [ok.pk]
+
+
+def test_planning_twice_plans_nothing_new(papers):
+    SubscriberFactory.create_batch(5)
+    first = _plan()
+    second = _plan(now=MORNING + datetime.timedelta(minutes=15))
+    assert (first.planned, second.planned) == (5, 0)
+    assert Delivery.objects.count() == 5
+
+
+def test_a_day_without_new_papers_sends_nothing(papers):
+    SubscriberFactory.create_batch(3)
+    _plan()
+    # The next morning: no trending papers for the 13th, so the latest edition is still the 12th.
+    plan = _plan(now=MORNING + datetime.timedelta(days=1))
+    assert plan.planned == 0 and plan.edition.date == DAY
+    assert Delivery.objects.count() == 3
+
+
+def test_one_digest_per_local_day_even_if_a_newer_edition_lands(papers):
+    reader = SubscriberFactory()
+    _plan()
+    trending_day(day=DAY + datetime.timedelta(days=1), count=3)
+    # Same UTC day, later: the 13th's papers exist (fetched early), but the reader already got one today.
+    plan = _plan(now=MORNING + datetime.timedelta(hours=10), day=DAY + datetime.timedelta(days=1))
+    assert plan.planned == 0
+    assert Delivery.objects.filter(subscriber=reader).count() == 1
+
+
+def test_a_held_edition_plans_nothing(papers):
+    SubscriberFactory()
+    Edition.objects.create(date=DAY, status=Edition.Status.HELD, hold_reason="bounce rate")
+    plan = _plan()
+    assert plan.planned == 0 and "held" in plan.note
+
+
+def test_the_edition_is_frozen_with_pins_first_and_hides_removed(papers):
+    hidden = papers[0]
+    hidden.hidden = True
+    hidden.save()
+    pinned = PaperFactory(pinned=True)
+    edition = edition_freeze(day=DAY)
+    assert edition.paper_ids[0] == pinned.pk
+    assert hidden.pk not in edition.paper_ids
+    assert edition.paper_ids[1:] == [p.pk for p in papers[1:]]
+    # Later curation does not change a frozen edition.
+    papers[1].hidden = True
+    papers[1].save()
+    assert edition_freeze(day=DAY).paper_ids == edition.paper_ids
+
+
+# ---------------------------------------------------------------- claiming
+
+
+def test_only_one_caller_claims_a_row(papers):
+    SubscriberFactory()
+    _plan()
+    delivery = Delivery.objects.get()
+    assert delivery_claim(delivery_id=delivery.pk, now=MORNING) is True
+    assert delivery_claim(delivery_id=delivery.pk, now=MORNING) is False
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.SENDING and delivery.attempts == 1
+
+
+def test_an_expired_lease_can_be_claimed_again(papers, settings):
+    SubscriberFactory()
+    _plan()
+    delivery = Delivery.objects.get()
+    assert delivery_claim(delivery_id=delivery.pk, now=MORNING)
+    later = MORNING + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS + 1)
+    assert delivery_claim(delivery_id=delivery.pk, now=later)
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2
+
+
+# ---------------------------------------------------------------- sending
+
+
+def test_it_sends_each_planned_digest_once_and_records_it(papers, smtp_sink):
+    readers = SubscriberFactory.create_batch(3, digest_size=5)
+    _plan()
+    result = _send_all()
+    again = _send_all()
+    assert (result.sent, again.sent) == (3, 0)
+    for reader in readers:
+        [message] = smtp_sink.to(reader.email)
+        delivery = Delivery.objects.get(subscriber=reader)
+        assert delivery.state == Delivery.State.SENT and delivery.sent_at
+        assert delivery.message_id == message.message["Message-ID"].strip()
+        assert len(delivery.paper_ids) == 5
+        assert set(SentPaper.objects.filter(subscriber=reader).values_list("paper_id", flat=True)) == set(
+            delivery.paper_ids
+        )
+
+
+def test_one_smtp_connection_serves_a_whole_chunk(papers, smtp_sink, monkeypatch):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    opened = []
+    original = EmailBackend.open
+
+    def counting_open(self):
+        if self.connection is None:  # a new TCP connection, not the no-op check on an open one
+            opened.append(1)
+        return original(self)
+
+    monkeypatch.setattr(EmailBackend, "open", counting_open)
+    SubscriberFactory.create_batch(6)
+    _plan()
+    assert _send_all().sent == 6
+    assert len(smtp_sink.messages) == 6
+    assert len(opened) == 1
+
+
+def test_451_then_250_delivers_once(papers, smtp_sink):
+    reader = SubscriberFactory()
+    answers = iter(["451 4.3.0 try again later", "250 OK"])
+    smtp_sink.reply = lambda rcpt: next(answers, "250 OK")
+    _plan()
+    first = _send_all()
+    delivery = Delivery.objects.get()
+    assert first.retrying == 1 and delivery.state == Delivery.State.PENDING and delivery.transient_error
+    assert "451" in delivery.last_error
+    # Not before its retry time...
+    assert _send_all(now=MORNING + datetime.timedelta(seconds=1)).sent == 0
+    # ...then it goes out, once.
+    assert _send_all(now=delivery.lease_until + datetime.timedelta(seconds=1)).sent == 1
+    assert _send_all(now=delivery.lease_until + datetime.timedelta(seconds=2)).sent == 0
+    assert len(smtp_sink.to(reader.email)) == 1
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.SENT and delivery.attempts == 2
+
+
+def test_550_marks_the_row_failed_and_suppresses_the_address(papers, smtp_sink):
+    bad = SubscriberFactory(email="nobody@example.com")
+    good = SubscriberFactory()
+    smtp_sink.reply = lambda rcpt: "550 5.1.1 no such user" if rcpt == bad.email else "250 OK"
+    _plan()
+    result = _send_all()
+    assert (result.sent, result.failed) == (1, 1)
+    delivery = Delivery.objects.get(subscriber=bad)
+    assert delivery.state == Delivery.State.FAILED and "550" in delivery.last_error
+    assert Suppression.objects.filter(email=bad.email).exists()
+    bad.refresh_from_db()
+    assert bad.status == Subscriber.Status.SUPPRESSED
+    assert len(smtp_sink.to(good.email)) == 1 and not smtp_sink.to(bad.email)
+    assert not SentPaper.objects.filter(subscriber=bad).exists()
+
+
+def test_a_dead_smtp_server_is_a_transient_error(papers, settings):
+    SubscriberFactory()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
+    _plan()
+    result = _send_all()
+    delivery = Delivery.objects.get()
+    assert result.retrying == 1 and delivery.state == Delivery.State.PENDING and "connection" in delivery.last_error
+
+
+def test_it_gives_up_after_the_last_attempt_without_suppressing(papers, smtp_sink, settings):
+    settings.DELIVERY_MAX_ATTEMPTS = 2
+    reader = SubscriberFactory()
+    smtp_sink.reply = lambda rcpt: "421 4.7.0 busy"
+    _plan()
+    _send_all()
+    delivery = Delivery.objects.get()
+    _send_all(now=delivery.lease_until + datetime.timedelta(seconds=1))
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.FAILED and "gave up" in delivery.last_error
+    assert not Suppression.objects.filter(email=reader.email).exists()
+
+
+def test_nothing_is_sent_after_the_cutoff(papers, smtp_sink, settings):
+    SubscriberFactory()
+    _plan()
+    late = Delivery.objects.get().created_at + datetime.timedelta(hours=settings.EDITION_SEND_CUTOFF_HOURS, minutes=1)
+    result = _send_all(now=late)
+    assert result.skipped == 1 and not smtp_sink.messages
+    assert Delivery.objects.get().state == Delivery.State.SKIPPED
+
+
+def test_a_reader_who_unsubscribed_after_planning_gets_nothing(papers, smtp_sink):
+    reader = SubscriberFactory()
+    _plan()
+    Subscriber.objects.filter(pk=reader.pk).update(status=Subscriber.Status.UNSUBSCRIBED)
+    assert _send_all().sent == 0
+    assert Delivery.objects.get().state == Delivery.State.SKIPPED and not smtp_sink.messages
+
+
+def test_retry_delays_grow_with_jitter_and_stay_below_the_visibility_timeout(settings):
+    settings.DELIVERY_RETRY_BASE_SECONDS = 60
+    settings.CELERY_VISIBILITY_TIMEOUT = 3600
+    delays = [retry_delay_seconds(attempts=n) for n in range(1, 12)]
+    assert 30 <= delays[0] <= 60
+    assert all(d <= 1800 for d in delays)
+    assert len({round(retry_delay_seconds(attempts=3), 3) for _ in range(20)}) > 1
+
+
+# ---------------------------------------------------------------- reconciling
+
+
+def test_the_reconciler_requeues_expired_leases_and_skips_what_is_too_late(papers, settings):
+    SubscriberFactory.create_batch(2)
+    _plan()
+    stuck, late = Delivery.objects.order_by("id")
+    assert delivery_claim(delivery_id=stuck.pk, now=MORNING)  # then the worker died
+    Delivery.objects.filter(pk=late.pk).update(created_at=MORNING - datetime.timedelta(hours=20))
+    out = deliveries_reconcile(now=MORNING + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS + 1))
+    assert out.requeued == 1 and out.skipped == 1
+    assert Delivery.objects.get(pk=late.pk).state == Delivery.State.SKIPPED
+
+
+def test_subscribers_due_uses_few_queries(papers, django_assert_max_num_queries):
+    SubscriberFactory.create_batch(20)
+    edition = edition_freeze(day=DAY)
+    with django_assert_max_num_queries(2):
+        assert len(subscribers_due(now=MORNING, edition=edition)) == 20
