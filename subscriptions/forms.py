@@ -69,6 +69,8 @@ class EmailAddressField(forms.EmailField):
 class PreferencesForm(NoLineBreaksMixin, forms.Form):
     """Every digest preference; the signup form adds the address."""
 
+    require_topics_or_interests = True
+
     topics = forms.MultipleChoiceField(
         label="Topics to follow",
         required=False,
@@ -113,7 +115,7 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.errors and not cleaned.get("topics") and not cleaned.get("interests", "").strip():
+        if self.require_topics_or_interests and not self.errors and not cleaned.get("topics") and not cleaned.get("interests", "").strip():
             self.add_error("topics", "Pick at least one topic, or describe your interests below.")
         return cleaned
 

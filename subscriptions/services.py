@@ -316,3 +316,43 @@ def subscriber_send_manage_link(*, subscriber: Subscriber) -> bool:
         name="manage_link",
         context={"manage_url": links.manage_url(subscriber), "unsubscribe_url": links.unsubscribe_url(subscriber)},
     )
+
+
+class ImportOutcome(str, Enum):
+    CREATED_PENDING = "created-pending"
+    CREATED_CONFIRMED = "created-confirmed"
+    EXISTING = "existing"
+    SUPPRESSED = "suppressed"
+
+
+def subscriber_import(*, email: str, preferences: Preferences, confirmed: bool, source: str = "csv-import") -> ImportOutcome:
+    """Add one address from an operator's list. Never touches an existing or suppressed address.
+
+    ``confirmed`` is the operator's statement that consent was collected elsewhere;
+    otherwise the address gets the double opt-in email like a web signup.
+    """
+    email = email_normalize(email)
+    if _is_suppressed(email):
+        return ImportOutcome.SUPPRESSED
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if Subscriber.objects.filter(email=email).exists():
+                existing = Subscriber.objects.get(email=email)
+                return ImportOutcome.SUPPRESSED if existing.status == Subscriber.Status.SUPPRESSED else ImportOutcome.EXISTING
+            subscriber = Subscriber(email=email)
+            _preferences_apply(subscriber, preferences)
+            _consent_apply(subscriber, Consent(source=source), now)
+            if confirmed:
+                subscriber.status = Subscriber.Status.CONFIRMED
+                subscriber.confirmed_at = now
+            subscriber.save()
+            subscriber.topics.set(preferences.topics)
+            if confirmed:
+                return ImportOutcome.CREATED_CONFIRMED
+            if confirmation_claim(subscriber_id=subscriber.pk, now=now):
+                _enqueue_confirmation(subscriber.pk)
+            return ImportOutcome.CREATED_PENDING
+    except IntegrityError:
+        # Someone signed up with this address at the same moment.
+        return ImportOutcome.EXISTING
