@@ -14,9 +14,16 @@ def title_fingerprint(title: str) -> str:
     Case, accents, punctuation and spacing differ between the trending page, the HF
     API and arXiv; the words do not.
     """
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    return " ".join(re.findall(r"[a-z0-9]+", text))[:500]
+    if title.isascii():
+        # Same result, ~10x faster: NFKD leaves ASCII alone and it has no combining marks.
+        text = title.lower()
+    else:
+        text = unicodedata.normalize("NFKD", title)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return " ".join(_WORD_RE.findall(text))[:500]
+
+
+_WORD_RE = re.compile(r"[a-z0-9]+")
 
 
 class Paper(models.Model):
