@@ -13,6 +13,7 @@ from django.utils import timezone
 from digest.celery import app as celery_app
 from subscriptions import services
 from subscriptions.models import Subscriber, Suppression
+from digest.models import Topic
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,7 @@ def eager_tasks():
 
 @pytest.fixture
 def topics():
+    Topic.objects.all().delete()  # the test owns its topic list, not the default-topics migration
     return [
         TopicFactory(name="Robotics", slug="robotics", position=1),
         TopicFactory(name="Computer vision", slug="computer-vision", position=2),
