@@ -1,0 +1,93 @@
+"""BM25 over title (counted twice) and abstract, with word bigrams so phrases outrank scattered words.
+
+bm25s computes the term weights; scoring many phrases at once is one sparse product
+(phrases x vocabulary) @ (vocabulary x papers), so a day's distinct interests cost one call.
+"""
+
+import math
+from collections.abc import Sequence
+
+import bm25s
+import numpy as np
+import scipy.sparse as sp
+
+from .text import Phrase, bigrams, contains_phrase, expand_aliases, tokens
+
+TITLE_REPEAT = 2  # field boost by repetition: a word in the title counts as much as two in the abstract
+BIGRAM_WEIGHT = 0.7
+
+
+def _doc_terms(title: str, abstract: str) -> tuple[list[str], str]:
+    t, a = tokens(title), tokens(abstract)
+    terms = t * TITLE_REPEAT + a + bigrams(t) * TITLE_REPEAT + bigrams(a)
+    # "|" keeps a phrase from matching across the title/abstract boundary.
+    return terms, f" {' '.join(t)} | {' '.join(a)} "
+
+
+class LexicalIndex:
+    def __init__(self, docs: Sequence[tuple[str, str]]):
+        self.n_docs = len(docs)
+        terms, self._joined = [], []
+        for title, abstract in docs:
+            doc_terms, joined = _doc_terms(title, abstract)
+            terms.append(doc_terms or ["\x00empty"])
+            self._joined.append(joined)
+        self._bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+        if docs:
+            self._bm25.index(terms, show_progress=False)
+            s = self._bm25.scores
+            self.weights = sp.csc_matrix(
+                (s["data"], s["indices"], s["indptr"]), shape=(s["num_docs"], len(s["indptr"]) - 1)
+            ).T.tocsr()  # vocabulary x papers
+            self.vocab: dict[str, int] = self._bm25.vocab_dict
+        else:
+            self.weights = sp.csr_matrix((0, 0), dtype=np.float32)
+            self.vocab = {}
+        df: dict[str, int] = {}
+        for doc_terms in terms:
+            for term in set(doc_terms):
+                df[term] = df.get(term, 0) + 1
+        self._df = df
+
+    def _idf(self, term: str) -> float:
+        df = self._df.get(term, 0)
+        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+
+    def _query(self, phrase: Phrase) -> tuple[dict[int, float], float, list[str]]:
+        toks = tokens(phrase.text if phrase.quoted else expand_aliases(phrase.text))
+        query: dict[int, float] = {}
+        bound = 0.0
+        for weight, group in ((1.0, dict.fromkeys(toks)), (BIGRAM_WEIGHT, dict.fromkeys(bigrams(tokens(phrase.text))))):
+            for term in group:
+                # The best a paper can do on a term is about its idf; dividing by the sum makes
+                # scores comparable across queries (1.0 ~ every term, saturated).
+                bound += weight * self._idf(term)
+                if term in self.vocab:
+                    query[self.vocab[term]] = query.get(self.vocab[term], 0.0) + weight
+        return query, bound, tokens(phrase.text)
+
+    def score(self, phrases: Sequence[Phrase]) -> np.ndarray:
+        """(len(phrases), n_docs) float32 in [0, ~1]."""
+        out = np.zeros((len(phrases), self.n_docs), dtype=np.float32)
+        if not phrases or not self.n_docs:
+            return out
+        rows, cols, vals, bounds = [], [], [], []
+        for i, phrase in enumerate(phrases):
+            query, bound, _ = self._query(phrase)
+            for col, w in query.items():
+                rows.append(i)
+                cols.append(col)
+                vals.append(w)
+            bounds.append(bound or 1.0)
+        q = sp.csr_matrix((vals, (rows, cols)), shape=(len(phrases), self.weights.shape[0]), dtype=np.float32)
+        out[:] = (q @ self.weights).toarray()
+        out /= np.asarray(bounds, dtype=np.float32)[:, None]
+        for i, phrase in enumerate(phrases):
+            if phrase.quoted:
+                out[i] *= self.phrase_mask(phrase)
+        return out
+
+    def phrase_mask(self, phrase: Phrase) -> np.ndarray:
+        """1.0 where the paper contains the phrase's words contiguously, else 0.0."""
+        toks = tokens(phrase.text)
+        return np.fromiter((contains_phrase(j, toks) for j in self._joined), dtype=np.float32, count=self.n_docs)

@@ -1,0 +1,166 @@
+"""Relevance of phrases (interests, topic queries) to a fixed set of candidate papers.
+
+A `PaperSet` is built once per day (or per edition) from the candidate papers and scores any
+number of distinct phrases in one vectorized call. The three methods share the interface:
+
+- lexical:  BM25 (title counted twice, bigrams for phrases), scaled to about [0, 1];
+- semantic: cosine of MiniLM embeddings, phrase vs. paper (title+abstract, and title alone);
+- hybrid:   LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic.
+
+Each method also widens a phrase through the curated topics: a phrase that is close to a
+topic's name, description and query ("robot learning" ~ Robotics) also earns a share of the
+paper's score for that topic. Weights were tuned on the tuning half of tests/personas and
+checked on the held-out half (see bench/matching.py --personas).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import semantic
+from .lexical import LexicalIndex
+from .text import Phrase, parse_query
+
+LEXICAL_WEIGHT = 0.4
+TITLE_WEIGHT = 0.5  # semantic: share of the title-only cosine (the rest: title + abstract)
+EXPANSION_WEIGHT = 0.6
+EXPANSION_MIN_SIMILARITY = 0.35
+# Below this a paper is not relevant enough to be picked on its merits (top-up may still add it).
+MIN_RELEVANCE = {"lexical": 0.25, "semantic": 0.38, "hybrid": 0.32}
+
+METHODS = ("lexical", "semantic", "hybrid")
+
+
+def resolve_method(method: str) -> str:
+    """'auto' is hybrid where the semantic extra is installed, else lexical."""
+    if method == "auto":
+        return "hybrid" if semantic.available() else "lexical"
+    if method in ("semantic", "hybrid") and not semantic.available():
+        raise RuntimeError(
+            f"MATCHING_METHOD={method} needs the semantic extra: pip install '.[semantic]' (or use auto/lexical)"
+        )
+    if method not in METHODS:
+        raise ValueError(f"unknown matching method {method!r}")
+    return method
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    id: int
+    name: str
+    description: str
+    query: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}: {self.description}"
+
+
+def paper_vectors(title: str, abstract: str) -> np.ndarray:
+    """The stored embedding of one paper: [title + abstract | title], 2 x 384 float32."""
+    full, title_only = semantic.embed([semantic.paper_text(title, abstract), title])
+    return np.concatenate([full, title_only])
+
+
+def embed_papers(docs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """Batch version of paper_vectors: (len(docs), 768)."""
+    if not docs:
+        return np.zeros((0, 2 * semantic.DIM), dtype=np.float32)
+    full = semantic.embed([semantic.paper_text(t, a) for t, a in docs])
+    titles = semantic.embed([t for t, _ in docs])
+    return np.concatenate([full, titles], axis=1)
+
+
+def _cosines(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    d = semantic.DIM
+    return (1 - TITLE_WEIGHT) * (queries @ vectors[:, :d].T) + TITLE_WEIGHT * (queries @ vectors[:, d:].T)
+
+
+def topic_lexical_scores(lexical: LexicalIndex, topics: Sequence[TopicSpec]) -> np.ndarray:
+    """(topics, papers): the best three query terms count, the best most (several hits beat one)."""
+    out = np.zeros((len(topics), lexical.n_docs), dtype=np.float32)
+    for i, topic in enumerate(topics):
+        terms = parse_query(topic.query) or parse_query(topic.name)
+        s = np.sort(np.minimum(lexical.score(terms), 1.0), axis=0)[::-1]
+        s = np.vstack([s, np.zeros((3, lexical.n_docs), dtype=np.float32)])
+        out[i] = (s[0] + 0.5 * s[1] + 0.25 * s[2]) / 1.75
+    return out
+
+
+class PaperSet:
+    """Candidate papers, indexed once; scores phrases and topics against all of them."""
+
+    def __init__(
+        self,
+        *,
+        docs: Sequence[tuple[str, str]],
+        topics: Sequence[TopicSpec],
+        method: str,
+        embeddings: np.ndarray | None = None,
+        topic_scores: np.ndarray | None = None,
+    ):
+        self.method = resolve_method(method)
+        self.n = len(docs)
+        self.topics = list(topics)
+        self.lexical = LexicalIndex(docs)
+        self.uses_embeddings = self.method in ("semantic", "hybrid")
+        if self.uses_embeddings:
+            self.embeddings = embeddings if embeddings is not None else embed_papers(docs)
+            self.topic_vectors = semantic.embed([t.text for t in self.topics])
+        else:
+            self.embeddings = None
+            self.topic_vectors = None
+        # A small index over the topics themselves: which topic does an interest mean?
+        self.topic_index = LexicalIndex(
+            [(t.name, f"{t.description} {t.query.replace(chr(34), ' ')}") for t in self.topics]
+        )
+        self.topic_scores = topic_scores if topic_scores is not None else self.classify()
+        self.min_relevance = MIN_RELEVANCE[self.method]
+
+    def classify(self) -> np.ndarray:
+        """(topics, papers) in [0, 1]: how much each paper is about each topic."""
+        lex = topic_lexical_scores(self.lexical, self.topics)
+        if not self.uses_embeddings or not self.topics:
+            return lex
+        sem = _cosines(self.topic_vectors, self.embeddings)
+        return (0.5 * lex + 0.5 * np.clip(sem, 0, 1)).astype(np.float32)
+
+    def _direct(self, phrases: Sequence[Phrase]) -> tuple[np.ndarray, np.ndarray | None]:
+        lex = np.minimum(self.lexical.score(phrases), 1.0)
+        if not self.uses_embeddings:
+            return lex, None
+        q = semantic.embed_phrases([p.text for p in phrases])
+        sem = _cosines(q, self.embeddings)
+        # A quoted phrase must appear as written, whatever the embedding thinks.
+        for i, phrase in enumerate(phrases):
+            if phrase.quoted:
+                sem[i] *= self.lexical.phrase_mask(phrase)
+        if self.method == "semantic":
+            return sem.astype(np.float32), q
+        return (LEXICAL_WEIGHT * lex + (1 - LEXICAL_WEIGHT) * sem).astype(np.float32), q
+
+    def phrase_topics(self, phrases: Sequence[Phrase], q: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """For each phrase, its closest topic (index, -1 if none is close enough) and the similarity."""
+        if not self.topics or not phrases:
+            return np.full(len(phrases), -1), np.zeros(len(phrases), dtype=np.float32)
+        sim = np.minimum(self.topic_index.score(phrases), 1.0)
+        if self.uses_embeddings:
+            q = semantic.embed_phrases([p.text for p in phrases]) if q is None else q
+            sim = 0.5 * sim + 0.5 * (q @ self.topic_vectors.T)
+        best = sim.argmax(axis=1)
+        best_sim = sim[np.arange(len(phrases)), best]
+        quoted = np.array([p.quoted for p in phrases])
+        ok = (best_sim >= EXPANSION_MIN_SIMILARITY) & ~quoted
+        return np.where(ok, best, -1), np.where(ok, best_sim, 0.0).astype(np.float32)
+
+    def phrase_scores(self, phrases: Sequence[Phrase]) -> np.ndarray:
+        """(len(phrases), papers) float32 relevance of each phrase to each paper."""
+        if not phrases or not self.n:
+            return np.zeros((len(phrases), self.n), dtype=np.float32)
+        direct, q = self._direct(phrases)
+        topic, sim = self.phrase_topics(phrases, q)
+        has = topic >= 0
+        if has.any():
+            direct[has] += EXPANSION_WEIGHT * sim[has, None] * self.topic_scores[topic[has]]
+        return direct

@@ -1,0 +1,275 @@
+"""Read-only selectors: the digest of each subscriber for a day, as `Pick`s with reasons."""
+
+import datetime
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max, Min
+
+from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
+
+from . import ranking
+from .scoring import PaperSet, TopicSpec
+from .semantic import from_bytes
+from .text import Phrase, parse_interests
+
+SUBSCRIBER_CHUNK = 5000
+PHRASE_BATCH = 4096
+
+
+@dataclass
+class Pick:
+    paper_id: int
+    paper: Paper
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    trending: bool = False  # a top-up pick: chosen because it trends, not because it matches
+    pinned: bool = False
+
+
+@dataclass
+class Day:
+    """The candidate papers of one day, indexed and scored once."""
+
+    date: datetime.date
+    papers: list[Paper]
+    paperset: PaperSet
+    topics: list[Topic]
+    topic_scores: np.ndarray
+    pinned: np.ndarray
+    trending_pos: np.ndarray
+
+    @property
+    def paper_ids(self) -> list[int]:
+        return [p.id for p in self.papers]
+
+
+def candidate_ids_for_day(day: datetime.date) -> list[int]:
+    """The day's trending papers by best rank, pinned papers first; hidden papers never."""
+    trending = (
+        TrendingEntry.objects.filter(date=day, paper__hidden=False)
+        .values("paper_id")
+        .annotate(best=Min("rank"), votes=Max("upvotes"))
+        .order_by("best", "-votes", "paper_id")
+    )
+    ids = [row["paper_id"] for row in trending]
+    pinned = list(Paper.objects.filter(pinned=True, hidden=False).order_by("id").values_list("id", flat=True))
+    return list(dict.fromkeys(pinned + ids))
+
+
+def latest_trending_date() -> datetime.date | None:
+    return TrendingEntry.objects.aggregate(latest=Max("date"))["latest"]
+
+
+def _topic_matrix(paperset: PaperSet, topics: list[Topic], papers: list[Paper]) -> np.ndarray:
+    """Stored classifier scores where present, computed ones otherwise; curator overrides win."""
+    scores = paperset.topic_scores.copy()
+    col = {p.id: j for j, p in enumerate(papers)}
+    row = {t.id: i for i, t in enumerate(topics)}
+    for paper_id, topic_id, score, override in PaperTopic.objects.filter(
+        paper_id__in=col, topic_id__in=row
+    ).values_list("paper_id", "topic_id", "score", "override"):
+        i, j = row[topic_id], col[paper_id]
+        scores[i, j] = 1.0 if override is True else 0.0 if override is False else score
+    return scores
+
+
+_cache: "OrderedDict[tuple, Day]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, method: str | None = None) -> Day:
+    """Index the candidates once. Cached in-process by everything the scores depend on."""
+    ids = list(candidate_ids) if candidate_ids is not None else candidate_ids_for_day(day)
+    by_id = Paper.objects.in_bulk(ids)
+    papers = [by_id[i] for i in dict.fromkeys(ids) if i in by_id and not by_id[i].hidden]
+    topics = list(Topic.objects.filter(active=True).order_by("position", "name", "id"))
+    method = method or settings.MATCHING_METHOD
+    stamp = (
+        day,
+        method,
+        tuple((p.id, p.updated_at, p.pinned) for p in papers),
+        tuple((t.id, t.name, t.description, t.query) for t in topics),
+        PaperTopic.objects.filter(paper_id__in=[p.id for p in papers]).aggregate(n=Max("id"))["n"],
+    )
+    with _cache_lock:
+        if stamp in _cache:
+            _cache.move_to_end(stamp)
+            return _cache[stamp]
+
+    docs = [(p.title, p.abstract) for p in papers]
+    specs = [TopicSpec(t.id, t.name, t.description, t.query) for t in topics]
+    embeddings = None
+    from .scoring import resolve_method
+
+    if resolve_method(method) != "lexical" and papers:
+        stored = [from_bytes(p.embedding) for p in papers]
+        if all(v is not None for v in stored):
+            embeddings = np.stack(stored)
+        else:  # the worker has not embedded some yet: compute them now (not stored; selectors only read)
+            from .scoring import embed_papers
+
+            missing = [j for j, v in enumerate(stored) if v is None]
+            fresh = embed_papers([docs[j] for j in missing])
+            for j, vector in zip(missing, fresh):
+                stored[j] = vector
+            embeddings = np.stack(stored)
+    paperset = PaperSet(docs=docs, topics=specs, method=method, embeddings=embeddings)
+    trending_rank: dict[int, int] = {}
+    for paper_id, best in (
+        TrendingEntry.objects.filter(date=day, paper_id__in=[p.id for p in papers])
+        .values("paper_id")
+        .annotate(best=Min("rank"))
+        .order_by("best", "paper_id")
+        .values_list("paper_id", "best")
+    ):
+        trending_rank[paper_id] = len(trending_rank) + 1
+    if not trending_rank:  # an edition of papers without that day's entries: its own order is the trend
+        trending_rank = {p.id: j + 1 for j, p in enumerate(papers)}
+    result = Day(
+        date=day,
+        papers=papers,
+        paperset=paperset,
+        topics=topics,
+        topic_scores=_topic_matrix(paperset, topics, papers),
+        pinned=np.array([p.pinned for p in papers], dtype=bool),
+        trending_pos=np.array([trending_rank.get(p.id, 0) for p in papers], dtype=np.int32),
+    )
+    with _cache_lock:
+        _cache[stamp] = result
+        while len(_cache) > 4:
+            _cache.popitem(last=False)
+    return result
+
+
+class PhraseTable:
+    """Distinct interest phrases across subscribers, each scored once against the day's papers."""
+
+    def __init__(self, paperset: PaperSet):
+        self.paperset = paperset
+        self.index: dict[str, int] = {}
+        self.phrases: list[Phrase] = []
+        self._blocks: list[np.ndarray] = []
+        self._scored = 0
+
+    def slots(self, phrase_lists: Sequence[list[Phrase]]) -> np.ndarray:
+        width = max((len(x) for x in phrase_lists), default=0)
+        out = np.full((len(phrase_lists), max(width, 1)), -1, dtype=np.int32)
+        for i, phrases in enumerate(phrase_lists):
+            for k, phrase in enumerate(phrases):
+                j = self.index.get(phrase.key)
+                if j is None:
+                    j = self.index[phrase.key] = len(self.phrases)
+                    self.phrases.append(phrase)
+                out[i, k] = j
+        return out
+
+    def scores(self) -> np.ndarray:
+        while self._scored < len(self.phrases):
+            batch = self.phrases[self._scored : self._scored + PHRASE_BATCH]
+            self._blocks.append(self.paperset.phrase_scores(batch))
+            self._scored += len(batch)
+        if not self._blocks:
+            return np.zeros((0, self.paperset.n), dtype=np.float32)
+        if len(self._blocks) > 1:
+            self._blocks = [np.vstack(self._blocks)]
+        return self._blocks[0]
+
+
+def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float) -> list[str]:
+    pos = int(day.trending_pos[column])
+    if kind == ranking.KIND_TRENDING:
+        return [f"trending #{pos} today"]
+    reasons = []
+    pinned = bool(day.pinned[column])
+    if pinned:
+        reasons.append("pinned by the editors")
+    if not pinned or score >= day.paperset.min_relevance:
+        if kind == ranking.KIND_INTEREST and 0 <= why < len(table.phrases):
+            reasons.append(f"matches your interest '{table.phrases[why].text}'")
+        elif kind == ranking.KIND_TOPIC and 0 <= why < len(day.topics):
+            reasons.append(f"topic: {day.topics[why].name}")
+    if 0 < pos <= 3 and not pinned:
+        reasons.append(f"trending #{pos} today")
+    return reasons
+
+
+def select_for_subscribers(
+    *, subscribers: list, day: datetime.date, candidate_ids: list[int] | None = None
+) -> dict[int, list[Pick]]:
+    """Each subscriber's digest for `day`: {subscriber id: [Pick, ...]} in digest order.
+
+    The candidates (default: the day's trending papers, pinned first, hidden never) are scored
+    once; subscribers are scored in vectorized chunks. Papers in a subscriber's SentPaper ledger
+    never appear. Picks below the relevance threshold are left out, then the digest is topped
+    up with the day's top trending papers (trending=True) up to the subscriber's digest_size.
+    """
+    d = day_load(day=day, candidate_ids=candidate_ids)
+    result: dict[int, list[Pick]] = {}
+    if not subscribers:
+        return result
+    table = PhraseTable(d.paperset)
+    topic_row = {t.id: i for i, t in enumerate(d.topics)}
+    col = {p.id: j for j, p in enumerate(d.papers)}
+    through = type(subscribers[0]).topics.through
+    for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
+        chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
+        sub_ids = [s.id for s in chunk]
+        row_of = {sid: i for i, sid in enumerate(sub_ids)}
+        chosen_topics: list[list[int]] = [[] for _ in chunk]
+        for sid, tid in through.objects.filter(subscriber_id__in=sub_ids).values_list("subscriber_id", "topic_id"):
+            if tid in topic_row:
+                chosen_topics[row_of[sid]].append(topic_row[tid])
+        width = max((len(x) for x in chosen_topics), default=0)
+        topic_slots = np.full((len(chunk), max(width, 1)), -1, dtype=np.int32)
+        for i, rows in enumerate(chosen_topics):
+            topic_slots[i, : len(rows)] = sorted(rows)
+        sent = list(
+            SentPaper.objects.filter(subscriber_id__in=sub_ids, paper_id__in=list(col)).values_list(
+                "subscriber_id", "paper_id"
+            )
+        )
+        profiles = ranking.Profiles(
+            interest_slots=table.slots([parse_interests(s.interests) for s in chunk]),
+            topic_slots=topic_slots,
+            sizes=np.array([s.digest_size for s in chunk], dtype=np.int32),
+            sent_rows=np.array([row_of[s] for s, _ in sent], dtype=np.int64),
+            sent_cols=np.array([col[p] for _, p in sent], dtype=np.int64),
+        )
+        scores = ranking.DayScores(
+            phrase_scores=table.scores(),
+            topic_scores=d.topic_scores,
+            pinned=d.pinned,
+            trending_pos=d.trending_pos,
+            min_relevance=d.paperset.min_relevance,
+        )
+        ranked = ranking.rank(scores, profiles)
+        for i, subscriber in enumerate(chunk):
+            picks = []
+            for slot in range(ranked.papers.shape[1]):
+                column = int(ranked.papers[i, slot])
+                if column < 0:
+                    break
+                kind, score = int(ranked.kinds[i, slot]), float(ranked.scores[i, slot])
+                paper = d.papers[column]
+                picks.append(
+                    Pick(
+                        paper_id=paper.id,
+                        paper=paper,
+                        score=round(score, 4),
+                        reasons=_reasons(d, table, kind, int(ranked.why[i, slot]), column, score),
+                        trending=kind == ranking.KIND_TRENDING,
+                        pinned=bool(d.pinned[column]),
+                    )
+                )
+            result[subscriber.id] = picks
+    return result
+
+
+def select_for_subscriber(*, subscriber, day: datetime.date, candidate_ids: list[int] | None = None) -> list[Pick]:
+    """One subscriber's digest: the bulk path with a chunk of one, so both always agree."""
+    return select_for_subscribers(subscribers=[subscriber], day=day, candidate_ids=candidate_ids)[subscriber.id]

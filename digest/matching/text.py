@@ -1,0 +1,136 @@
+"""Tokens, stems and phrases shared by the lexical matcher, topic queries and interests."""
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+# A short list on purpose: words like "learning" or "model" carry meaning in phrases
+# ("robot learning") and BM25's idf already discounts them when they are everywhere.
+STOPWORDS = frozenset(
+    """a an and are as at be been but by can do does for from has have how in into is it its
+    of on or our so such that the their then there these this those to towards toward via
+    was we were what when which while who why will with without your you i my me""".split()
+)
+
+_WORD = re.compile(r"[a-z0-9]+(?:[+#][a-z0-9+#]*)?")
+_stemmer = snowballstemmer.stemmer("english")
+
+# Interest and query spellings that people type for the same thing the papers say.
+# Expanded before stemming; each maps to extra words added to the phrase.
+ALIASES: dict[str, str] = {
+    "llm": "large language model",
+    "llms": "large language models",
+    "lm": "language model",
+    "lms": "language models",
+    "vlm": "vision language model",
+    "vlms": "vision language models",
+    "mllm": "multimodal large language model",
+    "rag": "retrieval augmented generation",
+    "rlhf": "reinforcement learning human feedback",
+    "rl": "reinforcement learning",
+    "dpo": "direct preference optimization",
+    "ppo": "proximal policy optimization",
+    "nas": "neural architecture search",
+    "gnn": "graph neural network",
+    "gnns": "graph neural networks",
+    "nlp": "natural language processing",
+    "asr": "automatic speech recognition",
+    "tts": "text to speech",
+    "cv": "computer vision",
+    "nerf": "neural radiance field",
+    "t2i": "text to image",
+    "peft": "parameter efficient fine tuning",
+    "lora": "low rank adaptation",
+    "moe": "mixture of experts",
+    "kd": "knowledge distillation",
+    "fl": "federated learning",
+    "ctr": "click through rate",
+    "ood": "out of distribution",
+    "cot": "chain of thought",
+    "kv": "key value cache",
+    "vit": "vision transformer",
+    "vits": "vision transformers",
+}
+
+
+# Snowball over-conflates a few words that mean different things in ML titles
+# ("optimizer" is not "optimization", "optimal" neither).
+STEM_EXCEPTIONS = {"optimizer": "optimizer", "optimizers": "optimizer", "optimal": "optimal", "optimality": "optimal"}
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    return STEM_EXCEPTIONS.get(word) or _stemmer.stemWord(word)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens; hyphens and punctuation split words ("fine-tuning" -> fine, tuning)."""
+    return _WORD.findall(text.casefold())
+
+
+def tokens(text: str) -> list[str]:
+    """Stemmed content tokens, in order."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+def expand_aliases(text: str) -> str:
+    """Append the long form of known abbreviations: 'RAG' also means 'retrieval augmented generation'."""
+    extra = [ALIASES[w] for w in words(text) if w in ALIASES]
+    return " ".join([text, *extra]) if extra else text
+
+
+def bigrams(toks: list[str]) -> list[str]:
+    return [f"{a}_{b}" for a, b in zip(toks, toks[1:])]
+
+
+def contains_phrase(doc_tokens: str, phrase_tokens: list[str]) -> bool:
+    """Whether the stemmed tokens appear contiguously; doc_tokens is ' '.join(tokens) padded with spaces."""
+    return f" {' '.join(phrase_tokens)} " in doc_tokens
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One interest or topic query term: the words as typed, and whether they were quoted."""
+
+    text: str
+    quoted: bool = False
+
+    @property
+    def key(self) -> str:
+        return f'"{self.text.casefold()}"' if self.quoted else self.text.casefold()
+
+
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def parse_interests(text: str) -> list[Phrase]:
+    """Split free-text interests on commas and semicolons; "quoted" pieces must match as phrases.
+
+    `robot learning, "world models"` -> [robot learning, "world models" (quoted)]. Duplicates and
+    pieces with no word in them are dropped, order is kept.
+    """
+    out: list[Phrase] = []
+    seen: set[str] = set()
+    for piece in re.split(r"[,;\n]", text or ""):
+        quoted = [q.strip() for q in _QUOTED.findall(piece) if q.strip()]
+        rest = _QUOTED.sub(" ", piece).strip().strip("'").strip()
+        phrases = [Phrase(q, True) for q in quoted]
+        if rest and words(rest):
+            phrases.append(Phrase(" ".join(rest.split()), False))
+        for phrase in phrases:
+            if words(phrase.text) and phrase.key not in seen:
+                seen.add(phrase.key)
+                out.append(phrase)
+    return out
+
+
+def parse_query(text: str) -> list[Phrase]:
+    """A topic query: comma-separated keywords and "quoted phrases" (unquoted words are one term each
+    when there are no commas, so `robot manipulation "robot learning"` also works)."""
+    if "," in (text or "") or ";" in (text or ""):
+        return parse_interests(text)
+    quoted = [Phrase(q.strip(), True) for q in _QUOTED.findall(text or "") if q.strip()]
+    rest = [Phrase(w) for w in _QUOTED.sub(" ", text or "").split() if words(w)]
+    return parse_interests(", ".join(f'"{p.text}"' if p.quoted else p.text for p in quoted + rest))

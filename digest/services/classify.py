@@ -1,0 +1,129 @@
+"""Paper embeddings and topic classification: the writes behind matching.
+
+`papers_embed` stores each paper's sentence vector once (the worker does it after import);
+`papers_classify` scores papers against every active topic and upserts PaperTopic rows,
+leaving curators' overrides alone.
+"""
+
+import logging
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Q
+
+from digest.matching import semantic
+from digest.matching.scoring import PaperSet, TopicSpec, embed_papers, resolve_method
+from digest.models import Paper, PaperTopic, Topic
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+# Papers scored together share one BM25 index; a batch of one would make every word "rare".
+# The most recent papers are added as background so term weights are those of the field.
+BACKGROUND = 300
+
+
+def papers_embed(*, paper_ids: list[int] | None = None, force: bool = False) -> int:
+    """Compute and store embeddings for papers that lack one (or all given, with force). Returns how many.
+
+    A no-op without the semantic extra.
+    """
+    if not semantic.available():
+        return 0
+    papers = Paper.objects.all() if paper_ids is None else Paper.objects.filter(pk__in=paper_ids)
+    if not force:
+        papers = papers.filter(embedding__isnull=True)
+    ids = list(papers.order_by("pk").values_list("pk", flat=True))
+    done = 0
+    for start in range(0, len(ids), BATCH):
+        batch = list(Paper.objects.filter(pk__in=ids[start : start + BATCH]).only("pk", "title", "abstract"))
+        vectors = embed_papers([(p.title, p.abstract) for p in batch])
+        for paper, vector in zip(batch, vectors):
+            paper.embedding = semantic.to_bytes(vector)
+        Paper.objects.bulk_update(batch, ["embedding"])
+        done += len(batch)
+    return done
+
+
+def _background(exclude: set[int]) -> list[Paper]:
+    return list(
+        Paper.objects.exclude(pk__in=exclude)
+        .order_by("-published_on", "-pk")
+        .only("pk", "title", "abstract", "embedding")[:BACKGROUND]
+    )
+
+
+def papers_classify(*, paper_ids: list[int], topic_ids: list[int] | None = None) -> int:
+    """Score papers against the active topics (or only topic_ids) and store the scores.
+
+    Overrides are never touched: a curator's True/False wins in matching whatever the score.
+    Returns the number of (paper, topic) scores written.
+    """
+    topics = Topic.objects.filter(active=True).order_by("position", "name", "id")
+    if topic_ids is not None:
+        topics = topics.filter(pk__in=topic_ids)
+    topics = list(topics)
+    if not topics or not paper_ids:
+        return 0
+    method = resolve_method(settings.MATCHING_METHOD)
+    specs = [TopicSpec(t.id, t.name, t.description, t.query) for t in topics]
+    written = 0
+    ids = sorted(set(paper_ids))
+    for start in range(0, len(ids), BATCH):
+        targets = list(Paper.objects.filter(pk__in=ids[start : start + BATCH]).only("pk", "title", "abstract", "embedding"))
+        papers = targets + _background({p.pk for p in targets})
+        embeddings = None
+        if method != "lexical":
+            vectors = [semantic.from_bytes(p.embedding) for p in papers]
+            missing = [j for j, v in enumerate(vectors) if v is None]
+            if missing:
+                fresh = embed_papers([(papers[j].title, papers[j].abstract) for j in missing])
+                for j, v in zip(missing, fresh):
+                    vectors[j] = v
+            embeddings = np.stack(vectors)
+        paperset = PaperSet(
+            docs=[(p.title, p.abstract) for p in papers], topics=specs, method=method, embeddings=embeddings
+        )
+        scores = paperset.topic_scores
+        rows = [
+            PaperTopic(paper_id=paper.pk, topic_id=topic.pk, score=round(float(scores[i, j]), 4))
+            for j, paper in enumerate(targets)
+            for i, topic in enumerate(topics)
+        ]
+        PaperTopic.objects.bulk_create(
+            rows, batch_size=1000, update_conflicts=True, unique_fields=["paper", "topic"], update_fields=["score"]
+        )
+        written += len(rows)
+    return written
+
+
+def topic_reclassify(*, topic_id: int) -> int:
+    """After a topic's query changed: rescore every paper against that topic only."""
+    ids = list(Paper.objects.order_by("pk").values_list("pk", flat=True))
+    return papers_classify(paper_ids=ids, topic_ids=[topic_id])
+
+
+def papers_missing_scores() -> list[int]:
+    """Papers without a score for some active topic (new papers, or a topic added since)."""
+    active = Topic.objects.filter(active=True).count()
+    if not active:
+        return []
+    return list(
+        Paper.objects.annotate(
+            scored=Count("topic_scores", filter=Q(topic_scores__topic__active=True))
+        )
+        .filter(scored__lt=active)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def papers_classify_missing(*, everything: bool = False) -> tuple[int, int]:
+    """The safety net (beat, `manage.py classify_papers`): embed and classify what was missed.
+
+    Returns (papers embedded, papers classified).
+    """
+    embedded = papers_embed()
+    ids = list(Paper.objects.order_by("pk").values_list("pk", flat=True)) if everything else papers_missing_scores()
+    papers_classify(paper_ids=ids)
+    return embedded, len(ids)
