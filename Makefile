@@ -19,6 +19,7 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py import_papers demo/*.txt
+	$(PY) manage.py classify_papers
 	$(PY) manage.py ensure_dev_admin
 	$(VENV)/bin/honcho -f Procfile.dev start
 

@@ -36,4 +36,9 @@ app.conf.beat_schedule = {
         "task": "digest.tasks.deliveries_reconcile_task",
         "schedule": crontab(minute="*/5"),
     },
+    # Safety net: papers whose classify/embed task was lost (broker down at import time).
+    "classify-missing": {
+        "task": "digest.tasks.classify_missing_task",
+        "schedule": crontab(minute=50),
+    },
 }
