@@ -261,14 +261,11 @@ class PaperAdmin(admin.ModelAdmin):
     @admin.action(description="Re-classify against the topics", permissions=["change"])
     def reclassify(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
-        try:
-            from digest.services.classify import papers_classify
-        except ImportError:  # GAP: waiting for the matching helper's classify service.
-            self.message_user(request, "Re-classification is not available yet.", messages.ERROR)
-            return
-        papers_classify(paper_ids=ids)
+        curation.papers_reclassify(paper_ids=ids)
         self.message_user(
-            request, f"Re-classified {len(ids)} paper(s); curators' overrides were kept.", messages.SUCCESS
+            request,
+            f"Queued re-classification of {len(ids)} paper(s); scores update in a minute. Manual overrides are kept.",
+            messages.SUCCESS,
         )
 
     @admin.action(description="Merge duplicates into one paper…", permissions=["change", "delete"])
@@ -424,11 +421,6 @@ class TopicAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "preview_url": reverse("admin:digest_topic_preview")}
         return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if "query" in form.changed_data:
-            curation.topic_query_changed(topic=obj)
 
 
 # --- editions -------------------------------------------------------------

@@ -195,3 +195,17 @@ def test_an_edition_already_sending_is_never_held():
 def test_health_with_nothing_sent_is_quiet():
     health = curation.sending_health(now=timezone.now())
     assert (health.sent, health.complaint_rate, health.warning, health.hold) == (0, 0.0, False, False)
+
+
+def test_subscribers_over_time_walk_back_from_todays_confirmed_count():
+    now = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.UTC)
+    day = datetime.timedelta(days=1)
+    for confirmed_at in (now - 3 * day, now - 3 * day, now - day):
+        SubscriberFactory(confirmed_at=confirmed_at)
+    SubscriberFactory(status="unsubscribed", confirmed_at=now - 3 * day, unsubscribed_at=now)
+    SubscriberFactory(status="pending")
+    report = curation.sending_health_report(now=now, days=5)
+    totals = [(row["day"].day, row["total"]) for row in report["series"]]
+    # 3 joined on the 18th (one left on the 21st), 1 joined on the 20th.
+    assert totals == [(17, 0), (18, 3), (19, 3), (20, 4), (21, 3)]
+    assert dict(report["by_status"])["Confirmed"] == 3

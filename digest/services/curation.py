@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.text import Truncator
 
@@ -27,7 +28,13 @@ COMPLAINT_EVENTS = ("complained",)
 OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
 
 
+def papers_reclassify(*, paper_ids: list[int]) -> None:
+    """Have the worker embed and re-classify these papers (overrides are kept), after commit."""
+    _notify_papers_changed(paper_ids)
+
+
 def _notify_papers_changed(paper_ids: list[int]) -> None:
+    # matching's receiver (digest/tasks/classify.py) enqueues embed + classify.
     transaction.on_commit(lambda: papers_changed.send(sender=Paper, paper_ids=list(paper_ids)))
 
 
@@ -56,7 +63,6 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True, today: datetime.dat
                 edition.save(update_fields=["paper_ids"])
         else:
             count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
-        _notify_papers_changed(paper_ids)
     return count
 
 
@@ -78,7 +84,6 @@ def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
                 if kept != edition.paper_ids:
                     edition.paper_ids = kept
                     edition.save(update_fields=["paper_ids"])
-        _notify_papers_changed(paper_ids)
     return count
 
 
@@ -323,6 +328,10 @@ def edition_release(*, edition: Edition) -> bool:
     return bool(released)
 
 
+def _count_by_day(queryset) -> dict[datetime.date, int]:
+    return dict(queryset.order_by().values_list("day").annotate(n=Count("pk")).values_list("day", "n"))
+
+
 def sending_health_report(*, now: datetime.datetime | None = None, days: int = 30) -> dict:
     """Everything the sending-health page shows: today's edition, subscribers over time, rates."""
     from subscriptions.models import Subscriber
@@ -352,30 +361,31 @@ def sending_health_report(*, now: datetime.datetime | None = None, days: int = 3
         .annotate(n=Count("pk"))
         .values_list("created_at__date", "n")
     )
-    confirmations = dict(
-        Subscriber.objects.filter(confirmed_at__date__gte=start)
-        .values_list("confirmed_at__date")
-        .annotate(n=Count("pk"))
-        .values_list("confirmed_at__date", "n")
+    # Joined: confirmed (or, for imported rows without a confirmation time, created);
+    # left: unsubscribed or suppressed. Walking back from today's confirmed count.
+    joined_on = TruncDate(Coalesce("confirmed_at", "created_at"))
+    joins = _count_by_day(
+        Subscriber.objects.exclude(status=Subscriber.Status.PENDING).annotate(day=joined_on).filter(day__gte=start)
     )
-    leaves = dict(
-        Subscriber.objects.filter(unsubscribed_at__date__gte=start)
-        .values_list("unsubscribed_at__date")
-        .annotate(n=Count("pk"))
-        .values_list("unsubscribed_at__date", "n")
+    leaves = _count_by_day(
+        Subscriber.objects.filter(status=Subscriber.Status.UNSUBSCRIBED, unsubscribed_at__isnull=False)
+        .annotate(day=TruncDate("unsubscribed_at")).filter(day__gte=start)
+    )
+    suppressed = _count_by_day(
+        Subscriber.objects.filter(status=Subscriber.Status.SUPPRESSED, suppressed_at__isnull=False)
+        .annotate(day=TruncDate("suppressed_at")).filter(day__gte=start)
     )
     by_status = dict(Subscriber.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
-    # Confirmed subscribers at the end of each day, walking back from today's total.
-    confirmed_now = by_status.get(Subscriber.Status.CONFIRMED, 0)
+    running = by_status.get(Subscriber.Status.CONFIRMED, 0)
     series = []
-    running = confirmed_now
     for offset in range(days):
         day = today - datetime.timedelta(days=offset)
+        left = leaves.get(day, 0) + suppressed.get(day, 0)
         series.append(
-            {"day": day, "signups": signups.get(day, 0), "confirmed": confirmations.get(day, 0),
-             "left": leaves.get(day, 0), "total": max(running, 0)}  # fmt: skip
+            {"day": day, "signups": signups.get(day, 0), "confirmed": joins.get(day, 0), "left": left,
+             "total": max(running, 0)}  # fmt: skip
         )
-        running -= confirmations.get(day, 0) - leaves.get(day, 0)
+        running -= joins.get(day, 0) - left
     series.reverse()
     peak = max([row["total"] for row in series] + [1])
     for row in series:
@@ -445,16 +455,6 @@ def _topic_threshold() -> float:
     from digest.matching.scoring import MIN_RELEVANCE
 
     return MIN_RELEVANCE["lexical"]
-
-
-def topic_query_changed(*, topic) -> None:
-    """A topic's query changed: re-score every paper against it (in the worker)."""
-    try:
-        from digest.tasks.classify import topic_reclassify_task
-    except ImportError:  # GAP: waiting for the matching helper's classify task.
-        return
-    topic_id = topic.pk
-    transaction.on_commit(lambda: topic_reclassify_task.delay(topic_id))
 
 
 # --- editions: the curator's view, previews and test sends ---------------
