@@ -29,6 +29,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _site(settings):
     settings.SITE_URL = SITE
+    settings.MATCHING_METHOD = "lexical"  # matching has its own tests; this spares the torch import
     settings.DELIVERY_RETRY_BASE_SECONDS = 30
     settings.DELIVERY_LEASE_SECONDS = 300
 

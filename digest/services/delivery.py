@@ -353,9 +353,9 @@ def delivery_record_transient(*, delivery: Delivery, error: str, now: datetime.d
         state=State.PENDING, lease_until=now + datetime.timedelta(seconds=delay), last_error=error[:2000],
         transient_error=True, updated_at=now,
     )
-    from digest.tasks.sending import deliveries_send_chunk_task
+    from digest.tasks.sending import deliveries_retry_later
 
-    deliveries_send_chunk_task.apply_async(args=[[delivery.pk]], countdown=delay)
+    deliveries_retry_later(delivery_ids=[delivery.pk], countdown=delay)
     return delay
 
 

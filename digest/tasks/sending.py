@@ -1,6 +1,6 @@
 """Tasks: sending. Thin adapters; the services hold the logic and the database the truth."""
 
-from celery import shared_task
+from celery import current_task, shared_task
 from django.utils import timezone
 
 from digest.services import delivery, tracking
@@ -23,6 +23,14 @@ def deliveries_plan_task() -> dict:
 def deliveries_send_chunk_task(delivery_ids: list[int]) -> dict:
     result = delivery.deliveries_send_chunk(delivery_ids=[int(i) for i in delivery_ids])
     return {"sent": result.sent, "skipped": result.skipped, "failed": result.failed, "retrying": result.retrying}
+
+
+def deliveries_retry_later(*, delivery_ids: list[int], countdown: float) -> None:
+    """Queue a retry on the queue the current chunk came from (the default one outside a worker)."""
+    info = (current_task.request.delivery_info or {}) if current_task else {}
+    queue = info.get("routing_key")
+    options = {"queue": queue} if queue else {}
+    deliveries_send_chunk_task.apply_async(args=[delivery_ids], countdown=countdown, **options)
 
 
 @shared_task(name="digest.tasks.deliveries_reconcile_task")
