@@ -78,7 +78,7 @@ class EditionFeed(Feed):
 
 # ---------------------------------------------------------------- development mail view
 
-_EML_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.eml$")
+_EML_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}\.eml$")  # bounded: an over-long name is an OSError, not a 404
 
 
 def _caught(name: str) -> tuple[Path, email.message.EmailMessage]:
