@@ -138,11 +138,15 @@ def _signup_in_transaction(
 ) -> SignupOutcome:
     subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
     if subscriber is None:
-        subscriber = Subscriber(email=email, status=Subscriber.Status.PENDING)
+        # A new row is its own claim: a concurrent signup for this address fails on the
+        # unique email, retries, and then finds last_confirmation_sent_at already set.
+        subscriber = Subscriber(email=email, status=Subscriber.Status.PENDING, last_confirmation_sent_at=now)
         _preferences_apply(subscriber, preferences)
         _consent_apply(subscriber, consent, now)
-        subscriber.save()
-        subscriber.topics.set(preferences.topics)
+        subscriber.save(force_insert=True)
+        subscriber.topics.add(*preferences.topics)
+        _enqueue_confirmation(subscriber.pk)
+        return SignupOutcome.CONFIRMATION_QUEUED
     elif subscriber.status == Subscriber.Status.SUPPRESSED:
         return SignupOutcome.SUPPRESSED
     elif subscriber.status == Subscriber.Status.CONFIRMED:
