@@ -71,3 +71,41 @@ def test_error_pages_show_no_settings_or_secrets(client, db):
     body = response.content.decode()
     assert settings.SECRET_KEY not in body
     assert "Traceback" not in body and "settings" not in body.lower()
+
+
+def test_no_secret_reaches_the_logs(client, db, caplog, settings, smtp_sink):
+    """Requests and sends that log (refused webhook, a webhook 500, signup, unsubscribe, an SMTP
+    failure with credentials set) never write the secret key, webhook secret or SMTP password."""
+    import base64
+    import logging
+
+    from subscriptions.models import Subscriber
+    from subscriptions.services import subscriber_send_confirmation
+    from subscriptions.tokens import Purpose, token_make
+    from tests.factories import SubscriberFactory
+
+    settings.EMAIL_HOST_USER = "mailer"
+    settings.EMAIL_HOST_PASSWORD = "smtp-password-" + secrets.token_hex(8)
+    webhook_secret = settings.ANYMAIL["WEBHOOK_SECRET"]
+    secrets_to_hide = [settings.SECRET_KEY, webhook_secret.partition(":")[2], settings.EMAIL_HOST_PASSWORD]
+    caplog.set_level(logging.DEBUG)
+    quiet = client.__class__(raise_request_exception=False)
+
+    def basic(value):
+        return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(value.encode()).decode()}
+
+    quiet.post("/anymail/postmark/tracking/", "{}", content_type="application/json", **basic("nope:nope"))
+    quiet.post("/anymail/postmark/tracking/", "{broken", content_type="application/json", **basic(webhook_secret))
+    quiet.post("/", {"email": "reader@example.org", "interests": "robots"})
+    confirmed = SubscriberFactory()
+    quiet.post(f"/unsubscribe/{token_make(subscriber=confirmed, purpose=Purpose.UNSUBSCRIBE)}/",
+               "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    pending = SubscriberFactory(status=Subscriber.Status.PENDING)
+    try:
+        subscriber_send_confirmation(subscriber=pending)  # the sink offers no AUTH: the send fails
+    except Exception:
+        logging.getLogger("celery.app.trace").exception("Task failed")  # what the worker would log
+    logged = caplog.text + "\n".join(str(r.__dict__) for r in caplog.records)
+    assert caplog.records, "nothing was logged: the test would prove nothing"
+    for secret in secrets_to_hide:
+        assert secret not in logged
