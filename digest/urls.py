@@ -25,7 +25,7 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     # anymail's own webhook views: basic auth with ANYMAIL["WEBHOOK_SECRET"], e.g. /anymail/postmark/tracking/
-    path("anymail/", include("anymail.urls")),
+    path("anymail/", include((views.anymail_webhook_patterns(), "anymail"))),
     path("", include((digest_patterns, "digest"))),
     path("", include("subscriptions.urls")),
 ]

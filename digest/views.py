@@ -1,15 +1,18 @@
 """Public pages: an edition's page and the Atom feed of editions; in development, the caught-mail view."""
 
 import datetime
+import functools
 import email
 import email.policy
 import re
 from pathlib import Path
 
+from anymail.exceptions import AnymailWebhookValidationFailure
 from django.conf import settings
 from django.contrib.syndication.views import Feed
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
+from django.urls import URLPattern
 from django.utils.feedgenerator import Atom1Feed
 
 from digest.models import Edition
@@ -127,3 +130,37 @@ def mail_html(request, name: str):
     if html is None:
         raise Http404("No HTML part")
     return HttpResponse(html, content_type="text/html; charset=utf-8")
+
+
+# ---------------------------------------------------------------- ESP webhooks
+
+
+def _malformed_payload_is_400(view):
+    """anymail's views raise on a body that is not the ESP's JSON/form: answer 400, not 500.
+
+    A missing or wrong secret is answered 401 with a Basic challenge (anymail's own
+    SuspiciousOperation would be a bare 400).
+    """
+
+    @functools.wraps(view)  # keeps csrf_exempt
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except AnymailWebhookValidationFailure:
+            response = HttpResponse("Webhook authentication required", status=401)
+            response["WWW-Authenticate"] = 'Basic realm="anymail"'
+            return response
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return HttpResponseBadRequest("Malformed webhook payload")
+
+    return wrapped
+
+
+def anymail_webhook_patterns() -> list:
+    """anymail's own URL patterns (e.g. postmark/tracking/), each view wrapped as above."""
+    from anymail import urls as anymail_urls
+
+    return [
+        URLPattern(p.pattern, _malformed_payload_is_400(p.callback), p.default_args, p.name)
+        for p in anymail_urls.urlpatterns
+    ]

@@ -1,0 +1,72 @@
+"""The public edition page, the Atom feed, and the development mail view."""
+
+import datetime
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from digest.models import Edition
+from digest.services.editions import edition_freeze
+from tests.digest_support import trending_day
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime.date(2026, 3, 12)
+
+
+def test_the_edition_page_lists_the_frozen_papers_in_order(client):
+    papers = trending_day(day=DAY, count=5)
+    edition_freeze(day=DAY)
+    response = client.get("/digest/2026-03-12/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    positions = [html.index(p.title) for p in papers]
+    assert positions == sorted(positions)
+    assert papers[0].pdf_url in html and "12 March 2026" in html
+
+
+def test_the_edition_page_escapes_titles(client):
+    trending_day(day=DAY, count=1, title="<script>alert(1)</script>")
+    edition_freeze(day=DAY)
+    html = client.get("/digest/2026-03-12/").content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize("path", ["/digest/2026-03-13/", "/digest/not-a-date/", "/digest/2026-02-30/"])
+def test_unknown_or_bad_dates_are_404(client, path):
+    trending_day(day=DAY, count=1)
+    edition_freeze(day=DAY)
+    assert client.get(path).status_code == 404
+
+
+def test_a_draft_or_held_edition_is_not_public(client):
+    Edition.objects.create(date=DAY, status=Edition.Status.HELD)
+    assert client.get("/digest/2026-03-12/").status_code == 404
+
+
+def test_the_feed_is_atom_with_one_entry_per_sent_edition(client):
+    for offset in range(3):
+        trending_day(day=DAY + datetime.timedelta(days=offset), count=2)
+        edition_freeze(day=DAY + datetime.timedelta(days=offset))
+    response = client.get("/feed/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/atom+xml")
+    root = ET.fromstring(response.content)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    links = [e.find("a:link", ns).get("href") for e in root.findall("a:entry", ns)]
+    assert links == [f"http://testserver/digest/2026-03-{d}/" for d in (14, 13, 12)]
+
+
+def test_the_mail_view_lists_and_shows_caught_messages(client, settings, tmp_path):
+    settings.MAIL_CATCHER_DIR = tmp_path
+    (tmp_path / "20260312-080000-abcd.eml").write_bytes(
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: Hello <there>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/alternative; boundary="x"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nplain body\r\n'
+        b"--x\r\nContent-Type: text/html\r\n\r\n<p>html body</p>\r\n--x--\r\n"
+    )
+    listing = client.get("/dev/mail/").content.decode()
+    assert "Hello &lt;there&gt;" in listing
+    detail = client.get("/dev/mail/20260312-080000-abcd.eml/").content.decode()
+    assert "plain body" in detail
+    assert client.get("/dev/mail/20260312-080000-abcd.eml/html/").content.decode().strip() == "<p>html body</p>"
+    assert client.get("/dev/mail/..%2Fsecret.eml/").status_code == 404
+    assert client.get("/dev/mail/nope.eml/").status_code == 404

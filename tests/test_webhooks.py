@@ -1,0 +1,133 @@
+"""The ESP tracking webhook: anymail's view behind basic auth, events stored once, bounces acted on."""
+
+import base64
+import datetime
+import json
+
+import pytest
+from django.utils import timezone
+
+from digest.models import WebhookEvent
+from digest.services.tracking import tracking_event_process
+from subscriptions.models import Subscriber, Suppression
+from tests.factories import SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/anymail/postmark/tracking/"
+SECRET = "hooks:s3cret-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def _secret(settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+
+
+def _auth(secret=SECRET) -> dict:
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(secret.encode()).decode()}
+
+
+def _bounce(email, *, id=1, type="HardBounce", record="Bounce", details="smtp;550 5.1.1 user unknown"):
+    return {
+        "RecordType": record, "ID": id, "Type": type, "Email": email, "MessageID": f"msg-{id}",
+        "BouncedAt": timezone.now().isoformat(), "Description": "The server was unable to deliver", "Details": details,
+    }
+
+
+def _post(client, payload, django_capture_on_commit_callbacks, **auth):
+    """POST the event; run what it queued after commit ourselves (the task's body), so the test sees the outcome."""
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post(URL, data=json.dumps(payload), content_type="application/json", **auth)
+    for event in WebhookEvent.objects.filter(processed_at__isnull=True):
+        tracking_event_process(webhook_event_id=event.pk)
+    return response, queued
+
+
+def test_the_webhook_refuses_a_request_without_the_secret(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    response, _ = _post(client, _bounce(reader.email), django_capture_on_commit_callbacks)
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic")
+    wrong, _ = _post(client, _bounce(reader.email), django_capture_on_commit_callbacks, **_auth("hooks:guess"))
+    assert wrong.status_code == 401
+    assert not WebhookEvent.objects.exists()
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+
+
+def test_a_hard_bounce_suppresses_at_once(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    response, queued = _post(client, _bounce(reader.email), django_capture_on_commit_callbacks, **_auth())
+    assert response.status_code == 200 and len(queued) == 1
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.SUPPRESSED
+    assert Suppression.objects.filter(email=reader.email).exists()
+
+
+def test_a_complaint_suppresses_at_once(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    payload = _bounce(reader.email, record="SpamComplaint", type="SpamComplaint", id=7)
+    _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.SUPPRESSED
+
+
+def test_a_replayed_event_changes_nothing(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    payload = _bounce(reader.email, type="SoftBounce", id=99, details="smtp;452 mailbox full")
+    first, queued_first = _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    again, queued_again = _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    third, _ = _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    assert first.status_code == again.status_code == third.status_code == 200
+    assert (len(queued_first), len(queued_again)) == (1, 0)
+    assert WebhookEvent.objects.count() == 1
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED  # one soft bounce, however often it is replayed
+
+
+def test_three_soft_bounces_in_seven_days_suppress(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    for n in (1, 2):
+        _post(client, _bounce(reader.email, type="SoftBounce", id=n, details="smtp;452 full"),
+              django_capture_on_commit_callbacks, **_auth())
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+    _post(client, _bounce(reader.email, type="Transient", id=3, details="smtp;421 later"),
+          django_capture_on_commit_callbacks, **_auth())
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.SUPPRESSED
+
+
+def test_soft_bounces_older_than_seven_days_do_not_count(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    for n in (1, 2):
+        _post(client, _bounce(reader.email, type="SoftBounce", id=n), django_capture_on_commit_callbacks, **_auth())
+    WebhookEvent.objects.update(created_at=timezone.now() - datetime.timedelta(days=8))
+    _post(client, _bounce(reader.email, type="SoftBounce", id=3), django_capture_on_commit_callbacks, **_auth())
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+
+
+def test_an_unsubscribed_event_unsubscribes(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    payload = {
+        "RecordType": "SubscriptionChange", "MessageID": "msg-5", "Recipient": reader.email,
+        "SuppressSending": True, "SuppressionReason": "ManualSuppression", "ChangedAt": timezone.now().isoformat(),
+    }
+    response, _ = _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    assert response.status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.UNSUBSCRIBED
+    assert not Suppression.objects.filter(email=reader.email).exists()
+
+
+def test_opens_and_deliveries_are_not_stored(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    payload = {"RecordType": "Delivery", "MessageID": "m", "Recipient": reader.email,
+               "DeliveredAt": timezone.now().isoformat(), "Details": "ok"}
+    response, queued = _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    assert response.status_code == 200 and not queued and not WebhookEvent.objects.exists()
+
+
+def test_a_malformed_body_is_a_clean_400_not_a_500(client):
+    response = client.post(URL, data="{not json", content_type="application/json", **_auth())
+    assert response.status_code == 400
