@@ -26,9 +26,9 @@ BACKGROUND = 300
 def papers_embed(*, paper_ids: list[int] | None = None, force: bool = False) -> int:
     """Compute and store embeddings for papers that lack one (or all given, with force). Returns how many.
 
-    A no-op without the semantic extra.
+    A no-op without the semantic extra or when MATCHING_METHOD is lexical.
     """
-    if not semantic.available():
+    if not semantic.available() or resolve_method(settings.MATCHING_METHOD) == "lexical":
         return 0
     papers = Paper.objects.all() if paper_ids is None else Paper.objects.filter(pk__in=paper_ids)
     if not force:

@@ -1,0 +1,274 @@
+"""Matching behaviour: hidden never, pinned first, sent never, top-up marked, reasons, one == many."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from digest.matching import select_for_subscriber, select_for_subscribers
+from digest.matching.text import parse_interests, parse_query
+from digest.models import Delivery, Paper, PaperTopic, SentPaper, Topic
+from digest.services.classify import papers_classify, papers_classify_missing
+from digest.signals import papers_changed
+from tests.factories import PaperFactory, SubscriberFactory, TrendingEntryFactory
+
+DAY = datetime.date(2024, 4, 3)
+
+PAPERS = [
+    ("Diffusion Policies for Robot Manipulation", "We train robot manipulation policies with diffusion models on real robots for grasping."),
+    ("Text-to-Video Generation with Latent Diffusion", "A video generation model that synthesizes temporally consistent video clips from text prompts."),
+    ("Quantizing Large Language Models to 4 Bits", "Post-training quantization of LLM weights keeps accuracy while cutting memory for inference."),
+    ("Segment Anything in Medical Images", "We adapt segmentation models to medical imaging: CT and MRI scans of patients."),
+    ("Scaling Laws for Reward Model Overoptimization", "Reinforcement learning from human feedback overoptimizes the reward model; we fit scaling laws."),
+    ("Speech Synthesis with Neural Codec Language Models", "Text-to-speech synthesis with an audio codec language model produces natural speech."),
+    ("Graph Neural Networks for Molecules", "Message passing graph neural networks predict molecular properties for drug discovery."),
+    ("A Benchmark of Code Generation Agents", "We evaluate LLM agents that write code for software engineering tasks and fix bugs."),
+    ("World Models Learn Physics from Video", "A world model predicts future frames and learns intuitive physics."),
+    ("Learning Robot Locomotion in Simulation", "Legged robot locomotion controllers trained with reinforcement learning in simulation transfer to real robots."),
+    ("Retrieval-Augmented Generation for Open-Domain QA", "A retriever fetches passages that a generator conditions on to answer questions."),
+    ("Efficient Attention Kernels for GPUs", "We write fused attention kernels that speed up transformer training on GPUs."),
+]
+
+
+@pytest.fixture
+def day_papers(settings):
+    settings.MATCHING_METHOD = "lexical"
+    papers = []
+    for rank, (title, abstract) in enumerate(PAPERS, 1):
+        paper = PaperFactory(title=title, abstract=abstract)
+        TrendingEntryFactory(paper=paper, date=DAY, rank=rank, upvotes=100 - rank)
+        papers.append(paper)
+    return papers
+
+
+def titles(picks):
+    return [p.paper.title for p in picks]
+
+
+@pytest.mark.django_db
+def test_it_puts_the_papers_matching_the_interests_first(day_papers):
+    subscriber = SubscriberFactory(interests="robot learning, manipulation", digest_size=5)
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert titles(picks)[:2] == ["Diffusion Policies for Robot Manipulation", "Learning Robot Locomotion in Simulation"]
+    assert picks[0].reasons[0] == "matches your interest 'manipulation'" or picks[0].reasons[0] == (
+        "matches your interest 'robot learning'"
+    )
+    assert not picks[0].trending
+
+
+@pytest.mark.django_db
+def test_it_never_includes_hidden_papers_even_when_pinned_or_passed_explicitly(day_papers):
+    robot = day_papers[0]
+    Paper.objects.filter(pk=robot.pk).update(hidden=True, pinned=True)
+    subscriber = SubscriberFactory(interests="robot manipulation", digest_size=30)
+    for candidate_ids in (None, [p.id for p in day_papers]):
+        picks = select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=candidate_ids)
+        assert robot.id not in [p.paper_id for p in picks]
+        assert len(picks) == len(day_papers) - 1
+
+
+@pytest.mark.django_db
+def test_it_puts_pinned_papers_first_whatever_their_relevance(day_papers):
+    kernels = day_papers[-1]
+    Paper.objects.filter(pk=kernels.pk).update(pinned=True)
+    subscriber = SubscriberFactory(interests="speech synthesis", digest_size=5)
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert picks[0].paper_id == kernels.id
+    assert picks[0].pinned and not picks[0].trending
+    assert picks[0].reasons == ["pinned by the editors"]
+    assert picks[1].paper.title == "Speech Synthesis with Neural Codec Language Models"
+
+
+@pytest.mark.django_db
+def test_it_never_repeats_a_paper_already_sent_to_that_subscriber(day_papers):
+    subscriber = SubscriberFactory(interests="robot learning", digest_size=30)
+    other = SubscriberFactory(interests="robot learning", digest_size=30)
+    SentPaper.objects.create(subscriber=subscriber, paper=day_papers[0], sent_on=DAY - datetime.timedelta(days=1))
+    SentPaper.objects.create(subscriber=subscriber, paper=day_papers[5], sent_on=DAY - datetime.timedelta(days=1))
+    picks = select_for_subscribers(subscribers=[subscriber, other], day=DAY)
+    mine = [p.paper_id for p in picks[subscriber.id]]
+    assert day_papers[0].id not in mine and day_papers[5].id not in mine
+    assert len(mine) == len(day_papers) - 2
+    assert day_papers[0].id in [p.paper_id for p in picks[other.id]]
+
+
+@pytest.mark.django_db
+def test_it_tops_up_with_the_days_trending_papers_marked_as_such(day_papers):
+    subscriber = SubscriberFactory(interests="speech synthesis", digest_size=5)
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert len(picks) == 5
+    assert picks[0].paper.title == "Speech Synthesis with Neural Codec Language Models"
+    assert not picks[0].trending
+    top_up = picks[1:]
+    assert all(p.trending for p in top_up)
+    # In trending order, skipping the paper already chosen (#6).
+    assert [p.reasons for p in top_up] == [["trending #1 today"], ["trending #2 today"], ["trending #3 today"], ["trending #4 today"]]
+
+
+@pytest.mark.django_db
+def test_it_leaves_out_papers_below_the_relevance_threshold(day_papers):
+    subscriber = SubscriberFactory(interests="protein folding, quantum chemistry", digest_size=5)
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert all(p.trending for p in picks)
+    assert [p.paper_id for p in picks] == [p.id for p in day_papers[:5]]
+
+
+@pytest.mark.django_db
+def test_every_pick_carries_a_reason(day_papers):
+    speech = Topic.objects.get(slug="speech-audio")
+    subscriber = SubscriberFactory(interests="", digest_size=8)
+    subscriber.topics.add(speech)
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert picks and all(p.reasons for p in picks)
+    assert picks[0].paper.title == "Speech Synthesis with Neural Codec Language Models"
+    assert picks[0].reasons[0] == "topic: Speech and audio"
+
+
+@pytest.mark.django_db
+def test_interests_outweigh_topics(day_papers):
+    subscriber = SubscriberFactory(interests="video generation", digest_size=5)
+    subscriber.topics.add(Topic.objects.get(slug="graphs"))
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert picks[0].paper.title == "Text-to-Video Generation with Latent Diffusion"
+    assert "Graph Neural Networks for Molecules" in titles(picks)
+
+
+@pytest.mark.django_db
+def test_a_quoted_interest_must_match_as_a_phrase(day_papers):
+    loose = SubscriberFactory(interests="robot simulation", digest_size=5)
+    quoted = SubscriberFactory(interests='"robot simulation"', digest_size=5)
+    picks = select_for_subscribers(subscribers=[loose, quoted], day=DAY)
+    assert not picks[loose.id][0].trending
+    # No paper has the words "robot simulation" next to each other.
+    assert all(p.trending for p in picks[quoted.id])
+
+
+def test_interests_split_on_commas_and_keep_quoted_phrases():
+    phrases = parse_interests('robot learning, "world models" ,  , LLM inference; speech')
+    assert [(p.text, p.quoted) for p in phrases] == [
+        ("robot learning", False),
+        ("world models", True),
+        ("LLM inference", False),
+        ("speech", False),
+    ]
+    assert [(p.text, p.quoted) for p in parse_query('robot manipulation "robot learning"')] == [
+        ("robot learning", True),
+        ("robot", False),
+        ("manipulation", False),
+    ]
+
+
+@pytest.mark.django_db
+def test_one_subscriber_gets_exactly_what_the_bulk_path_gives_them(day_papers):
+    topics = list(Topic.objects.all()[:6])
+    interests = ["robot learning, manipulation", "video generation", '"large language models", quantization',
+                 "", "medical imaging, clinical NLP", "speech synthesis, graphs", "reinforcement learning"]
+    people = []
+    for n in range(21):
+        s = SubscriberFactory(interests=interests[n % len(interests)], digest_size=5 + n % 7)
+        s.topics.add(*topics[n % 3 : n % 3 + n % 4])
+        if n % 4 == 0:
+            SentPaper.objects.create(subscriber=s, paper=day_papers[n % len(day_papers)], sent_on=DAY)
+        people.append(s)
+    Paper.objects.filter(pk=day_papers[3].pk).update(pinned=True)
+    bulk = select_for_subscribers(subscribers=people, day=DAY)
+    for s in people:
+        alone = select_for_subscriber(subscriber=s, day=DAY)
+        assert [(p.paper_id, p.score, p.reasons, p.trending, p.pinned) for p in alone] == [
+            (p.paper_id, p.score, p.reasons, p.trending, p.pinned) for p in bulk[s.id]
+        ]
+        assert len(alone) == s.digest_size
+
+
+@pytest.mark.django_db
+def test_the_bulk_path_costs_the_same_queries_for_ten_or_fifty_subscribers(day_papers, django_assert_max_num_queries):
+    people = [SubscriberFactory(interests="robot learning") for _ in range(50)]
+    select_for_subscribers(subscribers=people[:10], day=DAY)  # warms the day's index
+    with django_assert_max_num_queries(12):
+        select_for_subscribers(subscribers=people, day=DAY)
+
+
+@pytest.mark.django_db
+def test_a_curators_override_wins_over_the_classifier(day_papers):
+    graphs = Topic.objects.get(slug="graphs")
+    papers_classify(paper_ids=[p.id for p in day_papers])
+    molecules = day_papers[6]
+    assert PaperTopic.objects.get(paper=molecules, topic=graphs).score > 0.3
+    PaperTopic.objects.filter(paper=molecules, topic=graphs).update(override=False)
+    kernels = day_papers[-1]
+    PaperTopic.objects.filter(paper=kernels, topic=graphs).update(override=True)
+    papers_classify(paper_ids=[p.id for p in day_papers])  # re-scoring keeps overrides
+    assert PaperTopic.objects.get(paper=molecules, topic=graphs).override is False
+    subscriber = SubscriberFactory(digest_size=5)
+    subscriber.topics.add(graphs)
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    assert picks[0].paper_id == kernels.id and picks[0].reasons[0] == "topic: Graphs"
+    assert molecules.id not in [p.paper_id for p in picks if not p.trending]
+
+
+@pytest.mark.django_db
+def test_classify_papers_scores_what_is_missing(day_papers):
+    n_topics = Topic.objects.filter(active=True).count()
+    embedded, classified = papers_classify_missing()
+    assert classified == len(day_papers)
+    assert PaperTopic.objects.count() == len(day_papers) * n_topics
+    assert papers_classify_missing() == (0, 0)
+    call_command("classify_papers", "--all")
+    assert PaperTopic.objects.count() == len(day_papers) * n_topics
+
+
+@pytest.mark.django_db
+def test_papers_changed_enqueues_classification_on_the_broker(day_papers, settings):
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete("celery")
+    papers_changed.send(sender=Paper, paper_ids=[day_papers[0].id])
+    messages = [json.loads(m) for m in client.lrange("celery", 0, -1)]
+    assert [m["headers"]["task"] for m in messages] == ["digest.tasks.embed_papers_task"]  # the chain's first link
+
+
+def test_an_unreachable_broker_does_not_fail_the_import(tmp_path, settings):
+    """A real `manage.py import_papers` with Redis down: papers land, a warning says why nothing was queued."""
+    env = dict(os.environ, REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+               MATCHING_METHOD="lexical")
+    env.pop("PAPERBOY_EMBEDDED_REDIS", None)
+    manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True, timeout=300)
+    page = str(settings.BASE_DIR / "demo" / "trending-page-apr-24.txt")
+    result = subprocess.run([*manage, "import_papers", page], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "72 papers" in result.stdout
+    assert "could not enqueue classification of" in result.stderr
+    # The safety net catches up without a worker.
+    result = subprocess.run([*manage, "classify_papers"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "classified 72 paper(s)" in result.stdout
+
+
+@pytest.mark.django_db
+def test_preview_digest_prints_the_digest_without_sending_or_recording(day_papers, capsys):
+    SubscriberFactory(email="robots@example.org", interests="robot learning", digest_size=5)
+    call_command("preview_digest", "--email", "Robots@example.org", "--json")
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5
+    assert rows[0]["title"] == "Diffusion Policies for Robot Manipulation" or rows[0]["title"] == "Learning Robot Locomotion in Simulation"
+    assert {"title", "arxiv_id", "reasons", "score", "trending", "paper_id"} <= set(rows[0])
+    call_command("preview_digest", "--email", "robots@example.org", "--date", DAY.isoformat())
+    text = capsys.readouterr().out
+    assert "Diffusion Policies for Robot Manipulation" in text and "matches your interest 'robot learning'" in text
+    assert not SentPaper.objects.exists() and not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_preview_digest_rejects_an_unknown_address_or_a_bad_date(day_papers):
+    with pytest.raises(CommandError, match="No subscriber"):
+        call_command("preview_digest", "--email", "nobody@example.org")
+    SubscriberFactory(email="a@example.org")
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("preview_digest", "--email", "a@example.org", "--date", "03/04/2024")
