@@ -208,10 +208,15 @@ def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: st
     return subscriber.status == Subscriber.Status.CONFIRMED
 
 
+PREFERENCE_FIELDS = ["interests", "frequency", "weekday", "send_hour", "timezone", "digest_size", "updated_at"]
+
+
 def subscriber_update_preferences(*, subscriber: Subscriber, preferences: Preferences) -> Subscriber:
+    """Save preferences only: never the status, so a one-click unsubscribe that lands
+    while the manage form is open is not undone by saving the form."""
     with transaction.atomic():
         _preferences_apply(subscriber, preferences)
-        subscriber.save()
+        subscriber.save(update_fields=PREFERENCE_FIELDS)
         subscriber.topics.set(preferences.topics)
     return subscriber
 

@@ -138,6 +138,31 @@ def test_an_old_confirm_link_does_not_revive_an_unsubscribed_or_suppressed_subsc
     assert left.status == Subscriber.Status.UNSUBSCRIBED
 
 
+def test_an_old_confirm_link_does_not_confirm_an_address_suppressed_since(client, smtp_sink):
+    from subscriptions.links import confirm_url
+
+    subscriber = SubscriberFactory(status=Subscriber.Status.PENDING)
+    url = _path(confirm_url(subscriber))
+    services.subscriber_suppress(email=subscriber.email, reason="hard bounce")
+    assert client.post(url).status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
+    assert services.subscriber_send_confirmation(subscriber=subscriber) is False
+    assert smtp_sink.messages == []
+
+
+def test_saving_the_manage_form_does_not_undo_an_unsubscribe_that_landed_meanwhile(client):
+    subscriber = SubscriberFactory()
+    stale_copy = Subscriber.objects.get(pk=subscriber.pk)
+    services.subscriber_unsubscribe(subscriber=subscriber, source="one-click")
+    services.subscriber_update_preferences(
+        subscriber=stale_copy, preferences=services.Preferences(topics=[], interests="late edit", digest_size=20)
+    )
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    assert subscriber.interests == "late edit"
+
+
 def test_the_purge_forgets_unconfirmed_signups_after_seven_days_only():
     now = timezone.now()
     with time_machine.travel(now - datetime.timedelta(days=8), tick=False):
