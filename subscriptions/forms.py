@@ -36,6 +36,18 @@ def _timezone_choices() -> list[tuple[str, str]]:
     return [(name, name.replace("_", " ")) for name in timezone_names()]
 
 
+@lru_cache(maxsize=1)
+def _timezone_set() -> frozenset[str]:
+    return frozenset(timezone_names())
+
+
+class TimezoneField(forms.ChoiceField):
+    """A ChoiceField whose validity check is a set lookup, not a walk over ~600 choices."""
+
+    def valid_value(self, value):
+        return value in _timezone_set()
+
+
 class TimezoneSelect(forms.Select):
     """The time-zone <select>, rendered in Python from pre-escaped options.
 
@@ -132,7 +144,7 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
         initial=0,
     )
     send_hour = forms.TypedChoiceField(label="Delivery time", choices=HOURS, coerce=int, initial=7)
-    timezone = forms.ChoiceField(label="Time zone", choices=_timezone_choices, widget=TimezoneSelect)
+    timezone = TimezoneField(label="Time zone", choices=_timezone_choices, widget=TimezoneSelect)
     digest_size = forms.IntegerField(
         label="Papers per digest",
         min_value=DIGEST_SIZE_MIN,
