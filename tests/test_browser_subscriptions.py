@@ -5,7 +5,6 @@ Django's SMTP backend talking to an aiosmtpd server on loopback. Screenshots of 
 signup and manage pages (phone and desktop) are saved under tests/artifacts/.
 """
 
-import datetime
 import os
 import re
 import time

@@ -21,10 +21,6 @@ pytestmark = pytest.mark.django_db
 T0 = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 
 
-def _path(url: str) -> str:
-    return "/" + url.split("://", 1)[1].split("/", 1)[1]
-
-
 @pytest.mark.parametrize("purpose", list(Purpose))
 def test_a_token_reads_back_as_its_subscriber(purpose):
     subscriber = SubscriberFactory()
