@@ -14,6 +14,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
 from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -27,6 +29,14 @@ from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic
 from digest.services import curation
 from digest.services.ingest import papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
+
+@receiver(post_migrate, dispatch_uid="digest-admin-roles-sync")
+def _roles_sync(sender, app_config=None, **kwargs):
+    # Here rather than in a migration alone: models added later get their permissions
+    # after migrate (post_migrate), and a test-database flush recreates the groups.
+    if app_config is not None and app_config.label in curation.OPERATOR_APPS:
+        curation.roles_sync()
+
 
 ARXIV_ID_RE = re.compile(r"(\d{4}\.\d{4,5})(?:v\d+)?")
 
@@ -443,8 +453,7 @@ class EditionAdmin(admin.ModelAdmin):
     list_display = ("date", "status", "paper_total", "progress", "frozen_at")
     list_filter = ("status",)
     date_hierarchy = "date"
-    readonly_fields = ("status", "frozen_at", "paper_ids", "hold_reason", "released_at", "created_at")
-    fields = ("date", "status", "hold_reason", "released_at", "frozen_at", "paper_ids", "created_at")
+    fields = ("date", "status", "hold_reason", "released_at", "frozen_at", "created_at")
     actions = ("release",)
     change_form_template = "admin/digest/edition/change_form.html"
 
@@ -461,7 +470,20 @@ class EditionAdmin(admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj else ("status", "frozen_at", "paper_ids", "hold_reason", "released_at", "created_at")
+        # The date of an existing edition is its identity (and the public URL).
+        always = ("status", "hold_reason", "released_at", "frozen_at", "created_at")
+        return ("date", *always) if obj else always
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through the checks below
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an edition would delete its delivery ledger: only an unsent draft may go.
+        if obj is not None and (obj.frozen_at or obj.status != Edition.Status.DRAFT or obj.deliveries.exists()):
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="Papers")
     def paper_total(self, obj):

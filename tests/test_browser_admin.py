@@ -146,6 +146,7 @@ def test_a_curator_searches_pins_hides_merges_edits_a_topic_and_previews_and_tes
     assert Topic.objects.get(pk=topic.pk).query == "robot"  # not saved yet
     page.fill("#id_query", "robot, manipulation")
     page.wait_for_selector("#topic-preview-results li >> text=Robot manipulation with diffusion policies")
+    page.screenshot(path=str(ARTIFACTS / "admin-topic-preview.png"), full_page=True)
     page.click("input[name=_save]")
     page.wait_for_selector(".messagelist")
     assert Topic.objects.get(pk=topic.pk).query == "robot, manipulation"
@@ -154,6 +155,7 @@ def test_a_curator_searches_pins_hides_merges_edits_a_topic_and_previews_and_tes
     edition, reader = newsroom["edition"], newsroom["reader"]
     page.goto(page.base + f"/admin/digest/edition/{edition.pk}/change/")
     page.wait_for_selector("#edition-papers >> text=pinned")
+    page.screenshot(path=str(ARTIFACTS / "admin-edition.png"), full_page=True)
     page.click("text=Preview as a subscriber / send a test")
     page.select_option("#id_subscriber", str(reader.pk))
     page.click("input[value='Show preview']")

@@ -38,6 +38,31 @@ def _notify_papers_changed(paper_ids: list[int]) -> None:
     transaction.on_commit(lambda: papers_changed.send(sender=Paper, paper_ids=list(paper_ids)))
 
 
+# --- roles ----------------------------------------------------------------
+
+# The models curators may work on; nothing here shows a subscriber's address.
+CURATOR_MODELS = ("paper", "papertopic", "trendingentry", "topic", "edition")
+OPERATOR_APPS = ("digest", "subscriptions")
+OPERATOR_ONLY_CODENAMES = ("release_edition", "view_sending_health")
+
+
+def roles_sync() -> None:
+    """Give the `curators` and `operators` groups (created by migration digest/0004_roles) every
+    permission of their models, including models added by later migrations. Idempotent: runs after
+    every migrate. Never takes a permission away that an admin granted by hand.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    curators, _ = Group.objects.get_or_create(name="curators")
+    operators, _ = Group.objects.get_or_create(name="operators")
+    operators.permissions.add(*Permission.objects.filter(content_type__app_label__in=OPERATOR_APPS))
+    curators.permissions.add(
+        *Permission.objects.filter(content_type__app_label="digest", content_type__model__in=CURATOR_MODELS).exclude(
+            codename__in=OPERATOR_ONLY_CODENAMES
+        )
+    )
+
+
 # --- pin and hide ---------------------------------------------------------
 
 
