@@ -66,10 +66,11 @@ class PaperRecord:
     upvotes: int | None = None
     keywords: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    # Computed once from the title (it is asked for several times per record).
+    fingerprint: str = field(init=False, default="")
 
-    @property
-    def fingerprint(self) -> str:
-        return title_fingerprint(self.title)
+    def __post_init__(self):
+        self.fingerprint = title_fingerprint(self.title)
 
 
 def normalize_space(text: str) -> str:
