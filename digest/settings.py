@@ -217,6 +217,8 @@ DELIVERY_CHUNK_SIZE = _get("DELIVERY_CHUNK_SIZE", env.int, 100)
 # Transient failures retry after ~base * 2**(attempt-1) seconds (jittered), then give up.
 DELIVERY_RETRY_BASE_SECONDS = _get("DELIVERY_RETRY_BASE_SECONDS", env.float, 60.0)
 DELIVERY_MAX_ATTEMPTS = _get("DELIVERY_MAX_ATTEMPTS", env.int, 6)
+# PostgreSQL: ledger writes (claim, record) commit without waiting for the WAL flush (see delivery.py).
+DELIVERY_ASYNC_COMMIT = _get("DELIVERY_ASYNC_COMMIT", env.bool, True)
 
 # Subscriber links.
 TOKEN_MAX_AGE_DAYS = _get("TOKEN_MAX_AGE_DAYS", env.int, 60)

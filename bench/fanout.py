@@ -1,0 +1,473 @@
+"""Fan-out benchmark: N confirmed subscribers, real Celery workers on Redis, PostgreSQL, a counting SMTP sink.
+
+    python bench/fanout.py --subscribers 10000 --workers 2 [--db-url postgres://...] [--profile]
+
+Uses a scratch PostgreSQL database `paperboy_fanout` (dropped and created afresh on the
+server of --db-url / DATABASE_URL, default postgres://postgres@127.0.0.1:5432/), its own
+embedded redis-server on a free port, and a counting SMTP sink in a subprocess. Workers
+are `celery worker` processes (prefork, one pool child each). They are warmed up on a
+few throw-away subscribers first, so the timing is the fan-out, not the first import.
+
+Last line:
+    fanout subscribers=N seconds=S msgs_per_s=R delivered=D duplicates=X peak_worker_rss_mb=M
+"""
+
+import argparse
+import asyncio
+import collections
+import datetime
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SCRATCH_DB = "paperboy_fanout"
+QUEUE = "fanout"
+
+# ---------------------------------------------------------------- the SMTP sink (subprocess)
+
+
+class _SinkProtocol(asyncio.Protocol):
+    """Just enough SMTP to accept mail and count it per recipient.
+
+    Hand-written rather than aiosmtpd: aiosmtpd reads DATA line by line in Python, which
+    on this 2-core machine costs the sink more CPU than the workers it measures.
+    XSTATS (a made-up verb) answers with the counts as one JSON line.
+    """
+
+    counts: collections.Counter = collections.Counter()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buffer = b""
+        self.in_data = False
+        self.rcpts: list[str] = []
+        transport.write(b"220 fanout-sink ESMTP\r\n")
+
+    def data_received(self, data):
+        self.buffer += data
+        while True:
+            if self.in_data:
+                end = self.buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    # Keep only a tail long enough to hold a split terminator.
+                    return
+                self.buffer = self.buffer[end + 5 :]
+                self.in_data = False
+                for rcpt in self.rcpts:
+                    _SinkProtocol.counts[rcpt] += 1
+                self.rcpts = []
+                self.transport.write(b"250 OK queued\r\n")
+                continue
+            line_end = self.buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            line, self.buffer = self.buffer[:line_end], self.buffer[line_end + 2 :]
+            self._command(line.decode("ascii", "replace"))
+
+    def _command(self, line: str):
+        verb = line[:4].upper()
+        if verb == "EHLO":
+            self.transport.write(b"250-fanout-sink\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n")
+        elif verb == "HELO":
+            self.transport.write(b"250 fanout-sink\r\n")
+        elif verb == "MAIL":
+            self.rcpts = []
+            self.transport.write(b"250 OK\r\n")
+        elif verb == "RCPT":
+            address = line.split(":", 1)[1].strip().strip("<>").split(">")[0].lower()
+            self.rcpts.append(address)
+            self.transport.write(b"250 OK\r\n")
+        elif verb == "DATA":
+            self.in_data = True
+            self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            if self.buffer:
+                self.data_received(b"")
+        elif verb == "RSET":
+            self.rcpts = []
+            self.transport.write(b"250 OK\r\n")
+        elif verb == "QUIT":
+            self.transport.write(b"221 Bye\r\n")
+            self.transport.close()
+        elif verb == "XSTA":
+            payload = json.dumps(dict(_SinkProtocol.counts)).encode()
+            self.transport.write(b"250 " + payload + b"\r\n")
+        elif verb == "XRES":
+            _SinkProtocol.counts.clear()
+            self.transport.write(b"250 reset\r\n")
+        else:
+            self.transport.write(b"250 OK\r\n")
+
+
+def run_sink(port: int) -> None:
+    async def main():
+        server = await asyncio.get_running_loop().create_server(_SinkProtocol, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def sink_stats(port: int) -> dict[str, int]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        reader = conn.makefile("rb")
+        reader.readline()
+        conn.sendall(b"XSTATS\r\n")
+        line = reader.readline()
+        conn.sendall(b"QUIT\r\n")
+    return json.loads(line[4:])
+
+
+def sink_reset(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        reader = conn.makefile("rb")
+        reader.readline()
+        conn.sendall(b"XRESET\r\n")
+        reader.readline()
+        conn.sendall(b"QUIT\r\n")
+
+
+# ---------------------------------------------------------------- setup
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scratch_database(url: str) -> str:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
+    return urlunsplit(parts._replace(path=f"/{SCRATCH_DB}"))
+
+
+def demo_papers() -> list[tuple[str, str]]:
+    """(title, abstract) pairs from the demo trending pages: real titles and abstract lengths."""
+    pairs = []
+    for path in sorted((ROOT / "demo").glob("*.txt")):
+        lines = [line.strip() for line in path.read_text().splitlines()]
+        for i, line in enumerate(lines):
+            if len(line) > 300:
+                title = next((lines[j] for j in range(i - 1, -1, -1) if lines[j]), "")
+                if 10 < len(title) < 300:
+                    pairs.append((title, line))
+    return pairs
+
+
+INTERESTS = [
+    "large language models", "diffusion", "reinforcement learning", "robot learning", "retrieval augmented generation",
+    "vision transformers", "speech recognition", "graph neural networks", "alignment", "RLHF", "video generation",
+    "efficient inference", "quantization", "multimodal", "agents", "reasoning", "code generation", "3D", "benchmarks",
+    "preference optimization", "domain adaptation", "sparse models", "mixture of experts", "long context",
+]
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata", "America/Los_Angeles",
+         "Australia/Sydney", "Europe/London", "America/Sao_Paulo"]
+
+
+def make_subscribers(*, count: int, prefix: str, rng: random.Random) -> list[str]:
+    from digest.models import Topic
+    from subscriptions.models import Subscriber
+
+    topic_ids = list(Topic.objects.values_list("id", flat=True))
+    rows = [
+        Subscriber(
+            email=f"{prefix}{n}@bench.example.org",
+            status=Subscriber.Status.CONFIRMED,
+            interests=", ".join(rng.sample(INTERESTS, k=rng.randint(0, 3))),
+            frequency=Subscriber.Frequency.DAILY if rng.random() < 0.85 else Subscriber.Frequency.WEEKLY,
+            weekday=rng.randint(0, 6),
+            send_hour=rng.randint(0, 23),
+            timezone=rng.choice(ZONES),
+            digest_size=rng.choice([5, 10, 10, 10, 15, 20, 30]),
+            signup_source="bench",
+        )
+        for n in range(count)
+    ]
+    created = Subscriber.objects.bulk_create(rows, batch_size=2000)
+    through = Subscriber.topics.through
+    links = [
+        through(subscriber_id=s.pk, topic_id=t)
+        for s in created
+        for t in (rng.sample(topic_ids, k=rng.randint(0, min(3, len(topic_ids)))) if topic_ids else [])
+    ]
+    through.objects.bulk_create(links, batch_size=5000)
+    return [s.email for s in created]
+
+
+class Workers:
+    def __init__(self, count: int, env: dict, profile_dir: Path | None):
+        self.procs = []
+        self.profilers = []
+        for n in range(count):
+            cmd = [sys.executable, "-m", "celery", "-A", "digest", "worker", "--pool", "prefork", "--concurrency", "1",
+                   "-Q", QUEUE, "-n", f"fanout{n}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                   "--loglevel", "WARNING"]
+            log = open(Path(tempfile.gettempdir()) / f"paperboy-fanout-worker{n}.log", "w")
+            self.procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
+        self.profile_dir = profile_dir
+
+    def tree(self):
+        import psutil
+
+        out = []
+        for proc in self.procs:
+            try:
+                parent = psutil.Process(proc.pid)
+                out.append(parent)
+                out.extend(parent.children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def start_profiling(self, seconds: int):
+        for i, proc in enumerate(self.procs):
+            out = self.profile_dir / f"worker{i}.txt"
+            self.profilers.append((out, subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid), "--subprocesses", "--rate", "200", "--duration",
+                 str(seconds), "--format", "raw", "--output", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+
+    def stop(self):
+        for _, prof in self.profilers:
+            try:
+                prof.send_signal(signal.SIGINT)
+                prof.wait(timeout=30)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                prof.kill()
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+CATEGORIES = [
+    ("MIME build + serialise (email package)", ("email/generator", "email/header", "email/_policybase", "email/mime",
+                                                 "core/mail/message", "email/charset", "email/utils")),
+    ("SMTP socket I/O", ("smtplib", "socket.py")),
+    ("CSS inlining (css-inline)", ("inline (",)),
+    ("Jinja2 rendering", ("jinja2", "templates/emails")),
+    ("signed links (tokens)", ("signing", "tokens.py", "links.py", "hashlib", "hmac")),
+    ("matching", ("digest/matching",)),
+    ("database (Django ORM + psycopg)", ("django/db", "psycopg")),
+    ("Celery/kombu/Redis", ("celery", "kombu", "redis", "billiard")),
+]
+
+
+def summarise_profile(files: list[Path]) -> str:
+    totals: collections.Counter = collections.Counter()
+    all_samples = 0
+    for path in files:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            if "idle" in stack.split(";")[-1] or "select" in stack.split(";")[-1] or "poll" in stack.split(";")[-1]:
+                totals["idle (waiting for work / sockets)"] += n
+            else:
+                frames = stack.split(";")
+                # Attribute to the innermost recognised category.
+                label = "other Python (deliveries_send_chunk glue, imports)"
+                for frame in reversed(frames):
+                    hit = next((name for name, needles in CATEGORIES if any(k in frame for k in needles)), None)
+                    if hit:
+                        label = hit
+                        break
+                totals[label] += n
+            all_samples += n
+    if not all_samples:
+        return "(no profile samples: is py-spy installed and allowed to attach?)"
+    busy = all_samples - totals["idle (waiting for work / sockets)"]
+    lines = ["Where the workers' time goes (py-spy samples, both workers):", ""]
+    for name, n in totals.most_common():
+        share = n / all_samples * 100
+        busy_share = "" if name.startswith("idle") or not busy else f" ({n / busy * 100:.0f}% of busy time)"
+        lines.append(f"- {name}: {share:.1f}% of samples{busy_share}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=10000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--db-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--chunk-size", type=int, default=100)
+    parser.add_argument("--matching", default=os.environ.get("MATCHING_METHOD", "auto"),
+                        help="MATCHING_METHOD for the workers (auto, lexical, semantic, hybrid)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers and say where the time goes")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        run_sink(args.sink)
+        return
+    if args.subscribers < 1 or args.workers < 1:
+        parser.error("--subscribers and --workers must be positive")
+    if not args.db_url.startswith(("postgres://", "postgresql://")):
+        parser.error("--db-url must be a PostgreSQL URL (the bench uses a scratch database on that server)")
+
+    from digest import embedded_redis
+
+    db_url = scratch_database(args.db_url)
+    redis_port = free_port()
+    redis_proc = embedded_redis.start(redis_port, data_dir=Path(tempfile.mkdtemp(prefix="paperboy-fanout-redis-")))
+    sink_port = free_port()
+    sink_proc = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(sink_port),
+        "SITE_URL": "https://paperboy.example.org",
+        "DEFAULT_FROM_EMAIL": "Paperboy <digest@paperboy.example.org>",
+        "MATCHING_METHOD": args.matching,
+        "DELIVERY_CHUNK_SIZE": str(args.chunk_size),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "digest.settings",
+    }
+    for name in ("EMAIL_URL", "ANYMAIL_ESP", "EMAIL_BACKEND"):
+        env.pop(name, None)
+    os.environ.update({k: v for k, v in env.items() if k not in ("EMAIL_URL", "ANYMAIL_ESP", "EMAIL_BACKEND")})
+    for name in ("EMAIL_URL", "ANYMAIL_ESP", "EMAIL_BACKEND"):
+        os.environ.pop(name, None)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from digest.celery import app as celery_app
+    from digest.models import Delivery, Paper, TrendingEntry
+    from digest.services.delivery import deliveries_plan
+
+    celery_app.conf.task_default_queue = QUEUE
+    workers = None
+    profile_dir = Path(tempfile.mkdtemp(prefix="paperboy-fanout-prof-")) if args.profile else None
+    try:
+        call_command("migrate", verbosity=0)
+        rng = random.Random(7)
+        today = timezone.now().date()
+        pairs = demo_papers()[:30] or [(f"Paper {n}", "An abstract. " * 40) for n in range(30)]
+        papers = []
+        for rank, (title, abstract) in enumerate(pairs, 1):
+            arxiv = f"2604.{rank:05d}"
+            papers.append(Paper.objects.create(
+                arxiv_id=arxiv, title=title, abstract=abstract, authors=[f"Author {rank}-{a}" for a in range(rng.randint(1, 9))],
+                page_url=f"https://huggingface.co/papers/{arxiv}", abs_url=f"https://arxiv.org/abs/{arxiv}",
+                pdf_url=f"https://arxiv.org/pdf/{arxiv}", code_url=f"https://github.com/example/{arxiv}" if rank % 3 else "",
+                upvotes=200 - rank * 5,
+            ))
+            TrendingEntry.objects.create(paper=papers[-1], date=today, rank=rank, source=TrendingEntry.Source.HF,
+                                         upvotes=200 - rank * 5)
+        if args.matching != "lexical":
+            try:
+                from digest.services.classify import papers_embed
+
+                papers_embed(paper_ids=[p.pk for p in papers])
+            except Exception as exc:  # noqa: BLE001 - the bench still runs on the lexical signal
+                print(f"(papers not embedded: {exc})", file=sys.stderr)
+
+        workers = Workers(args.workers, env, profile_dir)
+        # Warm-up: a few throw-away readers, one per chunk, so each worker has imported
+        # matching and opened its connections before the clock starts.
+        settings.DELIVERY_CHUNK_SIZE = 1
+        make_subscribers(count=args.workers * 3, prefix="warmup", rng=rng)
+        deliveries_plan(now=timezone.now(), ignore_hour=True)
+        deadline = time.monotonic() + 300
+        while Delivery.objects.filter(state__in=["pending", "sending"]).exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("warm-up did not finish in 300 s; see the worker logs in " + tempfile.gettempdir())
+            time.sleep(0.5)
+        sink_reset(sink_port)
+        settings.DELIVERY_CHUNK_SIZE = args.chunk_size
+
+        emails = make_subscribers(count=args.subscribers, prefix="reader", rng=rng)
+        peak = {"rss": 0}
+        done = threading.Event()
+
+        def sample_rss():
+            while not done.is_set():
+                for proc in workers.tree():
+                    try:
+                        peak["rss"] = max(peak["rss"], proc.memory_info().rss)
+                    except Exception:  # noqa: BLE001 - a process may exit between listing and reading
+                        pass
+                done.wait(0.25)
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
+        if profile_dir:
+            workers.start_profiling(int(args.timeout))
+
+        started = time.monotonic()
+        plan = deliveries_plan(now=timezone.now(), ignore_hour=True)
+        planned_at = time.monotonic() - started
+        deadline = started + args.timeout
+        while True:
+            counts = sink_stats(sink_port)
+            if sum(1 for e in emails if counts.get(e)) >= args.subscribers:
+                break
+            if time.monotonic() > deadline:
+                print("timed out", file=sys.stderr)
+                break
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+        done.set()
+        time.sleep(1.0)  # let any straggling duplicate arrive before counting
+        counts = sink_stats(sink_port)
+        delivered = sum(1 for e in emails if counts.get(e))
+        duplicates = sum(max(0, counts.get(e, 0) - 1) for e in emails)
+        states = dict(collections.Counter(Delivery.objects.filter(subscriber__email__in=emails).values_list("state", flat=True)))
+        rate = delivered / seconds if seconds else 0.0
+        details = [
+            f"planned {plan.planned} deliveries in {plan.chunks} chunks ({planned_at:.2f} s of the total, in the bench process)",
+            f"delivery states: {states}",
+            f"matching method: {args.matching}; workers: {args.workers} x prefork(1); chunk size {args.chunk_size}",
+        ]
+        if profile_dir:
+            workers.stop()
+            workers = None
+            details.append(summarise_profile(sorted(profile_dir.glob("worker*.txt"))))
+        last = (f"fanout subscribers={args.subscribers} seconds={seconds:.2f} msgs_per_s={rate:.1f} delivered={delivered} "
+                f"duplicates={duplicates} peak_worker_rss_mb={peak['rss'] / 1e6:.0f}")
+        print("\n".join(details))
+        try:
+            from bench.results import record
+
+            record("fanout", last, "\n".join(f"    {d}" if not d.startswith(("-", "Where")) else d for d in details))
+        except Exception as exc:  # noqa: BLE001 - results file is a convenience
+            print(f"(RESULTS.md not updated: {exc})", file=sys.stderr)
+        print(last)
+    finally:
+        if workers:
+            workers.stop()
+        sink_proc.terminate()
+        redis_proc.terminate()
+
+
+if __name__ == "__main__":
+    main()
