@@ -49,7 +49,7 @@ def test_production_refuses_a_plain_http_site_url():
     assert "SITE_URL" in result.stderr
 
 
-def test_public_pages_carry_a_content_security_policy(client):
+def test_public_pages_carry_a_content_security_policy(client, db):
     response = client.get("/")
     policy = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy
