@@ -7,6 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django_ratelimit.core import is_ratelimited
@@ -123,6 +124,7 @@ def link_sent(request: HttpRequest) -> HttpResponse:
 # --- Confirm ----------------------------------------------------------------------
 
 
+@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button; only the POST confirms (mail scanners follow links)."""
@@ -156,6 +158,7 @@ def _manage_subscriber(request: HttpRequest, token: str) -> Subscriber | HttpRes
         return _token_problem(request, error)
 
 
+@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def manage(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = _manage_subscriber(request, token)
@@ -187,6 +190,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@never_cache
 @require_POST
 def manage_pause(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = _manage_subscriber(request, token)
@@ -202,6 +206,7 @@ def manage_pause(request: HttpRequest, token: str) -> HttpResponse:
     return HttpResponseRedirect(reverse("subscriptions:manage", kwargs={"token": token}))
 
 
+@never_cache
 @require_POST
 def manage_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = _manage_subscriber(request, token)
@@ -211,6 +216,7 @@ def manage_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     return _page(request, "unsubscribed.html", {"subscriber": subscriber})
 
 
+@never_cache
 @require_POST
 def manage_new_link(request: HttpRequest, token: str) -> HttpResponse:
     """Revoke every link sent so far and mail a fresh one (a forwarded email, a shared inbox)."""
@@ -224,6 +230,7 @@ def manage_new_link(request: HttpRequest, token: str) -> HttpResponse:
 # --- Unsubscribe (RFC 8058) ---------------------------------------------------------
 
 
+@never_cache
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
@@ -256,6 +263,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@never_cache
 @require_POST
 def unsubscribe_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """The button on the GET page: an ordinary CSRF-protected form."""

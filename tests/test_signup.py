@@ -130,6 +130,8 @@ def test_signup_mails_a_confirmation_whose_link_confirms_only_on_post(
     page = client.get("/" + path, HTTP_USER_AGENT="Link scanner")
     assert page.status_code == 200
     assert "Confirm my subscription" in page.content.decode()
+    assert "Weekly, on Friday at 08:00 (Europe/Berlin)" in " ".join(page.content.decode().split())
+    assert "no-store" in page["Cache-Control"]  # a page reached by a secret link is never cached
     assert Subscriber.objects.get().status == Subscriber.Status.PENDING
 
     confirmed = client.post("/" + path, REMOTE_ADDR="198.51.100.9", HTTP_USER_AGENT="Firefox confirm")
@@ -270,6 +272,13 @@ def test_signups_are_rate_limited_per_ip_with_a_friendly_page(client, topics, se
     assert "try again in an hour" in limited.content.decode()
     assert not Subscriber.objects.filter(email="other@example.org").exists()
     assert _signup(client, django_capture_on_commit_callbacks, email="x@example.org", ip="203.0.113.51").status_code == 302
+
+
+def test_fresh_link_requests_are_rate_limited_too(client, settings):
+    settings.SIGNUP_RATE_PER_EMAIL = "2/h"
+    codes = [client.post("/link/", {"email": "ada@example.org"}, REMOTE_ADDR=f"203.0.113.{70 + i}").status_code
+             for i in range(3)]
+    assert codes == [302, 302, 429]
 
 
 def test_signups_are_rate_limited_per_normalized_address(client, topics, settings, django_capture_on_commit_callbacks):
