@@ -164,20 +164,26 @@ def deliveries_enqueue(*, delivery_ids: list[int]) -> int:
 
 
 @contextmanager
-def _ledger_write():
-    """A transaction for one ledger write; on PostgreSQL without waiting for the WAL flush.
+def _async_commit():
+    """For one chunk, commit ledger writes on PostgreSQL without waiting for the WAL flush.
 
     Each claim and record is its own commit, and waiting for fsync (3-10 ms here) was
     most of a worker's time. Asynchronous commit keeps every guarantee against a
-    worker dying (the row is committed and visible at once); only a crash of the
-    database server itself can lose the last fraction of a second of ledger writes,
-    which the lease and reconciler then redo. DELIVERY_ASYNC_COMMIT=false turns it off.
+    worker dying (a committed row is visible to everyone at once); only a crash of
+    the database server itself can lose the last fraction of a second of ledger
+    writes, which the lease and reconciler then redo. DELIVERY_ASYNC_COMMIT=false
+    turns it off.
     """
-    with transaction.atomic():
-        if settings.DELIVERY_ASYNC_COMMIT and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO off")
+    enabled = settings.DELIVERY_ASYNC_COMMIT and connection.vendor == "postgresql"
+    if enabled:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+    try:
         yield
+    finally:
+        if enabled and connection.connection is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
 
 
 def _claimable(now: datetime.datetime) -> Q:
@@ -191,13 +197,12 @@ def delivery_claim(*, delivery_id: int, now: datetime.datetime) -> bool:
     """Take the row for sending. A sort of optimistic lock: only the caller that updates the row sends."""
     from django.db.models import F
 
-    with _ledger_write():
-        updated = Delivery.objects.filter(_claimable(now), pk=delivery_id).update(
-            state=State.SENDING,
-            lease_until=now + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
+    updated = Delivery.objects.filter(_claimable(now), pk=delivery_id).update(
+        state=State.SENDING,
+        lease_until=now + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+        updated_at=now,
+    )
     return updated == 1
 
 
@@ -342,7 +347,7 @@ def retry_delay_seconds(*, attempts: int) -> float:
 
 
 def delivery_record_sent(*, delivery: Delivery, message_id: str, paper_ids: list[int], now: datetime.datetime) -> None:
-    with _ledger_write():
+    with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
             state=State.SENT, sent_at=now, message_id=message_id[:255], paper_ids=paper_ids,
             lease_until=None, last_error="", transient_error=False, updated_at=now,
@@ -357,10 +362,9 @@ def delivery_record_sent(*, delivery: Delivery, message_id: str, paper_ids: list
 
 def delivery_record_final(*, delivery: Delivery, state: str, reason: str, now: datetime.datetime) -> None:
     """Close a claimed row without sending (skipped, suppressed) or after a permanent failure."""
-    with _ledger_write():
-        Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-            state=state, last_error=reason[:2000], lease_until=None, transient_error=False, updated_at=now
-        )
+    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+        state=state, last_error=reason[:2000], lease_until=None, transient_error=False, updated_at=now
+    )
 
 
 def delivery_record_transient(*, delivery: Delivery, error: str, now: datetime.datetime) -> float | None:
@@ -419,70 +423,68 @@ def deliveries_send_chunk(*, delivery_ids: list[int], now: datetime.datetime | N
     suppressed = set(
         Suppression.objects.filter(email__in=[r.subscriber.email for r in rows]).values_list("email", flat=True)
     )
-    cutoff = datetime.timedelta(hours=settings.EDITION_SEND_CUTOFF_HOURS)
     by_edition: dict[int, list[Delivery]] = defaultdict(list)
     for row in rows:
         by_edition[row.edition_id].append(row)
-
-    connection = get_connection(fail_silently=False)
-    needs_open = True
+    smtp = get_connection(fail_silently=False)
     try:
-        for edition_rows in by_edition.values():
-            edition = edition_rows[0].edition
-            live = [r.subscriber for r in edition_rows if r.subscriber.status == Subscriber.Status.CONFIRMED]
-            picks_by_subscriber = _picks_for(edition=edition, subscribers=live) if live else {}
-            ranks = edition_ranks(edition=edition)
-            for row in edition_rows:
-                moment = now or timezone.now()
-                if not delivery_claim(delivery_id=row.pk, now=moment):
-                    result.not_claimed += 1
-                    continue
-                subscriber = row.subscriber
-                if moment > row.created_at + cutoff:
-                    delivery_record_final(delivery=row, state=State.SKIPPED, reason="past the edition's send cutoff", now=moment)
-                    result.skipped += 1
-                    continue
-                if subscriber.status == Subscriber.Status.SUPPRESSED or subscriber.email in suppressed:
-                    delivery_record_final(delivery=row, state=State.SUPPRESSED, reason="address suppressed", now=moment)
-                    result.skipped += 1
-                    continue
-                if subscriber.status != Subscriber.Status.CONFIRMED:
-                    delivery_record_final(delivery=row, state=State.SKIPPED, reason=f"subscriber {subscriber.status}", now=moment)
-                    result.skipped += 1
-                    continue
-                picks = picks_by_subscriber.get(subscriber.pk) or []
-                if not picks:
-                    delivery_record_final(delivery=row, state=State.SKIPPED, reason="no new papers for this reader", now=moment)
-                    result.skipped += 1
-                    continue
-                message = digest_message_build(
-                    delivery=row, subscriber=subscriber, edition=edition, picks=picks, ranks=ranks, connection=connection
-                )
-                try:
-                    if needs_open:
-                        connection.open()
-                        _no_delay(connection)
-                        needs_open = False
-                    connection.send_messages([message])
-                except Exception as exc:  # noqa: BLE001 - sorted below; anything unknown is re-raised
-                    error = send_error_classify(exc)
-                    if error is None:
-                        raise
-                    _after_failure(row=row, error=error, now=timezone.now(), result=result)
-                    if error.transient:
-                        # The connection may be half-dead; start a fresh one for the next message.
-                        connection.close()
-                        needs_open = True
-                    continue
-                status = getattr(message, "anymail_status", None)
-                message_id = (getattr(status, "message_id", None) if status else None) or message.extra_headers["Message-ID"]
-                delivery_record_sent(
-                    delivery=row, message_id=str(message_id), paper_ids=[p.paper_id for p in picks], now=timezone.now()
-                )
-                result.sent += 1
+        with _async_commit():
+            for edition_rows in by_edition.values():
+                _send_edition_rows(rows=edition_rows, smtp=smtp, now=now, suppressed=suppressed, result=result)
     finally:
-        connection.close()
+        smtp.close()
     return result
+
+
+def _send_edition_rows(*, rows: list[Delivery], smtp, now, suppressed: set[str], result: ChunkResult) -> None:
+    edition = rows[0].edition
+    cutoff = datetime.timedelta(hours=settings.EDITION_SEND_CUTOFF_HOURS)
+    live = [r.subscriber for r in rows if r.subscriber.status == Subscriber.Status.CONFIRMED]
+    picks_by_subscriber = _picks_for(edition=edition, subscribers=live) if live else {}
+    ranks = edition_ranks(edition=edition)
+    for row in rows:
+        moment = now or timezone.now()
+        if not delivery_claim(delivery_id=row.pk, now=moment):
+            result.not_claimed += 1
+            continue
+        subscriber = row.subscriber
+        closed = None
+        if moment > row.created_at + cutoff:
+            closed = (State.SKIPPED, "past the edition's send cutoff")
+        elif subscriber.status == Subscriber.Status.SUPPRESSED or subscriber.email in suppressed:
+            closed = (State.SUPPRESSED, "address suppressed")
+        elif subscriber.status != Subscriber.Status.CONFIRMED:
+            closed = (State.SKIPPED, f"subscriber {subscriber.status}")
+        elif not picks_by_subscriber.get(subscriber.pk):
+            closed = (State.SKIPPED, "no new papers for this reader")
+        if closed:
+            delivery_record_final(delivery=row, state=closed[0], reason=closed[1], now=moment)
+            result.skipped += 1
+            continue
+        picks = picks_by_subscriber[subscriber.pk]
+        message = digest_message_build(
+            delivery=row, subscriber=subscriber, edition=edition, picks=picks, ranks=ranks, connection=smtp
+        )
+        try:
+            # Opened once, reused for every message of the chunk (a no-op when already open).
+            if smtp.open():
+                _no_delay(smtp)
+            smtp.send_messages([message])
+        except Exception as exc:  # noqa: BLE001 - sorted below; anything unknown is re-raised
+            error = send_error_classify(exc)
+            if error is None:
+                raise
+            _after_failure(row=row, error=error, now=timezone.now(), result=result)
+            if error.transient:
+                # The connection may be half-dead; the next message opens a fresh one.
+                smtp.close()
+            continue
+        status = getattr(message, "anymail_status", None)
+        message_id = (getattr(status, "message_id", None) if status else None) or message.extra_headers["Message-ID"]
+        delivery_record_sent(
+            delivery=row, message_id=str(message_id), paper_ids=[p.paper_id for p in picks], now=timezone.now()
+        )
+        result.sent += 1
 
 
 def _no_delay(connection) -> None:
