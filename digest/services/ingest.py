@@ -191,7 +191,7 @@ INSERT_FIELDS = ["arxiv_id", "fingerprint", *METADATA_FIELDS, "hidden", "pinned"
 
 
 def _insert_many(model, names: list[str], rows: list[tuple], suffix: str = "", returning: str = "") -> list[tuple]:
-    """INSERT rows (tuples in ``names`` order); with ``returning`` (PostgreSQL only) the returned rows."""
+    """INSERT rows (tuples in ``names`` order); with ``returning`` (SQLite >= 3.35 has it too) the returned rows."""
     ops = connection.ops
     fields = [model._meta.get_field(name) for name in names]
     head = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({', '.join(ops.quote_name(f.column) for f in fields)}) "
@@ -207,13 +207,15 @@ def _insert_many(model, names: list[str], rows: list[tuple], suffix: str = "", r
             with psycopg.Cursor(connection.connection) as raw:
                 raw.execute(sql, [list(column) for column in zip(*rows)])
                 return raw.fetchall() if returning else []
-        assert not returning, "RETURNING is only used on PostgreSQL"
         placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        returned = []
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             batch = rows[start : start + ROWS_PER_STATEMENT]
             sql = f"{head}VALUES {', '.join([placeholders] * len(batch))}{suffix}"
-            cursor.execute(sql, [value for row in batch for value in row])
-    return []
+            cursor.execute(sql + (f" RETURNING {returning}" if returning else ""), [value for row in batch for value in row])
+            if returning:
+                returned += cursor.fetchall()
+    return returned
 
 
 def _insert_papers(rows: list[_Row]) -> None:
@@ -227,15 +229,15 @@ def _insert_papers(rows: list[_Row]) -> None:
             row.fingerprint,
             row.title,
             row.abstract,
-            json.dumps(row.authors),
+            _json(row.authors),
             ops.adapt_datefield_value(row.published_on),
             row.page_url,
             row.abs_url,
             row.pdf_url,
             row.code_url,
             row.upvotes,
-            json.dumps(row.keywords),
-            json.dumps(row.categories),
+            _json(row.keywords),
+            _json(row.categories),
             False,
             False,
             stamp,
@@ -243,14 +245,13 @@ def _insert_papers(rows: list[_Row]) -> None:
         )
         for row in rows
     ]
-    if connection.vendor == "postgresql":
-        ids = {fingerprint: pk for pk, fingerprint in _insert_many(Paper, INSERT_FIELDS, values, returning="id, fingerprint")}
-    else:
-        _insert_many(Paper, INSERT_FIELDS, values)
-        # The new ids by the unique fingerprint (SQLite: one indexed query, cheap in-process).
-        ids = dict(Paper.objects.filter(fingerprint__in=[row.fingerprint for row in rows]).values_list("fingerprint", "id"))
+    ids = {fingerprint: pk for pk, fingerprint in _insert_many(Paper, INSERT_FIELDS, values, returning="id, fingerprint")}
     for row in rows:
         row.pk = ids[row.fingerprint]
+
+
+def _json(value: list) -> str:
+    return json.dumps(value) if value else "[]"
 
 
 def _update_papers(rows: list[_Row]) -> None:
