@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from django.core.cache import cache
+from kombu.exceptions import OperationalError as KombuOperationalError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -100,7 +101,16 @@ def confirmation_claim(*, subscriber_id: int, now: datetime.datetime | None = No
 def _enqueue_confirmation(subscriber_id: int) -> None:
     from digest.tasks.subscribers import subscriber_send_confirmation_task
 
-    transaction.on_commit(lambda: subscriber_send_confirmation_task.delay(subscriber_id))
+    def enqueue():
+        try:
+            subscriber_send_confirmation_task.delay(subscriber_id)
+        except KombuOperationalError:
+            # The broker is down: give the hourly claim back, or the address could not
+            # get its confirmation for an hour although none was sent.
+            Subscriber.objects.filter(pk=subscriber_id).update(last_confirmation_sent_at=None)
+            raise
+
+    transaction.on_commit(enqueue)
 
 
 def _enqueue_manage_link(subscriber_id: int) -> None:

@@ -11,6 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django_ratelimit.core import is_ratelimited
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from . import services
 from .forms import LinkRequestForm, ManageForm, PauseForm, PreferencesForm, SignupForm
@@ -56,6 +58,17 @@ def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
     return response
 
 
+# Redis (rate-limit counters, task queue) unreachable: say so instead of a bare 500.
+BACKEND_DOWN = (RedisError, KombuOperationalError)
+
+
+def unavailable(request: HttpRequest) -> HttpResponse:
+    logger.exception("signup backend unavailable")
+    response = _page(request, "unavailable.html", status=503)
+    response["Retry-After"] = "300"
+    return response
+
+
 def _token_problem(request: HttpRequest, error: TokenError) -> HttpResponse:
     return _page(
         request,
@@ -71,22 +84,30 @@ def _token_problem(request: HttpRequest, error: TokenError) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        if _rate_limited(request, group="signup-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+        try:
+            return _signup_post(request)
+        except BACKEND_DOWN:
+            return unavailable(request)
+    form = SignupForm()
+    trending_date, trending = trending_latest(limit=8)
+    return _page(request, "signup.html", {"form": form, "trending_date": trending_date, "trending": trending})
+
+
+def _signup_post(request: HttpRequest) -> HttpResponse:
+    if _rate_limited(request, group="signup-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+        return ratelimited(request)
+    form = SignupForm(request.POST)
+    if form.is_valid():
+        email = form.cleaned_data["email"]
+        if _rate_limited(request, group="signup-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
             return ratelimited(request)
-        form = SignupForm(request.POST)
-        if form.is_valid():
-            email = form.cleaned_data["email"]
-            if _rate_limited(request, group="signup-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
-                return ratelimited(request)
-            services.subscriber_signup(
-                email=email,
-                preferences=form.preferences(),
-                consent=form.consent(ip=client_ip(request), user_agent=_user_agent(request)),
-            )
-            # The same answer whatever the address's state: no enumeration.
-            return HttpResponseRedirect(reverse("subscriptions:signup_done"))
-    else:
-        form = SignupForm()
+        services.subscriber_signup(
+            email=email,
+            preferences=form.preferences(),
+            consent=form.consent(ip=client_ip(request), user_agent=_user_agent(request)),
+        )
+        # The same answer whatever the address's state: no enumeration.
+        return HttpResponseRedirect(reverse("subscriptions:signup_done"))
     trending_date, trending = trending_latest(limit=8)
     return _page(request, "signup.html", {"form": form, "trending_date": trending_date, "trending": trending})
 
@@ -101,20 +122,24 @@ def signup_done(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def link_request(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        if _rate_limited(request, group="link-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+        try:
+            return _link_request_post(request)
+        except BACKEND_DOWN:
+            return unavailable(request)
+    return _page(request, "link_request.html", {"form": LinkRequestForm()})
+
+
+def _link_request_post(request: HttpRequest) -> HttpResponse:
+    if _rate_limited(request, group="link-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+        return ratelimited(request)
+    form = LinkRequestForm(request.POST)
+    if form.is_valid():
+        email = form.cleaned_data["email"]
+        if _rate_limited(request, group="link-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
             return ratelimited(request)
-        form = LinkRequestForm(request.POST)
-        if form.is_valid():
-            email = form.cleaned_data["email"]
-            if _rate_limited(request, group="link-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
-                return ratelimited(request)
-            services.subscriber_link_request(email=email)
-            return HttpResponseRedirect(reverse("subscriptions:link_sent"))
-        status = 400
-    else:
-        form = LinkRequestForm()
-        status = 200
-    return _page(request, "link_request.html", {"form": form}, status=status)
+        services.subscriber_link_request(email=email)
+        return HttpResponseRedirect(reverse("subscriptions:link_sent"))
+    return _page(request, "link_request.html", {"form": form}, status=400)
 
 
 def link_sent(request: HttpRequest) -> HttpResponse:

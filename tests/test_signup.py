@@ -351,3 +351,15 @@ def test_a_new_signup_is_a_fixed_small_number_of_queries(
     with django_assert_num_queries(7):
         response = _signup(client, django_capture_on_commit_callbacks, email="fast@example.org")
     assert response.status_code == 302
+
+
+def test_with_redis_unreachable_a_signup_gets_a_clear_503_and_nothing_is_saved(client, topics, settings):
+    from django.core.cache import caches
+
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+    caches["default"].close()
+    del caches["default"]  # rebuilt from the new settings on next use
+    response = client.post(reverse("subscriptions:signup"), _form())
+    assert response.status_code == 503
+    assert "try again in a few minutes" in response.content.decode()
+    assert not Subscriber.objects.exists()
