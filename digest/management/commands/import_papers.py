@@ -4,7 +4,7 @@ import datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from digest.services.ingest import IngestResult, papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
@@ -50,6 +50,11 @@ class Command(BaseCommand):
             except SourceError as exc:
                 failed.append(path)
                 self.stderr.write(str(exc.located(path)))
+                continue
+            except IntegrityError as exc:
+                # Another import or fetch wrote the same paper at the same moment; nothing of this file was kept.
+                failed.append(path)
+                self.stderr.write(f"{path}: a concurrent import wrote the same papers, try again ({exc})")
                 continue
             total += result
             self.stdout.write(f"{path}: {len(records)} papers: {result.summary()}")
