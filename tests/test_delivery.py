@@ -298,3 +298,30 @@ def test_subscribers_due_uses_few_queries(papers, django_assert_max_num_queries)
     edition = edition_freeze(day=DAY)
     with django_assert_max_num_queries(2):
         assert len(subscribers_due(now=MORNING, edition=edition)) == 20
+
+
+# ---------------------------------------------------------------- the operator's command
+
+
+def test_send_digests_plans_and_says_what_it_planned(papers, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    SubscriberFactory.create_batch(3, send_hour=23)  # not due yet: --now plans them anyway
+    out = StringIO()
+    call_command("send_digests", "--now", "--date", "2026-03-12", stdout=out)
+    assert "Edition 2026-03-12" in out.getvalue() and "3 deliveries planned" in out.getvalue()
+    again = StringIO()
+    call_command("send_digests", "--now", "--date", "2026-03-12", stdout=again)
+    assert "0 deliveries planned" in again.getvalue()
+    assert Delivery.objects.count() == 3
+
+
+@pytest.mark.parametrize("date, message", [("2026-13-01", "YYYY-MM-DD"), ("2026-03-11", "No trending papers")])
+def test_send_digests_rejects_a_bad_date_cleanly(papers, date, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("send_digests", "--date", date)
+    assert not Delivery.objects.exists()

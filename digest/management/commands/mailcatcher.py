@@ -5,6 +5,7 @@ aiosmtpd is the maintained asyncio SMTP server; this only adds the file store.
 """
 
 import asyncio
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         port = port or getattr(settings, "EMAIL_PORT", 1025)
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise CommandError(f"Refusing to listen on {host}: the catcher only binds to loopback")
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
         folder = Path(settings.MAIL_CATCHER_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         controller = Controller(FileStore(folder), hostname=host, port=port, server_kwargs={"data_size_limit": 10_000_000})
