@@ -325,3 +325,19 @@ def test_send_digests_rejects_a_bad_date_cleanly(papers, date, message):
     with pytest.raises(CommandError, match=message):
         call_command("send_digests", "--date", date)
     assert not Delivery.objects.exists()
+
+
+def test_the_planning_task_run_twice_plans_once_and_the_chunk_task_run_twice_sends_once(papers, smtp_sink):
+    import time_machine
+
+    from digest.tasks.sending import deliveries_plan_task, deliveries_send_chunk_task
+
+    reader = SubscriberFactory()
+    with time_machine.travel(MORNING, tick=False):
+        first, second = deliveries_plan_task(), deliveries_plan_task()
+    assert (first["planned"], second["planned"]) == (1, 0)
+    ids = list(Delivery.objects.values_list("id", flat=True))
+    with time_machine.travel(MORNING + datetime.timedelta(minutes=1), tick=False):
+        assert deliveries_send_chunk_task(ids)["sent"] == 1
+        assert deliveries_send_chunk_task(ids)["sent"] == 0
+    assert len(smtp_sink.to(reader.email)) == 1

@@ -131,3 +131,15 @@ def test_opens_and_deliveries_are_not_stored(client, django_capture_on_commit_ca
 def test_a_malformed_body_is_a_clean_400_not_a_500(client):
     response = client.post(URL, data="{not json", content_type="application/json", **_auth())
     assert response.status_code == 400
+
+
+def test_the_event_task_run_twice_acts_once(client, django_capture_on_commit_callbacks):
+    from digest.tasks.sending import tracking_event_process_task
+
+    reader = SubscriberFactory()
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(URL, data=json.dumps(_bounce(reader.email, type="SoftBounce", id=5)),
+                    content_type="application/json", **_auth())
+    event = WebhookEvent.objects.get()
+    assert tracking_event_process_task(event.pk).startswith("soft bounce 1")
+    assert tracking_event_process_task(event.pk) == "already processed"

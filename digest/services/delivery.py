@@ -129,18 +129,19 @@ def deliveries_plan(
     if not edition.paper_ids:
         return Plan(edition=edition, note=f"edition {day} has no papers")
     due = subscribers_due(now=now, edition=edition, ignore_hour=ignore_hour)
+    due_ids = [s.pk for s in due]
     with transaction.atomic():
-        started = timezone.now()
         Delivery.objects.bulk_create(
-            [Delivery(edition=edition, subscriber=s) for s in due], ignore_conflicts=True, batch_size=1000
+            [Delivery(edition=edition, subscriber_id=pk) for pk in due_ids], ignore_conflicts=True, batch_size=1000
         )
-        # bulk_create with ignore_conflicts returns no ids: the rows this call created
-        # are the fresh, never-tried ones stamped after `started`.
-        new_ids = list(
-            Delivery.objects.filter(
-                edition=edition, state=State.PENDING, attempts=0, created_at__gte=started
-            ).values_list("id", flat=True).order_by("id")
-        )
+        # bulk_create with ignore_conflicts returns no ids. The due readers had no row
+        # for this edition a moment ago, so their fresh, never-tried rows are this call's.
+        new_ids: list[int] = []
+        for i in range(0, len(due_ids), 5000):
+            new_ids += Delivery.objects.filter(
+                edition=edition, subscriber_id__in=due_ids[i : i + 5000], state=State.PENDING, attempts=0
+            ).values_list("id", flat=True)
+        new_ids.sort()
         chunks = deliveries_enqueue(delivery_ids=new_ids)
     return Plan(edition=edition, due=len(due), planned=len(new_ids), chunks=chunks)
 

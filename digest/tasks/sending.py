@@ -1,6 +1,7 @@
 """Tasks: sending. Thin adapters; the services hold the logic and the database the truth."""
 
 from celery import current_task, shared_task
+from django.core.cache import cache
 from django.utils import timezone
 
 from digest.services import delivery, tracking
@@ -15,7 +16,14 @@ __all__ = [
 
 @shared_task(name="digest.tasks.deliveries_plan_task")
 def deliveries_plan_task() -> dict:
-    plan = delivery.deliveries_plan(now=timezone.now())
+    # Planning is idempotent (unique rows, ignore_conflicts), so a second beat by
+    # mistake sends nothing twice; this lock only spares the duplicate work.
+    if not cache.add("paperboy:lock:deliveries-plan", "1", timeout=14 * 60):
+        return {"skipped": "another planner is running"}
+    try:
+        plan = delivery.deliveries_plan(now=timezone.now())
+    finally:
+        cache.delete("paperboy:lock:deliveries-plan")
     return {"edition": str(plan.edition.date) if plan.edition else None, "planned": plan.planned, "note": plan.note}
 
 
