@@ -26,6 +26,7 @@ from django.utils import timezone
 from digest.models import Paper, TrendingEntry
 from digest.signals import papers_changed
 from digest.sources import PaperRecord, parse_papers
+from digest.sources.records import gc_paused
 from digest.sources.download import fetch_bytes
 
 CHUNK_SIZE = 2000
@@ -89,7 +90,7 @@ def papers_ingest(*, records: Iterable[PaperRecord], chunk_size: int = CHUNK_SIZ
     twice changes nothing the second time (not even ``updated_at``).
     """
     run = _Run()
-    with transaction.atomic():
+    with gc_paused(), transaction.atomic():
         iterator = iter(records)
         while chunk := list(itertools.islice(iterator, chunk_size)):
             _ingest_chunk(chunk, run)

@@ -6,7 +6,7 @@
 import datetime
 
 from . import arxiv_atom, hf_daily, trending_page
-from .records import PaperRecord, SourceError, decode_text
+from .records import PaperRecord, SourceError, decode_text, gc_paused
 
 PARSERS = {
     "trending-page": trending_page.parse,
@@ -37,4 +37,5 @@ def parse_papers(
         parser = PARSERS[format]
     except KeyError:
         raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}") from None
-    return parser(data, name=name, date=date)
+    with gc_paused():
+        return parser(data, name=name, date=date)
