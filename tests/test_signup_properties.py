@@ -88,3 +88,14 @@ def test_a_line_break_in_any_field_is_refused(client, topics, django_capture_on_
     assert response.status_code == 200
     assert name in response.context["form"].errors
     assert not Subscriber.objects.exists()
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(email=st.one_of(field_value, st.lists(field_value, min_size=2, max_size=3)))
+def test_any_fresh_link_request_is_an_error_or_the_same_answer_never_a_500(client, topics, email):
+    response = client.post(reverse("subscriptions:link_request"), {"email": email})
+    assert response.status_code in (302, 400)
+    if response.status_code == 302:
+        assert response["Location"] == reverse("subscriptions:link_sent")
+    else:
+        assert response.context["form"].errors["email"]
