@@ -6,9 +6,10 @@ title fingerprint. Metadata from the newest day wins; older records only fill
 fields that are still empty. Each appearance (paper, day, source) is one
 TrendingEntry row, written once and refreshed (rank, upvotes) when seen again.
 
-Work is done in chunks with a fixed number of queries each (one lookup, one
-"latest day" aggregate, bulk insert, bulk update, bulk upsert), so a 50,000-paper
-import costs a few hundred queries, not a few per paper.
+Work is done in chunks of CHUNK_SIZE records with a fixed number of queries each
+(lookups by arXiv id and by fingerprint, the papers' latest days, one insert, one
+bulk update, one upsert of appearances), so a 50,000-paper import costs about a
+hundred queries, not a few per paper.
 """
 
 import datetime
@@ -63,7 +64,7 @@ class IngestResult:
             new=self.new + other.new,
             updated=self.updated + other.updated,
             unchanged=self.unchanged + other.unchanged,
-            paper_ids=self.paper_ids + [pk for pk in other.paper_ids if pk not in set(self.paper_ids)],
+            paper_ids=list(dict.fromkeys(self.paper_ids + other.paper_ids)),
         )
 
     def summary(self) -> str:
