@@ -128,3 +128,10 @@ def test_a_page_cut_at_any_byte_is_refused_or_yields_whole_titles_in_order(cut):
     assert [r.title for r in records] == [r.title for r in full[: len(records)]]
     assert [r.abstract for r in records[:-1]] == [r.abstract for r in full[: len(records) - 1]]
     assert full[len(records) - 1].abstract.startswith(records[-1].abstract)
+
+
+@given(text=st.text(alphabet=st.sampled_from("ab \t\n\r\x0b\x0c\x1c\x1f\xa0\u2009é"), max_size=30))
+def test_whitespace_is_collapsed_exactly_as_split_and_join_would(text):
+    from digest.sources.records import normalize_space
+
+    assert normalize_space(text) == " ".join(text.split())
