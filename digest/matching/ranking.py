@@ -21,6 +21,7 @@ TOPIC_WEIGHT = 0.8
 TRENDING_TIEBREAK = 0.01
 KIND_INTEREST, KIND_TOPIC, KIND_TRENDING = 0, 1, 2
 _PINNED_KEY = 100.0
+_FLOOR = -10.0
 
 
 @dataclass
@@ -56,44 +57,92 @@ class Ranked:
     why: np.ndarray  # (n, S) int32: phrase row (interest), topic row (topic), else -1
 
 
-def _best_over_slots(table: np.ndarray, slots: np.ndarray, n_papers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max over each subscriber's slots of table[slot] and which row gave it: (n, P) each."""
-    n = slots.shape[0]
-    best = np.full((n, n_papers), -np.inf, dtype=np.float32)
-    arg = np.full((n, n_papers), -1, dtype=np.int32)
-    if table.shape[0] == 0:
-        return best, arg
-    # A sentinel row of -inf makes empty slots (-1) harmless in the gather.
-    padded = np.vstack([table.astype(np.float32, copy=False), np.full((1, n_papers), -np.inf, dtype=np.float32)])
-    for k in range(slots.shape[1]):
-        rows = slots[:, k]
-        if (rows < 0).all():
-            continue
-        values = padded[rows]  # rows == -1 picks the sentinel
+def _padded(table: np.ndarray, n_papers: int) -> np.ndarray:
+    """The table with a sentinel row of -inf at the end, so an empty slot (-1) gathers -inf."""
+    sentinel = np.full((1, n_papers), -np.inf, dtype=np.float32)
+    return np.vstack([table.astype(np.float32, copy=False), sentinel]) if table.shape[0] else sentinel
+
+
+def _max_over_slots(padded: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """(n, P): for each subscriber, the max over their slots' rows (-inf if they have none)."""
+    best = padded[slots[:, 0]]
+    for k in range(1, slots.shape[1]):
+        if (slots[:, k] >= 0).any():
+            np.maximum(best, padded[slots[:, k]], out=best)
+    return best
+
+
+def _topic_weights(profiles: Profiles) -> np.ndarray:
+    # With interests, a topic still counts but at a discount; without, topics rank alone.
+    has_interests = (profiles.interest_slots >= 0).any(axis=1)
+    return np.where(has_interests, TOPIC_WEIGHT, 1.0).astype(np.float32)
+
+
+def _tables(day: DayScores) -> tuple[np.ndarray, np.ndarray]:
+    return _padded(day.phrase_scores, day.n_papers), _padded(day.topic_scores, day.n_papers)
+
+
+def relevance(day: DayScores, profiles: Profiles, tables=None) -> np.ndarray:
+    """(n, P) relevance of every candidate to every subscriber of the chunk (-inf: no interest or topic)."""
+    phrase_table, topic_table = tables or _tables(day)
+    rel = _max_over_slots(phrase_table, profiles.interest_slots)
+    topic = _max_over_slots(topic_table, profiles.topic_slots)
+    topic *= _topic_weights(profiles)[:, None]
+    np.maximum(rel, topic, out=rel)
+    return rel
+
+
+def _best_slot(table: np.ndarray, slots: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (row, col) pair: the best value over the row's slots and which slot row gave it."""
+    best = table[slots[:, 0], cols]
+    which = slots[:, 0].copy()
+    # A loop over the few slots: numpy reduces a short last axis slowly, row by row.
+    for k in range(1, slots.shape[1]):
+        values = table[slots[:, k], cols]
         better = values > best
-        np.maximum(best, values, out=best)
-        arg = np.where(better, rows[:, None], arg)
-    return best, arg
+        best = np.where(better, values, best)
+        which = np.where(better, slots[:, k], which)
+    return best, which
 
 
-def relevance(day: DayScores, profiles: Profiles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n, P) relevance, the kind of match and the row (phrase or topic) behind it."""
-    p = day.n_papers
-    interest, interest_row = _best_over_slots(day.phrase_scores, profiles.interest_slots, p)
-    topic, topic_row = _best_over_slots(day.topic_scores, profiles.topic_slots, p)
-    topic_w = topic * TOPIC_WEIGHT
-    has_interests = (profiles.interest_slots >= 0).any(axis=1)[:, None]
-    # With interests, a topic can still win a paper but at a discount; without, topics rank alone.
-    use_interest = has_interests & (interest >= topic_w)
-    rel = np.where(use_interest, interest, np.where(has_interests, topic_w, topic))
+def explain(day: DayScores, profiles: Profiles, rows: np.ndarray, cols: np.ndarray, tables=None):
+    """For chosen (subscriber row, paper column) pairs only: relevance, kind and the phrase/topic behind it."""
+    phrase_table, topic_table = tables or _tables(day)
+    i_best, i_row = _best_slot(phrase_table, profiles.interest_slots[rows], cols)
+    t_best, t_row = _best_slot(topic_table, profiles.topic_slots[rows], cols)
+    t_best = t_best * _topic_weights(profiles)[rows]
+    use_interest = i_best >= t_best
+    score = np.maximum(i_best, t_best)
+    why = np.where(use_interest, i_row, t_row)
     kinds = np.where(use_interest, KIND_INTEREST, KIND_TOPIC).astype(np.int8)
-    why = np.where(use_interest, interest_row, topic_row)
-    rel = np.where(np.isfinite(rel), rel, 0.0).astype(np.float32)
-    return rel, kinds, why
+    valid = np.isfinite(score)
+    return np.where(valid, score, 0.0).astype(np.float32), kinds, np.where(valid, why, -1).astype(np.int32)
+
+
+def _distinct_rows(signature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first index, inverse) of the distinct rows of an int32 matrix.
+
+    Hashes each row to one uint64 (fast 1-D unique) and checks the result; on the rare collision,
+    falls back to numpy's exact row unique.
+    """
+    rng = np.random.default_rng(0x5EED)
+    weights = rng.integers(1, 2**63 - 1, signature.shape[1], dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        h = (signature.astype(np.int64).astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(signature[first[inverse]], signature):
+        _, first, inverse = np.unique(signature, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    return first, inverse
 
 
 def rank(day: DayScores, profiles: Profiles) -> Ranked:
-    """Pinned first, then papers above the relevance threshold, then a top-up from trending."""
+    """Pinned first, then papers above the relevance threshold, then a top-up from trending.
+
+    Scores are rounded (in the day's tables) so a subscriber ranked alone and in a chunk of
+    thousands gets identical keys; ties go to the earlier candidate column.
+    """
     n, p = len(profiles), day.n_papers
     size = int(profiles.sizes.max()) if n else 0
     out = Ranked(
@@ -104,49 +153,91 @@ def rank(day: DayScores, profiles: Profiles) -> Ranked:
     )
     if n == 0 or p == 0 or size == 0:
         return out
-    rel, kinds, why = relevance(day, profiles)
     trending = day.trending_pos > 0
     n_trending = max(int(trending.sum()), 1)
     bonus = np.where(trending, 1.0 - (day.trending_pos - 1) / n_trending, 0.0).astype(np.float32)
-    # Round so the same paper scores identically whether its subscriber is ranked alone or in a chunk.
-    key = np.round(rel, 5) + TRENDING_TIEBREAK * bonus
-    key = np.where(rel >= day.min_relevance, key, -np.inf)
-    key = np.where(day.pinned, _PINNED_KEY + bonus, key)
-    sent = np.zeros((n, p), dtype=bool)
-    sent[profiles.sent_rows, profiles.sent_cols] = True
-    key[sent] = -np.inf
 
-    k = min(size, p)
-    # Stable tie-break on the column (candidate order) so one and many rank alike.
-    top = np.argpartition(-key, k - 1, axis=1)[:, :k] if k < p else np.tile(np.arange(p), (n, 1))
+    # Subscribers with the same interests and topics rank the same papers: score each distinct
+    # profile once (many people pick topics only), then apply each one's ledger and size.
+    signature = np.concatenate([profiles.interest_slots, profiles.topic_slots], axis=1)
+    first, inverse = _distinct_rows(signature)
+    distinct = Profiles(
+        interest_slots=profiles.interest_slots[first],
+        topic_slots=profiles.topic_slots[first],
+        sizes=profiles.sizes[first],
+        sent_rows=np.zeros(0, np.int64),
+        sent_cols=np.zeros(0, np.int64),
+    )
+    tables = _tables(day)
+    key = relevance(day, distinct, tables)  # reused in place as the sort key
+    # Below the threshold: a distinct floor per column, far below any real key. Distinct, because
+    # argpartition is several times slower on rows full of equal values (-inf).
+    floor = np.broadcast_to(_FLOOR - np.arange(p, dtype=np.float32) / p, key.shape)
+    np.copyto(key, floor, where=key < day.min_relevance)
+    key += TRENDING_TIEBREAK * bonus
+    pinned_cols = np.nonzero(day.pinned)[0]
+    if pinned_cols.size:
+        key[:, pinned_cols] = _PINNED_KEY + bonus[pinned_cols]
+
+    sent_per_row = np.bincount(profiles.sent_rows, minlength=n) if profiles.sent_rows.size else np.zeros(n, np.int64)
+    # Enough that after dropping a subscriber's already-sent papers, `size` remain.
+    k = min(size + int(sent_per_row.max()), p)
+    top = np.argpartition(key, p - k, axis=1)[:, p - k :] if k < p else np.tile(np.arange(p), (key.shape[0], 1))
     top_key = np.take_along_axis(key, top, axis=1)
-    order = np.lexsort((top, -top_key), axis=1)
+    order = np.lexsort((top, -top_key), axis=1)  # best first; ties to the earlier column
     top = np.take_along_axis(top, order, axis=1)
     top_key = np.take_along_axis(top_key, order, axis=1)
-    slot = np.arange(k)[None, :]
-    chosen = np.isfinite(top_key) & (slot < profiles.sizes[:, None])
-    rows = np.nonzero(chosen)
-    cols = top[chosen]
-    out.papers[:, :k][chosen] = cols
-    out.scores[:, :k][chosen] = rel[rows[0], cols]
-    out.kinds[:, :k][chosen] = kinds[rows[0], cols]
-    out.why[:, :k][chosen] = why[rows[0], cols]
+    # Scores and reasons depend only on (profile, paper): explain each distinct list once.
+    eligible = top_key > _FLOOR / 2
+    u_rows, u_slots = np.nonzero(eligible)
+    u_score, u_kinds, u_why = (np.zeros(top.shape, dtype=d) for d in (np.float32, np.int8, np.int32))
+    u_score[u_rows, u_slots], u_kinds[u_rows, u_slots], u_why[u_rows, u_slots] = explain(
+        day, distinct, u_rows, top[u_rows, u_slots], tables
+    )
 
-    # Top-up: the day's best trending papers not chosen and not sent, in trending order.
+    # Each subscriber: their profile's list, minus what they were already sent, cut to their size.
+    place = np.broadcast_to(np.arange(k, dtype=np.int64), (n, k))
+    valid = eligible[inverse]
+    if profiles.sent_rows.size:
+        with_sent = np.unique(profiles.sent_rows)
+        sent_codes = profiles.sent_rows.astype(np.int64) * p + profiles.sent_cols
+        codes = with_sent[:, None].astype(np.int64) * p + top[inverse[with_sent]]
+        valid[with_sent] &= ~np.isin(codes, sent_codes)
+        place = place.copy()
+        place[with_sent] = np.argsort(~valid[with_sent], axis=1, kind="stable")  # close the gaps, keep order
+        valid[with_sent] = np.take_along_axis(valid[with_sent], place[with_sent], axis=1)
+    chosen = valid & (np.arange(k)[None, :] < profiles.sizes[:, None])
+    rows, slots = np.nonzero(chosen)
+    src = inverse[rows], place[rows, slots]
+    cols = top[src]
+    out.papers[rows, slots] = cols
+    out.scores[rows, slots] = u_score[src]
+    out.kinds[rows, slots] = u_kinds[src]
+    out.why[rows, slots] = u_why[src]
+
+    # Top-up: the day's best trending papers not chosen and not sent, in trending order. Only the
+    # first (digest size + chosen + sent) trending papers can be needed, so look at those alone.
     count = chosen.sum(axis=1)
     need = profiles.sizes - count
     if (need > 0).any() and trending.any():
-        picked = np.zeros((n, p), dtype=bool)
-        picked[rows[0], cols] = True
         by_trend = np.nonzero(trending)[0]
         by_trend = by_trend[np.argsort(day.trending_pos[by_trend], kind="stable")]
-        available = ~(picked | sent)[:, by_trend]
-        running = np.cumsum(available, axis=1)
+        depth = min(by_trend.size, int((profiles.sizes + count + sent_per_row).max()))
+        head = by_trend[:depth]
+        where_in_head = np.full(p, -1, dtype=np.int64)
+        where_in_head[head] = np.arange(depth)
+        blocked = np.zeros((n, depth), dtype=bool)
+        for r, c in ((rows, cols), (profiles.sent_rows, profiles.sent_cols)):
+            pos = where_in_head[c]
+            blocked[r[pos >= 0], pos[pos >= 0]] = True
+        available = ~blocked
+        running = np.cumsum(available, axis=1, dtype=np.int32)
         take = available & (running <= need[:, None])
         t_rows, t_idx = np.nonzero(take)
-        t_cols = by_trend[t_idx]
+        t_cols = head[t_idx]
         t_slot = count[t_rows] + running[t_rows, t_idx] - 1
+        t_score, _, _ = explain(day, profiles, t_rows, t_cols, tables)
         out.papers[t_rows, t_slot] = t_cols
-        out.scores[t_rows, t_slot] = rel[t_rows, t_cols]
+        out.scores[t_rows, t_slot] = t_score
         out.kinds[t_rows, t_slot] = KIND_TRENDING
     return out

@@ -124,7 +124,7 @@ class PaperSet:
         if not self.uses_embeddings or not self.topics:
             return lex
         sem = _cosines(self.topic_vectors, self.embeddings)
-        return (0.5 * lex + 0.5 * np.clip(sem, 0, 1)).astype(np.float32)
+        return np.round(0.5 * lex + 0.5 * np.clip(sem, 0, 1), 5).astype(np.float32)
 
     def _direct(self, phrases: Sequence[Phrase]) -> tuple[np.ndarray, np.ndarray | None]:
         lex = np.minimum(self.lexical.score(phrases), 1.0)
@@ -163,4 +163,6 @@ class PaperSet:
         has = topic >= 0
         if has.any():
             direct[has] += EXPANSION_WEIGHT * sim[has, None] * self.topic_scores[topic[has]]
-        return direct
+        # Rounded: the embedding of a phrase may differ in the last bits with the batch it was
+        # computed in; one subscriber alone must rank exactly as within a chunk of thousands.
+        return np.round(direct, 5)

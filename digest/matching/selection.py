@@ -17,7 +17,7 @@ from .scoring import PaperSet, TopicSpec
 from .semantic import from_bytes
 from .text import Phrase, parse_interests
 
-SUBSCRIBER_CHUNK = 5000
+SUBSCRIBER_CHUNK = 20000
 PHRASE_BATCH = 4096
 
 
