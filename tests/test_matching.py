@@ -272,3 +272,23 @@ def test_preview_digest_rejects_an_unknown_address_or_a_bad_date(day_papers):
     SubscriberFactory(email="a@example.org")
     with pytest.raises(CommandError, match="YYYY-MM-DD"):
         call_command("preview_digest", "--email", "a@example.org", "--date", "03/04/2024")
+
+
+def test_an_install_without_the_semantic_extra_falls_back_to_lexical(settings):
+    """Import torch/sentence-transformers as missing in a fresh interpreter: auto means lexical, and it ranks."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['sentence_transformers'] = None\n"
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'digest.settings'); django.setup()\n"
+        "from digest.matching import semantic\n"
+        "from digest.matching.scoring import resolve_method\n"
+        "from digest.matching.evaluation import evaluate\n"
+        "print(semantic.available(), resolve_method('auto'))\n"
+        "print(round(evaluate(method=resolve_method('auto'), split='holdout').precision_at_5, 3))\n"
+    )
+    env = dict(os.environ, MATCHING_METHOD="auto")
+    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.split("\n")[:2]
+    assert first == "False lexical"
+    assert float(second) >= 0.8
