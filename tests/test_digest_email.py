@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+import time_machine
 from django.core import mail
 
 from digest import matching
@@ -162,3 +163,24 @@ def test_spamassassin_scores_a_30_paper_digest_clean():
     report = result.stdout.decode(errors="replace")
     score = float(re.search(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", report, re.M).group(1))
     assert score < 1.0, report[report.find("Content analysis details"):][:3000]
+
+
+@pytest.mark.django_db
+def test_a_shared_render_is_identical_to_a_fresh_one_and_carries_each_readers_own_links():
+    from digest.services.delivery import digest_render
+
+    edition = frozen_edition(day=DAY, count=10)
+    ada, bob = SubscriberFactory(email="ada@example.com"), SubscriberFactory(email="bob&co@example.com")
+    picks = matching.select_for_subscribers(subscribers=[ada, bob], day=DAY, candidate_ids=edition.paper_ids)
+    assert [p.paper_id for p in picks[ada.pk]] == [p.paper_id for p in picks[bob.pk]]
+    ranks = edition_ranks(edition=edition)
+    cache: dict = {}
+    with time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False):  # same signed links
+        shared_ada, ctx_ada = digest_render(subscriber=ada, edition=edition, picks=picks[ada.pk], ranks=ranks, cache=cache)
+        shared_bob, ctx_bob = digest_render(subscriber=bob, edition=edition, picks=picks[bob.pk], ranks=ranks, cache=cache)
+        fresh_bob, _ = digest_render(subscriber=bob, edition=edition, picks=picks[bob.pk], ranks=ranks)
+    assert len(cache) == 1  # one render served both
+    assert shared_bob == fresh_bob
+    assert ctx_bob["unsubscribe_url"] in shared_bob.text and ctx_ada["unsubscribe_url"] not in shared_bob.text
+    assert ctx_ada["manage_url"] not in shared_bob.html and "bob&amp;co@example.com" in shared_bob.html
+    assert "PBPERSONAL" not in shared_ada.html + shared_ada.text + shared_bob.html + shared_bob.text
