@@ -10,6 +10,7 @@ subscriber's address, and every view below checks permissions itself.
 import datetime
 import re
 
+from anymail.exceptions import AnymailError
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -627,7 +628,7 @@ class EditionAdmin(admin.ModelAdmin):
             )
         except curation.PreviewUnavailable as exc:
             messages.error(request, str(exc))
-        except OSError as exc:
+        except (OSError, AnymailError) as exc:  # SMTP errors are OSErrors; an ESP's are AnymailErrors
             messages.error(request, f"The test could not be sent: {exc}")
         else:
             messages.success(request, f"Sent a [TEST] copy to {request.user.email}. Nothing was recorded as delivered.")

@@ -479,3 +479,24 @@ def test_an_edition_with_deliveries_cannot_be_deleted_or_redated(operator_client
     empty = Edition.objects.create(date=datetime.date(2026, 12, 1))
     assert operator_client.post(reverse("admin:digest_edition_delete", args=[empty.pk]), {"post": "yes"}).status_code == 302
     assert Delivery.objects.filter(pk=private_records["delivery"].pk).exists()
+
+
+def test_uploading_a_binary_file_is_an_error_message_not_a_500(curator_client, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("picture.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    response = curator_client.post(reverse("admin:digest_paper_upload"), {"file": upload, "format": "auto"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == ["picture.png: line 3: binary data (a NUL byte), not a paper list"]
+    empty = curator_client.post(reverse("admin:digest_paper_upload"), {"format": "auto"})
+    assert "file" in empty.context["form"].errors
+    assert Paper.objects.count() == 0
+
+
+def test_a_failing_mail_server_makes_the_test_send_an_error_message(curator_client, edition_for_reader, smtp_sink):
+    edition, reader, _ = edition_for_reader
+    smtp_sink.reply = lambda rcpt: "550 no such user"
+    response = curator_client.post(reverse("admin:digest_edition_send_test", args=[edition.pk]),
+                                   {"subscriber": reader.pk}, follow=True)  # fmt: skip
+    assert response.status_code == 200
+    assert "The test could not be sent" in _messages(response)[0]
