@@ -194,6 +194,68 @@ def run_wrk(*, base: str, origin: str, method: str, body: str, cookie: str, thre
     return data
 
 
+class CpuMeter:
+    """CPU seconds used by each part of the system during a run, per request.
+
+    The machine is shared (other jobs may be busy), so throughput alone says little;
+    CPU per request says what the same run would do on 2 cores of its own:
+    capacity ~= 2 cores / (CPU seconds per request, all parts together).
+    PostgreSQL is counted by the backends serving our database (their process title
+    names it); Redis is the machine's redis-server on 6379 (shared, so an upper bound).
+    """
+
+    def __init__(self, gunicorn_pid: int):
+        import psutil
+
+        self.psutil = psutil
+        self.gunicorn_pid = gunicorn_pid
+
+    def _processes(self) -> dict[str, list]:
+        psutil = self.psutil
+        master = psutil.Process(self.gunicorn_pid)
+        parts = {"gunicorn (Django)": [master, *master.children(recursive=True)], "PostgreSQL backends": [],
+                 "Redis server": []}
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if proc.info["name"] == "postgres" and DB_NAME in cmdline:
+                parts["PostgreSQL backends"].append(proc)
+            elif (proc.info["name"] or "").startswith("redis-server") and ":6379" in cmdline:
+                parts["Redis server"].append(proc)
+        return parts
+
+    def _cpu(self) -> dict[str, float]:
+        out = {}
+        for part, procs in self._processes().items():
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except self.psutil.NoSuchProcess:
+                    pass
+            out[part] = total
+        return out
+
+    def __enter__(self):
+        import resource
+
+        self.start = self._cpu()
+        self.start_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return self
+
+    def __exit__(self, *exc):
+        import resource
+
+        end = self._cpu()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.used = {part: end[part] - self.start.get(part, 0.0) for part in end}
+        self.used["wrk (load generator)"] = (children.ru_utime + children.ru_stime) - (
+            self.start_children.ru_utime + self.start_children.ru_stime)
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        return {part: 1000 * seconds / max(1, requests) for part, seconds in self.used.items()}
+
+
 def summarize_profile(raw: Path, top: int = 18) -> str:
     """py-spy --format raw: 'frame;frame;... count'. Inclusive share per area and the top leaf functions."""
     areas = collections.OrderedDict([
@@ -279,11 +341,18 @@ def main() -> None:
         run_wrk(base=http_base, method="GET", body=body, **{**common, "duration": 3})  # warm every worker
         results = {}
         for method in ("GET", "POST"):
-            data = run_wrk(base=http_base, method=method, body=body, **common)
+            with CpuMeter(gunicorn.pid) as meter:
+                data = run_wrk(base=http_base, method=method, body=body, **common)
+            data["cpu_ms"] = meter.per_request_ms(data["requests"])
+            server_ms = sum(v for k, v in data["cpu_ms"].items() if not k.startswith("wrk"))
+            data["capacity_2_cores"] = 2000 / server_ms if server_ms else 0
             results[method] = data
             print(f"{method} /: {data['rps']:.0f} req/s, p50 {data['p50_us'] / 1000:.1f} ms, p90 "
                   f"{data['p90_us'] / 1000:.1f} ms, p99 {data['p99_us'] / 1000:.1f} ms, max {data['max_us'] / 1000:.1f} ms,"
                   f" statuses {data['statuses']}, socket errors {data['socket_errors']}", flush=True)
+            print(f"  CPU ms per request: " + ", ".join(f"{k} {v:.2f}" for k, v in data["cpu_ms"].items())
+                  + f"; server side {server_ms:.2f} ms -> about {data['capacity_2_cores']:.0f} req/s on 2 dedicated cores",
+                  flush=True)
 
         import psycopg
 
@@ -333,6 +402,11 @@ def main() -> None:
         f"statuses {post['statuses']}, rate-limited (429) {post['rate_limited']}, errors {post['errors']}\n"
         f"- subscribers created {pending[0]} for {accepted} answers 302\n"
     )
+    for method, data in (("GET", get), ("POST", post)):
+        details += (f"- {method} CPU ms per request: " + ", ".join(f"{k} {v:.2f}" for k, v in data["cpu_ms"].items())
+                    + f"; server side (Django+PostgreSQL+Redis) -> about {data['capacity_2_cores']:.0f} req/s "
+                    "on 2 dedicated cores\n")
+    details += f"- load average at the end: {os.getloadavg()[0]:.1f} (other jobs on the machine share the 2 cores)\n"
     if profile_text:
         details += "\n```\n" + profile_text + "\n```\n"
     print(last)
