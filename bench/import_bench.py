@@ -3,16 +3,18 @@
     python bench/import_bench.py [--papers 50000] [--db-url URL] [--profile]
 
 The database named by --db-url (or DATABASE_URL) is never written to: for SQLite
-the bench uses a scratch file next to nothing else (a temp dir); for PostgreSQL it
-uses a scratch database `paperboy_bench` on the same server, dropped and created
-afresh. Last line: `import papers=N seconds=S papers_per_s=R peak_rss_mb=M db=sqlite|postgresql`.
+the bench uses a scratch file in a temporary directory (removed at exit); for
+PostgreSQL a scratch database `paperboy_bench` on the same server, dropped and
+created afresh (and left for inspection). Last line: `import papers=N seconds=S papers_per_s=R peak_rss_mb=M db=sqlite|postgresql`.
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -41,8 +43,9 @@ def scratch_database_url(url: str | None) -> tuple[str, str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_PG_DB}"')
             conn.execute(f'CREATE DATABASE "{SCRATCH_PG_DB}"')
         return urlunsplit(parts._replace(path=f"/{SCRATCH_PG_DB}")), "postgresql"
-    scratch = Path(tempfile.mkdtemp(prefix="paperboy-bench-")) / "bench.sqlite3"
-    return f"sqlite:///{scratch}", "sqlite"
+    scratch_dir = tempfile.mkdtemp(prefix="paperboy-bench-")
+    atexit.register(shutil.rmtree, scratch_dir, ignore_errors=True)
+    return f"sqlite:///{Path(scratch_dir) / 'bench.sqlite3'}", "sqlite"
 
 
 def synthetic_daily_papers(count: int, *, seed: int = 1) -> bytes:
