@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.text import Truncator
 
 from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, TrendingEntry, WebhookEvent
@@ -535,40 +536,40 @@ def edition_preview_render(*, edition: Edition, subscriber, redact_address: bool
     Uses the delivery code's own context and templates; only the subscriber's
     personal links are disabled, and the address replaced when the viewer may not see it.
     """
-    from digest.emails import RenderedEmail, email_render
+    from digest.emails import RenderedEmail
     from digest.services.editions import edition_paper_order
 
     try:
         from digest import matching
-        from digest.services.delivery import digest_context
+        from digest.services.delivery import digest_render
 
         select = matching.select_for_subscriber
-    except (ImportError, AttributeError):  # GAP: matching or delivery not landed yet.
-        raise PreviewUnavailable("Previews need the matching and delivery code, which is not installed yet.") from None
+    except (ImportError, AttributeError):  # the matching or delivery code is missing
+        raise PreviewUnavailable("Previews need the matching and delivery code, which is not installed.") from None
 
     candidate_ids = list(edition.paper_ids) if edition.frozen_at else edition_paper_order(day=edition.date)
     if not candidate_ids:
         raise PreviewUnavailable(f"{edition} has no papers to show.")
     picks = select(subscriber=subscriber, day=edition.date, candidate_ids=candidate_ids)
+    if not picks:
+        raise PreviewUnavailable(f"This subscriber would get nothing from {edition} (everything was sent already).")
     ranks = dict(
         TrendingEntry.objects.filter(date=edition.date, paper_id__in=candidate_ids)
         .values("paper_id")
         .annotate(best=Min("rank"))
         .values_list("paper_id", "best")
     )
-    context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
-    for key in ("manage_url", "unsubscribe_url"):
-        if key in context:
-            context[key] = DISABLED_LINK
-    rendered = email_render(name="digest", context=context)
+    # The delivery code's own render, then the personal links swapped for a dead one.
+    rendered, context = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
+    replacements = [(str(context[key]), DISABLED_LINK) for key in ("manage_url", "unsubscribe_url") if context.get(key)]
     if redact_address:
-        hidden = f"subscriber #{subscriber.pk}"
-        rendered = RenderedEmail(
-            subject=rendered.subject.replace(subscriber.email, hidden),
-            text=rendered.text.replace(subscriber.email, hidden),
-            html=rendered.html.replace(subscriber.email, hidden),
-        )
-    return rendered
+        replacements.append((subscriber.email, f"subscriber #{subscriber.pk}"))
+    subject, text, html = rendered.subject, rendered.text, rendered.html
+    for old, new in replacements:
+        subject = subject.replace(old, new)
+        text = text.replace(old, new)
+        html = html.replace(str(escape(old)), new).replace(old, new)
+    return RenderedEmail(subject=subject, text=text, html=html)
 
 
 TEST_SUBJECT_PREFIX = "[TEST] "
