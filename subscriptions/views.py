@@ -35,7 +35,7 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def _user_agent(request: HttpRequest) -> str:
-    return request.META.get("HTTP_USER_AGENT", "")[:500]
+    return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:500]  # PostgreSQL text refuses NUL
 
 
 def _page(request: HttpRequest, template: str, context: dict | None = None, status: int = 200) -> HttpResponse:

@@ -271,3 +271,15 @@ def test_any_bytes_posted_to_the_webhook_and_one_click_are_answered_without_a_50
     for path in ["/anymail/postmark/tracking/", "/anymail/sendgrid/tracking/", f"/unsubscribe/{world['unsubscribe']}/", "/"]:
         response = safe_client.generic("POST", path, data=body, content_type=content_type, **auth)
         _assert_no_500(response, (path, body[:80]))
+
+
+def test_a_user_agent_with_nul_bytes_is_stored_without_them(safe_client, world):
+    """PostgreSQL text columns refuse NUL: the consent evidence drops it instead of answering 500."""
+    from digest.models import Topic
+
+    topic = Topic.objects.first()
+    response = safe_client.post("/", {"email": "nul@example.org", "topics": [topic.slug] if topic else [],
+                                      "interests": "robots", "frequency": "daily", "weekday": 0, "send_hour": 7,
+                                      "timezone": "UTC", "digest_size": 10}, HTTP_USER_AGENT="Mozilla\x00/5.0\x00")
+    assert response.status_code == 302
+    assert Subscriber.objects.get(email="nul@example.org").signup_user_agent == "Mozilla/5.0"
