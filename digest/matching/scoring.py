@@ -23,8 +23,8 @@ from .lexical import LexicalIndex
 from .text import Phrase, parse_query
 
 LEXICAL_WEIGHT = 0.4
-TITLE_WEIGHT = 0.5  # semantic: share of the title-only cosine (the rest: title + abstract)
-EXPANSION_WEIGHT = 0.6
+TITLE_WEIGHT = 0.3  # semantic: share of the title-only cosine (the rest: title + abstract)
+EXPANSION_WEIGHT = 0.8
 EXPANSION_MIN_SIMILARITY = 0.35
 # Below this a paper is not relevant enough to be picked on its merits (top-up may still add it).
 MIN_RELEVANCE = {"lexical": 0.25, "semantic": 0.38, "hybrid": 0.32}

