@@ -176,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--papers", type=int, default=500)
-    parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--chunk", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=2, help="threads ranking chunks in parallel")
     parser.add_argument("--method", choices=["auto", *METHODS])
     parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the ranking loop")

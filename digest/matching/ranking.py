@@ -187,9 +187,12 @@ def rank(day: DayScores, profiles: Profiles) -> Ranked:
     order = np.lexsort((top, -top_key), axis=1)  # best first; ties to the earlier column
     top = np.take_along_axis(top, order, axis=1)
     top_key = np.take_along_axis(top_key, order, axis=1)
-    # Scores and reasons depend only on (profile, paper): explain each distinct list once.
+    # Scores and reasons depend only on (profile, paper): explain each distinct list once, and
+    # only as deep as its subscribers can reach (their size plus what their ledger removes).
     eligible = top_key > _FLOOR / 2
-    u_rows, u_slots = np.nonzero(eligible)
+    depth = np.zeros(first.shape[0], dtype=np.int64)
+    np.maximum.at(depth, inverse, profiles.sizes + sent_per_row)
+    u_rows, u_slots = np.nonzero(eligible & (np.arange(k)[None, :] < depth[:, None]))
     u_score, u_kinds, u_why = (np.zeros(top.shape, dtype=d) for d in (np.float32, np.int8, np.int32))
     u_score[u_rows, u_slots], u_kinds[u_rows, u_slots], u_why[u_rows, u_slots] = explain(
         day, distinct, u_rows, top[u_rows, u_slots], tables
