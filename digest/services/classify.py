@@ -45,12 +45,11 @@ def papers_embed(*, paper_ids: list[int] | None = None, force: bool = False) -> 
     return done
 
 
-def _background(exclude: set[int]) -> list[Paper]:
-    return list(
-        Paper.objects.exclude(pk__in=exclude)
-        .order_by("-published_on", "-pk")
-        .only("pk", "title", "abstract", "embedding")[:BACKGROUND]
-    )
+def _background(exclude: set[int], *, with_embeddings: bool) -> list[Paper]:
+    papers = Paper.objects.exclude(pk__in=exclude)
+    if with_embeddings:  # never embed background papers on the fly (the worker does that)
+        papers = papers.filter(embedding__isnull=False)
+    return list(papers.order_by("-published_on", "-pk").only("pk", "title", "abstract", "embedding")[:BACKGROUND])
 
 
 def papers_classify(*, paper_ids: list[int], topic_ids: list[int] | None = None) -> int:
@@ -70,8 +69,11 @@ def papers_classify(*, paper_ids: list[int], topic_ids: list[int] | None = None)
     written = 0
     ids = sorted(set(paper_ids))
     for start in range(0, len(ids), BATCH):
-        targets = list(Paper.objects.filter(pk__in=ids[start : start + BATCH]).only("pk", "title", "abstract", "embedding"))
-        papers = targets + _background({p.pk for p in targets})
+        batch_ids = ids[start : start + BATCH]
+        if method != "lexical":
+            papers_embed(paper_ids=batch_ids)  # stored once; no-op for papers that have one
+        targets = list(Paper.objects.filter(pk__in=batch_ids).only("pk", "title", "abstract", "embedding"))
+        papers = targets + _background({p.pk for p in targets}, with_embeddings=method != "lexical")
         embeddings = None
         if method != "lexical":
             vectors = [semantic.from_bytes(p.embedding) for p in papers]
