@@ -281,6 +281,29 @@ def _sentinel(name: str) -> str:
     return "PBPERSONAL" + name.replace("_", "").upper() + "X"
 
 
+def html_compact_lines(html: str, width: int = 900) -> str:
+    """Join the HTML's lines (newline and space are the same whitespace in HTML) into lines of ~900 bytes.
+
+    Python's email generator writes a body line by line, and a digest has hundreds of
+    short lines; under 998 bytes a line still goes out as 8bit, not quoted-printable.
+    The digest templates have no <pre> or white-space: pre, where newlines would matter.
+    """
+    out: list[str] = []
+    current = ""
+    for line in html.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if current and len(current.encode()) + 1 + len(line.encode()) > width:
+            out.append(current)
+            current = line
+        else:
+            current = f"{current} {line}" if current else line
+    if current:
+        out.append(current)
+    return "\n".join(out) + "\n"
+
+
 def digest_render(
     *, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int], cache: dict | None = None
 ) -> tuple[RenderedEmail, dict]:
@@ -294,7 +317,8 @@ def digest_render(
     """
     context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
     if cache is None:
-        return email_render(name="digest", context=context), context
+        rendered = email_render(name="digest", context=context)
+        return RenderedEmail(rendered.subject, rendered.text, html_compact_lines(rendered.html)), context
     key = (
         edition.pk,
         context["frequency"],
@@ -310,7 +334,7 @@ def digest_render(
         subject = subject.replace(_sentinel(name), value)
         text = text.replace(_sentinel(name), value)
         html = html.replace(_sentinel(name), str(escape(value)))
-    return RenderedEmail(subject=subject, text=text, html=html), context
+    return RenderedEmail(subject=subject, text=text, html=html_compact_lines(html)), context
 
 
 def digest_message_build(
