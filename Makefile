@@ -28,6 +28,7 @@ test: venv
 
 bench: venv
 	$(PY) bench/import_bench.py
+	$(PY) bench/matching.py --subscribers 1000000 --papers 500
 
 clean:
 	rm -rf $(VENV) var
