@@ -256,7 +256,7 @@ class CpuMeter:
         return {part: 1000 * seconds / max(1, requests) for part, seconds in self.used.items()}
 
 
-def summarize_profile(raw: Path, top: int = 18) -> str:
+def summarize_profile(raw: Path, top: int = 18, mode: str = "cpu") -> str:
     """py-spy --format raw: 'frame;frame;... count'. Inclusive share per area and the top leaf functions."""
     areas = collections.OrderedDict([
         ("view: subscriber_signup (service, DB writes)", "subscriber_signup"),
@@ -264,6 +264,8 @@ def summarize_profile(raw: Path, top: int = 18) -> str:
         ("view: rate-limit checks (django_ratelimit -> Redis)", "is_ratelimited"),
         ("enqueue confirmation task (celery/kombu -> Redis)", "apply_async"),
         ("template rendering (render)", "render ("),
+        ("SignupForm construction (topics query, choices)", "SignupForm.__init__"),
+        ("Django ORM query compilation", "compiler.py"),
         ("CSRF middleware", "csrf.py"),
         ("session/auth/messages middleware", "sessions/"),
         ("PostgreSQL round trips (psycopg execute)", "psycopg/cursor.py"),
@@ -285,7 +287,8 @@ def summarize_profile(raw: Path, top: int = 18) -> str:
         leaves[stack.split(";")[-1]] += n
     if not total:
         return "profile: no samples"
-    lines = [f"py-spy samples on one worker: {total} (wall clock, idle included)", "inclusive share by area:"]
+    kind = "on-CPU only" if mode == "cpu" else "wall clock, idle included"
+    lines = [f"py-spy samples on one worker: {total} ({kind})", "inclusive share by area:"]
     lines += [f"  {100 * inclusive[label] / total:5.1f}%  {label}" for label in areas]
     lines.append("top leaf frames (self time):")
     lines += [f"  {100 * n / total:5.1f}%  {frame[:150]}" for frame, n in leaves.most_common(top)]
@@ -301,6 +304,8 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (each takes CPU from the server)")
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--profile", action="store_true", help="also profile one worker during a second POST run")
+    parser.add_argument("--profile-mode", choices=["cpu", "wall"], default="cpu",
+                        help="cpu: on-CPU samples only (what limits throughput); wall: idle/waiting included (latency)")
     parser.add_argument("--worker", action="store_true", help="also run a Celery worker sending the confirmations")
     args = parser.parse_args()
 
@@ -370,14 +375,14 @@ def main() -> None:
 
             worker_pid = psutil.Process(gunicorn.pid).children()[0].pid
             raw = Path(tempfile.mkdtemp(prefix="signup-profile-")) / "post.txt"
-            spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--pid", str(worker_pid), "--idle",
-                                    "--rate", "200", "--format", "raw", "--output", str(raw),
+            spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--pid", str(worker_pid),
+                                    *(["--idle"] if args.profile_mode == "wall" else []), "--rate", "200", "--format", "raw", "--output", str(raw),
                                     "--duration", str(args.duration)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             time.sleep(0.5)
             run_wrk(base=http_base, method="POST", body=body, **common)
             _, spy_err = spy.communicate(timeout=args.duration + 30)
-            profile_text = summarize_profile(raw) if raw.exists() else f"py-spy failed: {spy_err.strip()[-400:]}"
+            profile_text = summarize_profile(raw, mode=args.profile_mode) if raw.exists() else f"py-spy failed: {spy_err.strip()[-400:]}"
             print(profile_text, flush=True)
     finally:
         for proc in reversed(procs):
