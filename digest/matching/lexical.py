@@ -5,6 +5,7 @@ bm25s computes the term weights; scoring many phrases at once is one sparse prod
 """
 
 import math
+import re
 from collections.abc import Sequence
 
 import bm25s
@@ -17,8 +18,19 @@ TITLE_REPEAT = 2  # field boost by repetition: a word in the title counts as muc
 BIGRAM_WEIGHT = 0.7
 
 
+# "Our code and models are available at https://github.com/..." ends many abstracts: it says
+# nothing about the topic, but would make every such paper match an interest in "code".
+# Sentences with a link are dropped; sentence ends are a stop and a space before a capital.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_LINK = re.compile(r"https?://|www\.|github|huggingface\.co", re.IGNORECASE)
+
+
+def strip_boilerplate(abstract: str) -> str:
+    return " ".join(s for s in _SENTENCE_END.split(abstract) if not _LINK.search(s))
+
+
 def _doc_terms(title: str, abstract: str) -> tuple[list[str], str]:
-    t, a = tokens(title), tokens(abstract)
+    t, a = tokens(title), tokens(strip_boilerplate(abstract))
     terms = t * TITLE_REPEAT + a + bigrams(t) * TITLE_REPEAT + bigrams(a)
     # "|" keeps a phrase from matching across the title/abstract boundary.
     return terms, f" {' '.join(t)} | {' '.join(a)} "
