@@ -146,15 +146,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def scratch_database(url: str) -> str:
+def scratch_database(url: str) -> tuple[str, bool]:
+    """Drop and create the scratch database; returns its URL and whether to drop it at the end.
+
+    If another fan-out run is using `paperboy_fanout` right now (other benchmarks call
+    this script), take a private `paperboy_fanout_<pid>` instead of killing its connections.
+    """
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    name, private = SCRATCH_DB, False
+    with psycopg.connect(admin, autocommit=True) as conn:
+        busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [SCRATCH_DB]).fetchone()[0]
+        if busy:
+            name, private = f"{SCRATCH_DB}_{os.getpid()}", True
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}")), private
+
+
+def scratch_database_drop(url: str) -> None:
     import psycopg
 
     parts = urlsplit(url)
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
-    return urlunsplit(parts._replace(path=f"/{SCRATCH_DB}"))
+        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
 def demo_papers() -> list[tuple[str, str]]:
@@ -329,7 +347,7 @@ def main() -> None:
 
     from digest import embedded_redis
 
-    db_url = scratch_database(args.db_url)
+    db_url, private_db = scratch_database(args.db_url)
     redis_port = free_port()
     redis_proc = embedded_redis.start(redis_port, data_dir=Path(tempfile.mkdtemp(prefix="paperboy-fanout-redis-")))
     sink_port = free_port()
@@ -467,6 +485,11 @@ def main() -> None:
             workers.stop()
         sink_proc.terminate()
         redis_proc.terminate()
+        if private_db:
+            from django.db import connections
+
+            connections.close_all()
+            scratch_database_drop(db_url)
 
 
 if __name__ == "__main__":
