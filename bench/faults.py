@@ -202,7 +202,7 @@ def main() -> None:
     # A SIGTERM (Ctrl-C from a supervisor) still runs the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(7)
-    db_url = fanout.scratch_database(args.db_url)
+    db_url, _ = fanout.scratch_database(args.db_url)  # (url, private name because another run holds it)
     redis = PrivateRedis()
     refused = sorted(f"reader{n}@bench.example.org" for n in rng.sample(range(args.subscribers), k=min(args.refuse, args.subscribers)))
     refuse_file = Path(tempfile.mkdtemp(prefix="paperboy-faults-")) / "refuse.txt"
