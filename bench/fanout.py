@@ -476,7 +476,7 @@ def main() -> None:
         try:
             from bench.results import record
 
-            record("fanout", last, "\n".join(f"    {d}" if not d.startswith(("-", "Where")) else d for d in details))
+            record("fanout", last, "\n".join(d if d.startswith("Where") else f"- {d}" for d in details))
         except Exception as exc:  # noqa: BLE001 - results file is a convenience
             print(f"(RESULTS.md not updated: {exc})", file=sys.stderr)
         print(last)
