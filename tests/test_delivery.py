@@ -8,6 +8,8 @@ from django.utils import timezone
 from digest.models import Delivery, Edition, SentPaper
 from digest.services.delivery import (
     delivery_claim,
+    deliveries_claim,
+    deliveries_lease_extend,
     deliveries_plan,
     deliveries_reconcile,
     deliveries_send_chunk,
@@ -154,6 +156,42 @@ def test_an_expired_lease_can_be_claimed_again(papers, settings):
     assert delivery_claim(delivery_id=delivery.pk, now=later)
     delivery.refresh_from_db()
     assert delivery.attempts == 2
+
+
+def test_a_batch_claim_returns_only_the_rows_this_caller_flipped(papers, settings):
+    SubscriberFactory.create_batch(5)
+    _plan()
+    ids = sorted(Delivery.objects.values_list("pk", flat=True))
+    assert delivery_claim(delivery_id=ids[0], now=MORNING)  # another worker holds the first row
+    Delivery.objects.filter(pk=ids[1]).update(state=Delivery.State.SENT)
+    Delivery.objects.filter(pk=ids[2]).update(lease_until=MORNING + datetime.timedelta(minutes=5))  # retry not due
+
+    won, lease = deliveries_claim(delivery_ids=ids, now=MORNING)
+    assert won == ids[3:]
+    assert lease == MORNING + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    assert deliveries_claim(delivery_ids=ids, now=MORNING)[0] == []  # a second worker gets nothing
+    rows = {d.pk: d for d in Delivery.objects.all()}
+    assert [rows[i].attempts for i in ids] == [1, 0, 0, 1, 1]
+    assert all(rows[i].state == Delivery.State.SENDING and rows[i].lease_until == lease for i in ids[3:])
+
+    later = MORNING + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS + 1)
+    assert deliveries_claim(delivery_ids=ids, now=later)[0] == [ids[0], ids[2], ids[3], ids[4]]
+
+
+def test_renewing_a_lease_keeps_only_rows_still_held_under_it(papers, settings):
+    SubscriberFactory.create_batch(3)
+    _plan()
+    ids = sorted(Delivery.objects.values_list("pk", flat=True))
+    won, lease = deliveries_claim(delivery_ids=ids, now=MORNING)
+    # The lease ran out on the last row and another worker took it over.
+    later = MORNING + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS + 1)
+    assert deliveries_claim(delivery_ids=[ids[2]], now=later)[0] == [ids[2]]
+
+    soon = MORNING + datetime.timedelta(seconds=10)
+    kept, new_lease = deliveries_lease_extend(delivery_ids=won, lease_until=lease, now=soon)
+    assert kept == {ids[0], ids[1]}
+    assert new_lease > lease
+    assert set(Delivery.objects.filter(lease_until=new_lease).values_list("pk", flat=True)) == {ids[0], ids[1]}
 
 
 # ---------------------------------------------------------------- sending

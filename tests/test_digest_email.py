@@ -180,7 +180,11 @@ def test_a_shared_render_is_identical_to_a_fresh_one_and_carries_each_readers_ow
         shared_bob, ctx_bob = digest_render(subscriber=bob, edition=edition, picks=picks[bob.pk], ranks=ranks, cache=cache)
         fresh_bob, _ = digest_render(subscriber=bob, edition=edition, picks=picks[bob.pk], ranks=ranks)
     assert len(cache) == 1  # one render served both
-    assert shared_bob == fresh_bob
+    assert (shared_bob.subject, shared_bob.text) == (fresh_bob.subject, fresh_bob.text)
+    # The HTML is packed into long lines before the personal links go in, so only where
+    # lines break may differ (newline or space: the same whitespace to HTML).
+    assert shared_bob.html.split() == fresh_bob.html.split()
+    assert max(len(line.encode()) for line in shared_bob.html.splitlines()) <= 998
     assert ctx_bob["unsubscribe_url"] in shared_bob.text and ctx_ada["unsubscribe_url"] not in shared_bob.text
     assert ctx_ada["manage_url"] not in shared_bob.html and "bob&amp;co@example.com" in shared_bob.html
     assert "PBPERSONAL" not in shared_ada.html + shared_ada.text + shared_bob.html + shared_bob.text
