@@ -29,7 +29,11 @@ At the end: every delivery is terminal (sent, failed, skipped, suppressed), ever
 subscriber not chosen for 550 has exactly one message at the sink, and duplicates are
 compared with the messages in flight at the kills: rows a killed worker had claimed and
 not recorded (in SENDING at the kill and still there 3 s later: only the dead worker can
-have left them). A PostgreSQL restart adds at most one in-flight message per worker.
+have left them). Since deliveries_send_chunk claims a whole chunk before sending, that
+count includes rows the dead worker had claimed but not yet tried, so it is a loose bound;
+the tight one is printed too: a worker holds one SMTP transaction at a time, so each kill
+can leave at most one message between the server's 250 and its record (duplicates <= kills).
+A PostgreSQL restart adds at most one in-flight message per worker.
 
 Last line:
     faults subscribers=N kills=K redis_restarts=1 lost=L duplicates=D in_flight_at_kills=F
@@ -347,6 +351,8 @@ def main() -> None:
             f"lost: {len(lost)} {lost[:5]}",
             f"duplicates {duplicates} <= in flight {flight} ({in_flight['kills']} at kills"
             + (f", at most {in_flight['pg']} at the PostgreSQL restart" if pg_restarted else "") + f"): {duplicates <= flight}",
+            f"tight bound, one SMTP transaction per worker: duplicates {duplicates} <= kills + PostgreSQL restarts x workers "
+            f"{pool.kills + in_flight['pg']}: {duplicates <= pool.kills + in_flight['pg']}",
         ]
         last = (f"faults subscribers={args.subscribers} kills={pool.kills} redis_restarts={int(redis_restarted)} "
                 f"lost={len(lost)} duplicates={duplicates} in_flight_at_kills={flight}"
