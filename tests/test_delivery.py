@@ -13,6 +13,8 @@ from digest.services.delivery import (
     deliveries_plan,
     deliveries_reconcile,
     deliveries_send_chunk,
+    RenderCache,
+    _render_cache,
     retry_delay_seconds,
     subscribers_due,
 )
@@ -34,6 +36,8 @@ def _site(settings):
     settings.MATCHING_METHOD = "lexical"  # matching has its own tests; this spares the torch import
     settings.DELIVERY_RETRY_BASE_SECONDS = 30
     settings.DELIVERY_LEASE_SECONDS = 300
+    # Rolled-back tests reuse ids (and frozen clocks reuse timestamps): start each with no cached renders.
+    _render_cache.clear()
 
 
 @pytest.fixture
@@ -132,6 +136,15 @@ def test_the_edition_is_frozen_with_pins_first_and_hides_removed(papers):
     papers[1].hidden = True
     papers[1].save()
     assert edition_freeze(day=DAY).paper_ids == edition.paper_ids
+
+
+def test_a_render_cache_keeps_the_most_recently_used_renders():
+    cache = RenderCache(size=2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.get("a") == 1  # a is now the most recent
+    cache["c"] = 3
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    assert len(cache) == 2
 
 
 # ---------------------------------------------------------------- claiming
