@@ -227,6 +227,9 @@ SIGNUP_RATE_PER_IP = env.str("SIGNUP_RATE_PER_IP", default="10/h")
 SIGNUP_RATE_PER_EMAIL = env.str("SIGNUP_RATE_PER_EMAIL", default="3/h")
 ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="10/m")
 RATELIMIT_USE_CACHE = "default"
+# Behind a proxy, the header that carries the client's address (e.g. HTTP_X_FORWARDED_FOR);
+# otherwise every visitor would share the proxy's address and its rate limit.
+RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
 RATELIMIT_VIEW = "subscriptions.views.ratelimited"
 
 TIME_ZONE_DEFAULT = env.str("DEFAULT_SUBSCRIBER_TIMEZONE", default="UTC")

@@ -4,10 +4,11 @@ import datetime
 import functools
 import email
 import email.policy
+import logging
 import re
 from pathlib import Path
 
-from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.exceptions import AnymailConfigurationError, AnymailWebhookValidationFailure
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
@@ -18,6 +19,8 @@ from django.utils.feedgenerator import Atom1Feed
 from digest.models import Edition
 from digest.services.delivery import abstract_snippet, authors_short
 from digest.services.editions import edition_papers, edition_ranks
+
+logger = logging.getLogger(__name__)
 
 PUBLISHED = [Edition.Status.SENDING, Edition.Status.SENT]
 
@@ -152,6 +155,11 @@ def _malformed_payload_is_400(view):
             return response
         except (ValueError, KeyError, TypeError, AttributeError):
             return HttpResponseBadRequest("Malformed webhook payload")
+        except (AnymailConfigurationError, ImportError):
+            # The webhook of an ESP this site is not set up for (no signing key, or its SDK
+            # not installed): it does not exist here.
+            logger.warning("webhook for an unconfigured ESP: %s", request.path)
+            raise Http404("No such webhook")
 
     return wrapped
 
