@@ -167,7 +167,7 @@ def run_personas() -> None:
         for method in methods:
             paperset = PaperSet(docs=docs, topics=default_topic_specs(), method=method,
                                 embeddings=vectors if method != "lexical" else None)
-            for split in ("tune", "holdout"):
+            for split in ("tune", "holdout", "fresh"):
                 print("  ", evaluate(method=method, split=split, paperset=paperset))
         scoring.EXPANSION_WEIGHT = saved
 

@@ -17,6 +17,10 @@ import numpy as np
 
 # A topic match counts for less than an interest match: interests matter more than topics.
 TOPIC_WEIGHT = 0.8
+# A paper's relevance is its best interest's score plus this share of its second best (see
+# scoring.combine_interests): of two papers that match "control" equally, the one that also
+# matches "robot learning" is the one a person who typed both wants.
+SECOND_INTEREST_WEIGHT = 0.3
 # Trending only breaks near-ties: the top paper of the day gains this much relevance.
 TRENDING_TIEBREAK = 0.01
 KIND_INTEREST, KIND_TOPIC, KIND_TRENDING = 0, 1, 2
@@ -72,6 +76,20 @@ def _max_over_slots(padded: np.ndarray, slots: np.ndarray) -> np.ndarray:
     return best
 
 
+def _soft_max_over_slots(padded: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """(n, P): best + SECOND_INTEREST_WEIGHT * max(second best, 0) over the subscriber's slots."""
+    best = padded[slots[:, 0]]
+    second = np.full_like(best, -np.inf)
+    for k in range(1, slots.shape[1]):
+        if (slots[:, k] >= 0).any():
+            values = padded[slots[:, k]]
+            np.maximum(second, np.minimum(best, values), out=second)
+            np.maximum(best, values, out=best)
+    np.maximum(second, 0.0, out=second)
+    best += np.float32(SECOND_INTEREST_WEIGHT) * second
+    return best
+
+
 def _topic_weights(profiles: Profiles) -> np.ndarray:
     # With interests, a topic still counts but at a discount; without, topics rank alone.
     has_interests = (profiles.interest_slots >= 0).any(axis=1)
@@ -85,31 +103,37 @@ def _tables(day: DayScores) -> tuple[np.ndarray, np.ndarray]:
 def relevance(day: DayScores, profiles: Profiles, tables=None) -> np.ndarray:
     """(n, P) relevance of every candidate to every subscriber of the chunk (-inf: no interest or topic)."""
     phrase_table, topic_table = tables or _tables(day)
-    rel = _max_over_slots(phrase_table, profiles.interest_slots)
+    rel = _soft_max_over_slots(phrase_table, profiles.interest_slots)
     topic = _max_over_slots(topic_table, profiles.topic_slots)
     topic *= _topic_weights(profiles)[:, None]
     np.maximum(rel, topic, out=rel)
     return rel
 
 
-def _best_slot(table: np.ndarray, slots: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per (row, col) pair: the best value over the row's slots and which slot row gave it."""
+def _best_slot(
+    table: np.ndarray, slots: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (row, col) pair: the best value over the row's slots, which slot row gave it, and the second best."""
     best = table[slots[:, 0], cols]
     which = slots[:, 0].copy()
+    second = np.full_like(best, -np.inf)
     # A loop over the few slots: numpy reduces a short last axis slowly, row by row.
     for k in range(1, slots.shape[1]):
         values = table[slots[:, k], cols]
         better = values > best
+        second = np.maximum(second, np.minimum(best, values))
         best = np.where(better, values, best)
         which = np.where(better, slots[:, k], which)
-    return best, which
+    return best, which, second
 
 
 def explain(day: DayScores, profiles: Profiles, rows: np.ndarray, cols: np.ndarray, tables=None):
     """For chosen (subscriber row, paper column) pairs only: relevance, kind and the phrase/topic behind it."""
     phrase_table, topic_table = tables or _tables(day)
-    i_best, i_row = _best_slot(phrase_table, profiles.interest_slots[rows], cols)
-    t_best, t_row = _best_slot(topic_table, profiles.topic_slots[rows], cols)
+    i_best, i_row, i_second = _best_slot(phrase_table, profiles.interest_slots[rows], cols)
+    # The same sum, in the same float32 order, as _soft_max_over_slots: scores equal the sort keys.
+    i_best = i_best + np.float32(SECOND_INTEREST_WEIGHT) * np.maximum(i_second, np.float32(0.0))
+    t_best, t_row, _ = _best_slot(topic_table, profiles.topic_slots[rows], cols)
     t_best = t_best * _topic_weights(profiles)[rows]
     use_interest = i_best >= t_best
     score = np.maximum(i_best, t_best)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import semantic
 from .lexical import LexicalIndex
+from .ranking import SECOND_INTEREST_WEIGHT
 from .text import Phrase, parse_query
 
 LEXICAL_WEIGHT = 0.4
@@ -30,6 +31,20 @@ EXPANSION_MIN_SIMILARITY = 0.35
 MIN_RELEVANCE = {"lexical": 0.25, "semantic": 0.38, "hybrid": 0.32}
 
 METHODS = ("lexical", "semantic", "hybrid")
+
+
+def combine_interests(scores: np.ndarray) -> np.ndarray:
+    """(phrases, papers) -> (papers,): one subscriber's relevance from their interests' scores.
+
+    The best interest counts fully, the second best at ranking.SECOND_INTEREST_WEIGHT: a paper that
+    matches two of a person's interests beats one that matches a single, often generic, word of one
+    ("control" in "robot learning, control"). ranking._soft_max_over_slots is the vectorized twin.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.shape[0] == 1:
+        return scores[0].copy()
+    top = np.sort(scores, axis=0)
+    return top[-1] + np.float32(SECOND_INTEREST_WEIGHT) * np.maximum(top[-2], np.float32(0.0))
 
 
 def resolve_method(method: str) -> str:
