@@ -60,6 +60,7 @@ def main() -> None:
             sys.exit(1)
     except OSError:
         pass
+    data_dir.mkdir(parents=True, exist_ok=True)
     print(f"embedded redis on redis://127.0.0.1:{port}/0", flush=True)
     os.execv(server_binary(), [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no", "--dir", str(data_dir)])
