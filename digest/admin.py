@@ -712,11 +712,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         if not ids:
             self.message_user(request, "None of the selected deliveries failed transiently.", messages.WARNING)
             return
-        try:
-            from digest.services.delivery import deliveries_requeue
-        except ImportError:  # GAP: waiting for the delivery helper's requeue service.
-            self.message_user(request, "Re-queueing is not available yet.", messages.ERROR)
-            return
+        from digest.services.delivery import deliveries_requeue
+
         count = deliveries_requeue(delivery_ids=ids)
         extra = f" ({skipped} selected were not failed-transient and were left alone)" if skipped else ""
         self.message_user(request, f"Re-queued {count} deliveries{extra}.", messages.SUCCESS)

@@ -441,9 +441,6 @@ def test_reclassify_hands_the_papers_to_matching_after_commit(curator_client, dj
 
 
 def test_requeue_touches_only_failed_transient_deliveries(operator_client, private_records):
-    pytest.importorskip("digest.services.delivery").__dict__.get("deliveries_requeue") or pytest.skip(
-        "GAP: the delivery code has no deliveries_requeue service yet"
-    )
     edition = private_records["edition"]
     transient = Delivery.objects.create(edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.FAILED,
                                         transient_error=True, last_error="451 try later")  # fmt: skip
