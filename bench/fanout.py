@@ -294,9 +294,12 @@ CATEGORIES = [
     ("SMTP socket I/O", ("smtplib", "socket.py")),
     ("CSS inlining (css-inline)", ("inline (",)),
     ("Jinja2 rendering", ("jinja2", "templates/emails")),
+    # css-inline is native code: its time shows as email_render's own line.
+    ("CSS inlining (css-inline, native, inside email_render)", ("email_render (",)),
     ("signed links (tokens)", ("signing", "tokens.py", "links.py", "hashlib", "hmac")),
     ("matching", ("digest/matching",)),
     ("database (Django ORM + psycopg)", ("django/db", "psycopg")),
+    ("delivery glue (digest/services/delivery.py: context, substitution, HTML packing)", ("digest/services/delivery.py",)),
     ("Celery/kombu/Redis", ("celery", "kombu", "redis", "billiard")),
 ]
 
@@ -319,6 +322,8 @@ def summarise_profile(files: list[Path]) -> str:
                 # Attribute to the innermost recognised category.
                 label = "other Python (deliveries_send_chunk glue, imports)"
                 for frame in reversed(frames):
+                    if frame.startswith("process "):
+                        continue  # py-spy's process label ("python -m celery ...") is not a frame
                     hit = next((name for name, needles in CATEGORIES if any(k in frame for k in needles)), None)
                     if hit:
                         label = hit
