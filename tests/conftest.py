@@ -98,3 +98,18 @@ def _clear_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run tasks in-process when enqueued, for unit tests of what a task does.
+
+    The real worker on Redis is covered by the browser and end-to-end tests.
+    """
+    from digest.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_eager_propagates = False

@@ -3,7 +3,6 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from digest.celery import app as celery_app
 from subscriptions.models import Subscriber, Suppression
 from digest.models import Topic
 from tests.factories import SubscriberFactory, TopicFactory
@@ -23,14 +22,6 @@ eve@example.org,,,,,,
 evil@example.org,robotics,"x\rBcc: victim@example.org",daily,7,UTC,10
 """
 
-
-@pytest.fixture
-def eager_tasks():
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_eager_propagates = False
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import re
 import pytest
 import time_machine
 
-from digest.celery import app as celery_app
 from subscriptions.links import manage_url
 from subscriptions.models import Subscriber
 from digest.models import Topic
@@ -14,14 +13,6 @@ from tests.factories import SubscriberFactory, TopicFactory
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def eager_tasks():
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_eager_propagates = False
 
 
 @pytest.fixture

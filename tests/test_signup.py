@@ -10,7 +10,6 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.celery import app as celery_app
 from subscriptions import services
 from subscriptions.models import Subscriber, Suppression
 from digest.models import Topic
@@ -18,15 +17,6 @@ from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, Trend
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def eager_tasks():
-    """Run tasks in-process when enqueued (the worker itself is covered by the browser test)."""
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_eager_propagates = False
 
 
 @pytest.fixture
