@@ -344,6 +344,17 @@ def test_the_reconciler_requeues_expired_leases_and_skips_what_is_too_late(paper
     assert Delivery.objects.get(pk=late.pk).state == Delivery.State.SKIPPED
 
 
+def test_a_row_waiting_in_a_long_queue_is_requeued_once_per_lease_period_not_every_round(papers, settings):
+    SubscriberFactory.create_batch(3)
+    _plan()
+    lease = datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    Delivery.objects.update(updated_at=MORNING)
+    first = deliveries_reconcile(now=MORNING + lease + datetime.timedelta(seconds=1))
+    again = deliveries_reconcile(now=MORNING + lease + datetime.timedelta(seconds=61))
+    later = deliveries_reconcile(now=MORNING + 2 * lease + datetime.timedelta(seconds=2))
+    assert (first.requeued, again.requeued, later.requeued) == (3, 0, 3)
+
+
 def test_subscribers_due_uses_few_queries(papers, django_assert_max_num_queries):
     SubscriberFactory.create_batch(20)
     edition = edition_freeze(day=DAY)

@@ -831,6 +831,9 @@ def deliveries_reconcile(*, now: datetime.datetime) -> Reconciled:
     )
     if stuck:
         with transaction.atomic():
+            # Stamp the pending ones: a row still waiting its turn in a long queue is then
+            # re-queued at most once per lease period, not on every round (a queue flood).
+            Delivery.objects.filter(pk__in=stuck, state=State.PENDING).update(updated_at=now, lease_until=None)
             deliveries_enqueue(delivery_ids=stuck)
         out.requeued = len(stuck)
     # An edition is done once a newer one exists and none of its rows are open.
