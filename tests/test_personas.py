@@ -40,40 +40,20 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
         assert set(persona["relevant"]) <= titles, persona["name"]
 
 
-def test_lexical_top_five_are_on_topic_for_held_out_personas():
-    scores = evaluate(method="lexical", split="holdout")
-    assert scores.precision_at_5 >= FLOORS["lexical"], scores.failures
+# Hybrid, the default where torch is installed, must also keep recall: a floor per split.
+HYBRID_RECALL_FLOORS = {"holdout": 0.83, "fresh": 0.85}
 
 
-@needs_semantic
-def test_semantic_top_five_are_on_topic_for_held_out_personas():
-    scores = evaluate(method="semantic", split="holdout")
-    assert scores.precision_at_5 >= FLOORS["semantic"], scores.failures
-
-
-@needs_semantic
-def test_hybrid_top_five_are_on_topic_for_held_out_personas():
-    scores = evaluate(method="hybrid", split="holdout")
-    assert scores.precision_at_5 >= FLOORS["hybrid"], scores.failures
-    assert scores.recall_at_10 >= 0.83
-
-
-def test_lexical_top_five_are_on_topic_for_fresh_personas():
-    scores = evaluate(method="lexical", split="fresh")
-    assert scores.precision_at_5 >= FRESH_FLOORS["lexical"], scores.failures
-
-
-@needs_semantic
-def test_semantic_top_five_are_on_topic_for_fresh_personas():
-    scores = evaluate(method="semantic", split="fresh")
-    assert scores.precision_at_5 >= FRESH_FLOORS["semantic"], scores.failures
-
-
-@needs_semantic
-def test_hybrid_top_five_are_on_topic_for_fresh_personas():
-    scores = evaluate(method="hybrid", split="fresh")
-    assert scores.precision_at_5 >= FRESH_FLOORS["hybrid"], scores.failures
-    assert scores.recall_at_10 >= 0.85
+@pytest.mark.parametrize(
+    "method",
+    ["lexical", pytest.param("semantic", marks=needs_semantic), pytest.param("hybrid", marks=needs_semantic)],
+)
+@pytest.mark.parametrize("split, floors", [("holdout", FLOORS), ("fresh", FRESH_FLOORS)])
+def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split, floors):
+    scores = evaluate(method=method, split=split)
+    assert scores.precision_at_5 >= floors[method], scores.failures
+    if method == "hybrid":
+        assert scores.recall_at_10 >= HYBRID_RECALL_FLOORS[split]
 
 
 @pytest.fixture
