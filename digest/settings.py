@@ -127,7 +127,7 @@ if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "digest.redis_cache.PooledRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="paperboy"),
         "TIMEOUT": 300,
@@ -182,8 +182,10 @@ elif env.str("EMAIL_URL", default=""):
     except (ImproperlyConfigured, ValueError, KeyError) as exc:
         _fail("EMAIL_URL", f"is not an smtp:// URL ({exc})")
     vars().update(_email)
+    if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":  # noqa: F821 - set by the update above
+        EMAIL_BACKEND = "digest.mail.smtp.EmailBackend"  # Django's, with a faster MIME writer and pipelining
 else:
-    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="digest.mail.smtp.EmailBackend")
     EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
     EMAIL_PORT = _get("EMAIL_PORT", env.int, 1025)
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -302,8 +302,9 @@ def _paper_item(pick, *, rank: int | None) -> dict:
     return {
         "title": paper.title,
         "url": paper.page_url or paper.abs_url or paper.pdf_url,
-        "authors": authors_short(paper.authors),
-        "snippet": abstract_snippet(paper.abstract),
+        # The same paper is shortened for every reader: remember the last few hundred.
+        "authors": _authors_short_cached(tuple(str(a) for a in paper.authors or ())),
+        "snippet": _abstract_snippet_cached(paper.abstract or ""),
         "reasons": list(pick.reasons or []),
         "upvotes": paper.upvotes,
         "rank": rank,
@@ -313,6 +314,16 @@ def _paper_item(pick, *, rank: int | None) -> dict:
         "pinned": bool(getattr(pick, "pinned", False)),
         "trending": bool(getattr(pick, "trending", False)),
     }
+
+
+@lru_cache(maxsize=1024)
+def _authors_short_cached(authors: tuple) -> str:
+    return authors_short(list(authors))
+
+
+@lru_cache(maxsize=1024)
+def _abstract_snippet_cached(text: str) -> str:
+    return abstract_snippet(text)
 
 
 def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:

@@ -1,0 +1,1 @@
+"""Outgoing mail plumbing: a faster MIME serializer and the SMTP backend that uses it."""

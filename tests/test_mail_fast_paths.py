@@ -1,0 +1,192 @@
+"""The cheaper ways an email is made: CSS inlined into the template once, MIME written without
+the stdlib generator, SMTP commands pipelined. Each must give the same email as the slow way."""
+
+import datetime
+import email
+import email.policy
+import smtplib
+from html.parser import HTMLParser
+
+import css_inline
+import pytest
+from django.conf import settings as django_settings
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from digest import matching
+from digest.emails import email_render, template_inline_css
+from digest.mail.mime import message_bytes
+from digest.services.delivery import digest_context
+from digest.services.editions import edition_ranks
+from tests.digest_support import SITE, frozen_edition
+from tests.factories import SubscriberFactory
+
+DAY = datetime.date(2026, 3, 12)
+
+
+@pytest.fixture(autouse=True)
+def _site(settings):
+    settings.SITE_URL = SITE
+    settings.MATCHING_METHOD = "lexical"
+    settings.SITE_NAME = "Paperboy"
+    settings.DEFAULT_FROM_EMAIL = "Paperboy <digest@paperboy.example.org>"
+
+
+class _Document(HTMLParser):
+    """The parsed page: tags with their attributes, text with entities decoded (&#39; is ') and
+    runs of whitespace as one space, as a browser collapses them (the digest has no <pre>)."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.events: list = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.events.append(("start", tag, sorted(attrs)))
+
+    def handle_endtag(self, tag):
+        self.events.append(("end", tag))
+
+    def handle_data(self, data):
+        if self.events and self.events[-1][0] == "text":
+            data = self.events.pop()[1] + data
+        self.events.append(("text", " ".join(data.split()) if not data.strip() else data))
+
+
+def _inlined_after_rendering(name: str, context: dict) -> str:
+    """The old way: render the template as written, then inline the CSS into the result."""
+    env = Environment(loader=FileSystemLoader(str(django_settings.EMAIL_TEMPLATES_DIR)),
+                      autoescape=select_autoescape(default=True, default_for_string=True), undefined=StrictUndefined)
+    html = env.get_template(f"{name}.html").render({"site_name": "Paperboy", "site_url": SITE, **context})
+    return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(html)
+
+
+@pytest.mark.django_db
+def test_the_digest_template_inlined_once_renders_the_same_page_as_inlining_every_email():
+    edition = frozen_edition(day=DAY, count=12, title="Bits & <Bytes> \"quoted\" o'clock", code_url="")
+    readers = [
+        SubscriberFactory(email="ada@example.com", interests="quantization, robots", digest_size=10),
+        SubscriberFactory(email="bob&co@example.com", interests="", digest_size=5),
+        SubscriberFactory(email="cy@example.com", interests="bytes", digest_size=30, frequency="weekly"),
+    ]
+    picks = matching.select_for_subscribers(subscribers=readers, day=DAY, candidate_ids=edition.paper_ids)
+    ranks = edition_ranks(edition=edition)
+    for reader in readers:
+        context = digest_context(subscriber=reader, edition=edition, picks=picks[reader.pk], ranks=ranks)
+        fast = email_render(name="digest", context=context).html
+        assert _Document(fast).events == _Document(_inlined_after_rendering("digest", context)).events
+        assert 'style="' in fast and "&lt;Bytes&gt;" in fast and "<Bytes>" not in fast
+
+
+def test_inlining_refuses_css_whose_match_depends_on_which_branch_rendered():
+    source = "<html><head><style>p + p { color: red; }</style></head><body>{% if a %}<p>a</p>{% endif %}<p>b</p></body></html>"
+    with pytest.raises(ValueError):
+        template_inline_css(source)
+
+
+def test_inlining_keeps_every_jinja_tag_where_it_was():
+    source = ('<html><head><style>.x a { color: red; }</style></head><body><table>{% for r in rows %}'
+              '<tr><td class="x"><a href="{{ r.url }}">{{ r.name }}</a></td></tr>{% endfor %}</table></body></html>')
+    out = template_inline_css(source)
+    rendered = Environment(autoescape=True).from_string(out).render(rows=[{"url": "https://a.example/?q=1&r=2", "name": "<A>"}])
+    assert 'href="https://a.example/?q=1&amp;r=2" style="color: red;"' in rendered and "&lt;A&gt;" in rendered
+
+
+# ---------------------------------------------------------------- MIME
+
+
+def _messages():
+    long_line = "word " * 300  # 1500 bytes on one line: quoted-printable
+    yield EmailMultiAlternatives(
+        subject="Paperboy: 30 papers – Ünïcode « quotes » and a subject long enough to need folding twice over",
+        body=f"Hello Jöhn\n.leading dot\r\n{long_line}\nlast line without newline",
+        from_email="Paperboy <digest@paperboy.example.org>", to=["Jöhn Dœ <john@example.org>"],
+        headers={"List-Unsubscribe": f"<{SITE}/u/{'a' * 120}/>, <mailto:unsubscribe@paperboy.example.org?subject=unsubscribe>",
+                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "List-Id": "Paperboy digest <digest.paperboy.example.org>",
+                 "Auto-Submitted": "auto-generated", "Precedence": "bulk", "Message-ID": "<delivery7.1@paperboy.example.org>"},
+        alternatives=[("<p>Hello J&ouml;hn ▲</p>\n" * 50, "text/html")],
+    )
+    yield EmailMultiAlternatives(subject="ASCII", body="plain\n", from_email="a@example.org", to=["b@example.org"],
+                                 cc=["c@example.org"], reply_to=["r@example.org"], alternatives=[("<b>x</b>", "text/html")])
+    yield EmailMessage(subject="Only text", body="one part, 8bit: é\n", from_email="a@example.org", to=["b@example.org"])
+
+
+def _parsed(raw: bytes):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_the_fast_mime_writer_gives_the_same_headers_and_parts_as_djangos(index):
+    slow_msg, fast_msg = list(_messages())[index], list(_messages())[index]
+    slow_msg.extra_headers.setdefault("Date", "Thu, 12 Mar 2026 08:00:00 -0000")
+    fast_msg.extra_headers.setdefault("Date", "Thu, 12 Mar 2026 08:00:00 -0000")
+    slow_msg.extra_headers.setdefault("Message-ID", "<x@example.org>")
+    fast_msg.extra_headers.setdefault("Message-ID", "<x@example.org>")
+    slow_raw = slow_msg.message().as_bytes(linesep="\r\n")
+    fast_raw = message_bytes(fast_msg)
+    slow, fast = _parsed(slow_raw), _parsed(fast_raw)
+    drop_boundary = lambda items: [(k, v.split(";")[0] if k == "Content-Type" else v) for k, v in items]  # noqa: E731
+    assert drop_boundary(fast.items()) == drop_boundary(slow.items())
+    slow_parts, fast_parts = list(slow.walk()), list(fast.walk())
+    assert [p.get_content_type() for p in fast_parts] == [p.get_content_type() for p in slow_parts]
+    for s, f in zip(slow_parts, fast_parts):
+        assert f.get("Content-Transfer-Encoding") == s.get("Content-Transfer-Encoding")
+        if not s.is_multipart():
+            assert f.get_content() == s.get_content()
+    assert max(len(line) for line in fast_raw.split(b"\r\n")) <= 998
+    assert b"\n" not in fast_raw.replace(b"\r\n", b"")
+
+
+def test_messages_of_other_shapes_are_left_to_django():
+    with_file = EmailMessage(subject="s", body="b", from_email="a@example.org", to=["b@example.org"])
+    with_file.attach("notes.txt", "hello", "text/plain")
+    assert message_bytes(with_file) is None
+
+
+# ---------------------------------------------------------------- SMTP backend
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "pipelined"])
+def fast_smtp(request, smtp_sink, settings):
+    """The real aiosmtpd sink, with and without PIPELINING advertised, behind our backend."""
+    settings.EMAIL_BACKEND = "digest.mail.smtp.EmailBackend"
+    if request.param:
+        async def handle_EHLO(server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            return responses[:-1] + ["250-PIPELINING", responses[-1]]
+
+        smtp_sink.handle_EHLO = handle_EHLO
+    smtp_sink.pipelined = request.param
+    return smtp_sink
+
+
+def test_the_backend_delivers_the_same_message_over_smtp(fast_smtp):
+    message = next(_messages())
+    with get_connection() as connection:
+        assert connection.send_messages([message]) == 1
+        assert connection.connection.has_extn("pipelining") == fast_smtp.pipelined
+    (got,) = fast_smtp.messages
+    assert got.rcpt_tos == ["john@example.org"] and got.mail_from == "digest@paperboy.example.org"
+    assert got.subject.strip().startswith("Paperboy: 30 papers – Ünïcode")  # Django folds it after "Subject:" too
+    assert got.part("text/plain").replace("\r\n", "\n").startswith("Hello Jöhn\n.leading dot\n")  # dot unstuffed
+    assert got.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_refused_recipient_raises_what_smtplib_raises_and_the_session_goes_on(fast_smtp):
+    fast_smtp.reply = lambda rcpt: "550 5.1.1 no such user" if rcpt.startswith("gone") else "250 OK"
+    gone = EmailMessage(subject="s", body="b\n", from_email="a@example.org", to=["gone@example.org"])
+    fine = EmailMessage(subject="s", body="b\n", from_email="a@example.org", to=["here@example.org"])
+    with get_connection() as connection:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            connection.send_messages([gone])
+        assert refused.value.recipients["gone@example.org"][0] == 550
+        assert connection.send_messages([fine]) == 1
+    assert [m.rcpt_tos for m in fast_smtp.messages] == [["here@example.org"]]
+
+
+def test_a_rejected_message_body_raises_a_data_error(fast_smtp):
+    fast_smtp.on_data = lambda envelope: "451 4.3.0 try again later"
+    with get_connection() as connection, pytest.raises(smtplib.SMTPDataError) as error:
+        connection.send_messages([EmailMessage(subject="s", body="b\n", from_email="a@example.org", to=["x@example.org"])])
+    assert error.value.smtp_code == 451 and not fast_smtp.messages
