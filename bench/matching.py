@@ -1,7 +1,7 @@
 """Matching at scale: synthetic subscribers over the real topic list, scored by the production code.
 
     python bench/matching.py --subscribers 1000000 --papers 500
-    python bench/matching.py --personas          # P@5 / R@10 of every method on tests/personas
+    python bench/matching.py --personas          # P@5 / R@10 of every method on tests/personas (all papers, and day by day)
 
 The papers are the demo papers (repeated with mixed-up abstracts to reach --papers). Subscriber
 profiles are built directly as the arrays `digest.matching.ranking` consumes (no database rows
@@ -30,7 +30,15 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from digest.matching import ranking, semantic  # noqa: E402
-from digest.matching.evaluation import cached_embeddings, default_topic_specs, demo_papers, evaluate  # noqa: E402
+from digest.matching.evaluation import (  # noqa: E402
+    SPLITS,
+    cached_embeddings,
+    daily_papersets,
+    default_topic_specs,
+    demo_papers,
+    evaluate,
+    evaluate_daily,
+)
 from digest.matching.scoring import METHODS, PaperSet, resolve_method  # noqa: E402
 from digest.matching.text import Phrase, parse_query  # noqa: E402
 
@@ -167,8 +175,11 @@ def run_personas() -> None:
         for method in methods:
             paperset = PaperSet(docs=docs, topics=default_topic_specs(), method=method,
                                 embeddings=vectors if method != "lexical" else None)
-            for split in ("tune", "holdout", "fresh"):
+            for split in SPLITS:
                 print("  ", evaluate(method=method, split=split, paperset=paperset))
+            daily = daily_papersets(method)
+            for split in SPLITS:  # the real path: each day's page alone, threshold and top-up applied
+                print("  ", evaluate_daily(method=method, split=split, papersets=daily))
         scoring.EXPANSION_WEIGHT = saved
 
 

@@ -4,7 +4,8 @@ A `PaperSet` is built once per day (or per edition) from the candidate papers an
 number of distinct phrases in one vectorized call. The three methods share the interface:
 
 - lexical:  BM25 (title counted twice, bigrams for phrases), scaled to about [0, 1];
-- semantic: cosine of MiniLM embeddings, phrase vs. paper (title+abstract, and title alone);
+- semantic: cosine of MiniLM embeddings, phrase vs. paper (title+abstract, and title alone),
+            calibrated per phrase against the day's papers (see calibrate_cosines);
 - hybrid:   LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic.
 
 Each method also widens a phrase through the curated topics: a phrase that is close to a
@@ -27,8 +28,15 @@ LEXICAL_WEIGHT = 0.4
 TITLE_WEIGHT = 0.3  # semantic: share of the title-only cosine (the rest: title + abstract)
 EXPANSION_WEIGHT = 0.8
 EXPANSION_MIN_SIMILARITY = 0.35
+# Semantic calibration: a phrase's cosine to a paper becomes SEMANTIC_BASE + SEMANTIC_SCALE * z,
+# z = how many standard deviations above that phrase's mean over the candidates it lies. With
+# fewer candidates the mean and spread lean on typical values (COSINE_PRIOR, weight PRIOR_PAPERS).
+SEMANTIC_BASE = 0.2
+SEMANTIC_SCALE = 0.06
+COSINE_PRIOR = (0.12, 0.065)  # mean and standard deviation of a phrase's cosines to unrelated papers
+PRIOR_PAPERS = 20
 # Below this a paper is not relevant enough to be picked on its merits (top-up may still add it).
-MIN_RELEVANCE = {"lexical": 0.25, "semantic": 0.38, "hybrid": 0.32}
+MIN_RELEVANCE = {"lexical": 0.25, "semantic": 0.42, "hybrid": 0.34}
 
 METHODS = ("lexical", "semantic", "hybrid")
 
@@ -92,6 +100,22 @@ def _cosines(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return (1 - TITLE_WEIGHT) * (queries @ vectors[:, :d].T) + TITLE_WEIGHT * (queries @ vectors[:, d:].T)
 
 
+def calibrate_cosines(cosines: np.ndarray) -> np.ndarray:
+    """(phrases, papers) raw cosines -> scores comparable across phrases.
+
+    Raw cosines are not: "robot learning" is 0.2 from every ML paper (it shares "learning") and
+    0.37 from its best, while "5G" is 0.04 from most and 0.4 from the one about wireless networks.
+    Measured against the phrase's own spread over the day's papers, the second stands out and
+    the first does not, so a near-miss of a common-sounding phrase no longer clears the threshold.
+    """
+    n = cosines.shape[1]
+    prior_mean, prior_sd = COSINE_PRIOR
+    w = n / (n + PRIOR_PAPERS)
+    mean = w * cosines.mean(axis=1, keepdims=True) + (1 - w) * prior_mean if n else prior_mean
+    sd = w * cosines.std(axis=1, keepdims=True) + (1 - w) * prior_sd if n else prior_sd
+    return SEMANTIC_BASE + SEMANTIC_SCALE * (cosines - mean) / np.maximum(sd, 1e-3)
+
+
 def topic_lexical_scores(lexical: LexicalIndex, topics: Sequence[TopicSpec]) -> np.ndarray:
     """(topics, papers): the best three query terms count, the best most (several hits beat one)."""
     out = np.zeros((len(topics), lexical.n_docs), dtype=np.float32)
@@ -146,7 +170,7 @@ class PaperSet:
         if not self.uses_embeddings:
             return lex, None
         q = semantic.embed_phrases([p.text for p in phrases])
-        sem = _cosines(q, self.embeddings)
+        sem = calibrate_cosines(_cosines(q, self.embeddings))
         # A quoted phrase must appear as written, whatever the embedding thinks.
         for i, phrase in enumerate(phrases):
             if phrase.quoted:
