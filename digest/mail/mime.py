@@ -70,7 +70,10 @@ def message_bytes(message: EmailMessage) -> bytes | None:
     extra = message.extra_headers
 
     def add(name, value):
-        headers.append(forbid_multi_line_headers(name, value, encoding))
+        if name in ("Subject", "From"):  # repeat across a fan-out; a Subject always goes through Header
+            headers.append(_checked_header_cached(name, str(value), encoding))
+        else:
+            headers.append(forbid_multi_line_headers(name, value, encoding))
 
     add("Subject", message.subject)
     add("From", extra.get("From", message.from_email))
@@ -88,6 +91,11 @@ def message_bytes(message: EmailMessage) -> bytes | None:
         if name.lower() not in {"from", "to", "cc", "reply-to"}:
             add(name, value)
     return b"".join([_header_block(headers), b"\r\n", *body])
+
+
+@lru_cache(maxsize=256)
+def _checked_header_cached(name: str, value: str, encoding: str) -> tuple[str, str]:
+    return forbid_multi_line_headers(name, value, encoding)
 
 
 def _text_part(text: str, subtype: str) -> tuple[list[tuple[str, str]], bytes]:

@@ -327,17 +327,26 @@ def _abstract_snippet_cached(text: str) -> str:
 
 
 def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:
-    from subscriptions import links
+    return {**_shared_context(edition=edition, picks=picks, ranks=ranks), **_personal_context(subscriber)}
 
+
+def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:
     papers = [_paper_item(p, rank=ranks.get(p.paper_id)) for p in picks]
     first = ", ".join(p["title"] for p in papers[:2])
     return {
-        "subscriber_email": subscriber.email,
         "edition_date": edition.date,
         "date_label": edition.date.strftime("%A, %-d %B %Y"),
         "papers": papers,
         "preheader": f"{len(papers)} papers for you today: {first}"[:180],
         "view_url": settings.SITE_URL + edition.get_absolute_url(),
+    }
+
+
+def _personal_context(subscriber: Subscriber) -> dict:
+    from subscriptions import links
+
+    return {
+        "subscriber_email": subscriber.email,
         "manage_url": links.manage_url(subscriber),
         "unsubscribe_url": links.unsubscribe_url(subscriber),
         "frequency": subscriber.get_frequency_display().lower(),
@@ -353,29 +362,6 @@ def _sentinel(name: str) -> str:
     return "PBPERSONAL" + name.replace("_", "").upper() + "X"
 
 
-def html_compact_lines(html: str, width: int = 900) -> str:
-    """Join the HTML's lines (newline and space are the same whitespace in HTML) into lines of ~900 bytes.
-
-    Python's email generator writes a body line by line, and a digest has hundreds of
-    short lines; under 998 bytes a line still goes out as 8bit, not quoted-printable.
-    The digest templates have no <pre> or white-space: pre, where newlines would matter.
-    """
-    out: list[str] = []
-    current = ""
-    for line in html.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if current and len(current.encode()) + 1 + len(line.encode()) > width:
-            out.append(current)
-            current = line
-        else:
-            current = f"{current} {line}" if current else line
-    if current:
-        out.append(current)
-    return "\n".join(out) + "\n"
-
-
 def digest_render(
     *, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int], cache: "RenderCache | dict | None" = None
 ) -> tuple[RenderedEmail, dict]:
@@ -389,18 +375,10 @@ def digest_render(
     """
     if cache is None:
         context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
-        rendered = email_render(name="digest", context=context)
-        return RenderedEmail(rendered.subject, rendered.text, html_compact_lines(rendered.html, width=700)), context
-    from subscriptions import links
-
+        return email_render(name="digest", context=context), context
     # On a cache hit only the personal values are needed: the papers' authors, snippets
     # and the rest of the context are built only for a render that is not cached yet.
-    context = {
-        "subscriber_email": subscriber.email,
-        "manage_url": links.manage_url(subscriber),
-        "unsubscribe_url": links.unsubscribe_url(subscriber),
-        "frequency": subscriber.get_frequency_display().lower(),
-    }
+    context = _personal_context(subscriber)
     key = (
         edition.pk,
         context["frequency"],
@@ -411,12 +389,8 @@ def digest_render(
     )
     shared = cache.get(key)
     if shared is None:
-        full = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
+        full = {**_shared_context(edition=edition, picks=picks, ranks=ranks), **context}
         shared = email_render(name="digest", context={**full, **{k: _sentinel(k) for k in _PERSONAL}})
-        # Packed once per shared render, with headroom for the personal links that replace
-        # the sentinels (a line that still ends up past 998 bytes only makes Django pick
-        # quoted-printable for that part).
-        shared = RenderedEmail(shared.subject, shared.text, html_compact_lines(shared.html, width=700))
         cache[key] = shared
     subject, text, html = shared.subject, shared.text, shared.html
     for name in _PERSONAL:
