@@ -12,10 +12,13 @@ import bm25s
 import numpy as np
 import scipy.sparse as sp
 
-from .text import Phrase, bigrams, contains_phrase, expand_aliases, tokens
+from .text import ALIASES, Phrase, bigrams, contains_phrase, tokens, words
 
 TITLE_REPEAT = 2  # field boost by repetition: a word in the title counts as much as two in the abstract
 BIGRAM_WEIGHT = 0.7
+# The spelled-out words of an abbreviation ("LLM" -> large, language, model) together count this
+# much, not one each: otherwise "LLM evaluation" is four parts "LLM" to one part "evaluation".
+ALIAS_WEIGHT = 1.0
 
 
 # "Our code and models are available at https://github.com/..." ends many abstracts: it says
@@ -66,17 +69,24 @@ class LexicalIndex:
         return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
 
     def _query(self, phrase: Phrase) -> tuple[dict[int, float], float, list[str]]:
-        toks = tokens(phrase.text if phrase.quoted else expand_aliases(phrase.text))
+        typed = tokens(phrase.text)
+        terms: dict[str, float] = dict.fromkeys(typed, 1.0)
+        if not phrase.quoted:
+            for word in words(phrase.text):
+                spelled = [t for t in tokens(ALIASES.get(word, "")) if t not in terms]
+                for term in spelled:
+                    terms[term] = ALIAS_WEIGHT / len(spelled) if ALIAS_WEIGHT else 1.0
+        for term in bigrams(typed):
+            terms.setdefault(term, BIGRAM_WEIGHT)
         query: dict[int, float] = {}
         bound = 0.0
-        for weight, group in ((1.0, dict.fromkeys(toks)), (BIGRAM_WEIGHT, dict.fromkeys(bigrams(tokens(phrase.text))))):
-            for term in group:
-                # The best a paper can do on a term is about its idf; dividing by the sum makes
-                # scores comparable across queries (1.0 ~ every term, saturated).
-                bound += weight * self._idf(term)
-                if term in self.vocab:
-                    query[self.vocab[term]] = query.get(self.vocab[term], 0.0) + weight
-        return query, bound, tokens(phrase.text)
+        for term, weight in terms.items():
+            # The best a paper can do on a term is about its idf; dividing by the sum makes
+            # scores comparable across queries (1.0 ~ every term, saturated).
+            bound += weight * self._idf(term)
+            if term in self.vocab:
+                query[self.vocab[term]] = query.get(self.vocab[term], 0.0) + weight
+        return query, bound, typed
 
     def score(self, phrases: Sequence[Phrase]) -> np.ndarray:
         """(len(phrases), n_docs) float32 in [0, ~1]."""
