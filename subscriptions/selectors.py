@@ -8,8 +8,15 @@ from zoneinfo import available_timezones
 
 from digest.models import Topic, TrendingEntry
 
+from . import page_cache
+
 
 def topic_list_active() -> list[Topic]:
+    """Active topics in page order; from the shared cache (see page_cache), every signup reads them."""
+    return page_cache.remembered(page_cache.TOPICS_KEY, _topic_list_active_query)
+
+
+def _topic_list_active_query() -> list[Topic]:
     return list(Topic.objects.filter(active=True).order_by("position", "name"))
 
 

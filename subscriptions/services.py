@@ -9,10 +9,11 @@ import datetime
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from django.core.cache import cache
 from kombu.exceptions import OperationalError as KombuOperationalError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -128,9 +129,14 @@ def subscriber_signup(*, email: str, preferences: Preferences, consent: Consent)
     - suppressed: nothing at all.
     """
     email = email_normalize(email)
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        new_id = _insert_if_new(email=email, preferences=preferences, consent=consent, now=now)
+        if new_id is not None:
+            _enqueue_confirmation(new_id)
+            return SignupOutcome.CONFIRMATION_QUEUED
     if _is_suppressed(email):
         return SignupOutcome.SUPPRESSED
-    now = timezone.now()
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -141,6 +147,51 @@ def subscriber_signup(*, email: str, preferences: Preferences, consent: Consent)
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+@lru_cache(maxsize=1)
+def _insert_if_new_sql() -> tuple[str, tuple]:
+    fields = tuple(f for f in Subscriber._meta.concrete_fields if not f.primary_key)
+    quote = connection.ops.quote_name
+    m2m = Subscriber._meta.get_field("topics")
+    sql = f"""
+        WITH new AS (
+            INSERT INTO {quote(Subscriber._meta.db_table)} ({", ".join(quote(f.column) for f in fields)})
+            SELECT {", ".join(["%s"] * len(fields))}
+            WHERE NOT EXISTS (SELECT 1 FROM {quote(Suppression._meta.db_table)} WHERE {quote("email")} = %s)
+            ON CONFLICT DO NOTHING
+            RETURNING {quote(Subscriber._meta.pk.column)}
+        ), links AS (
+            INSERT INTO {quote(m2m.m2m_db_table())} ({quote(m2m.m2m_column_name())}, {quote(m2m.m2m_reverse_name())})
+            SELECT new.{quote(Subscriber._meta.pk.column)}, topic_id FROM new, unnest(%s::bigint[]) AS topic_id
+            ON CONFLICT DO NOTHING
+        )
+        SELECT {quote(Subscriber._meta.pk.column)} FROM new
+    """
+    return sql, fields
+
+
+def _insert_if_new(*, email: str, preferences: Preferences, consent: Consent, now: datetime.datetime) -> int | None:
+    """PostgreSQL: a new pending subscriber and its topic links in one statement, if the
+    address is neither suppressed nor known. Returns the new id, or None (nothing written).
+
+    This is the common signup. Through the ORM it took six round trips (suppression check,
+    BEGIN, lookup, insert, links, COMMIT) and most of the request's CPU; here it is one.
+    The row is built by the model and its values prepared by its fields, as the ORM's own
+    INSERT would be. ON CONFLICT covers both unique constraints on the address (a
+    concurrent signup for it waits for the other one's commit, then writes nothing).
+    A new row is its own confirmation claim, as in _signup_in_transaction.
+    """
+    sql, fields = _insert_if_new_sql()
+    subscriber = Subscriber(email=email, status=Subscriber.Status.PENDING, last_confirmation_sent_at=now)
+    _preferences_apply(subscriber, preferences)
+    _consent_apply(subscriber, consent, now)
+    values = [f.get_db_prep_save(f.pre_save(subscriber, True), connection) for f in fields]
+    topic_ids = list(dict.fromkeys(topic.pk for topic in preferences.topics))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, email, topic_ids])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _signup_in_transaction(

@@ -2,10 +2,13 @@
 
 import ipaddress
 import logging
+import secrets
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -14,7 +17,7 @@ from django_ratelimit.core import is_ratelimited
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
-from . import services
+from . import page_cache, services
 from .forms import LinkRequestForm, ManageForm, PauseForm, PreferencesForm, SignupForm
 from .models import Subscriber
 from .selectors import trending_latest
@@ -88,9 +91,28 @@ def signup(request: HttpRequest) -> HttpResponse:
             return _signup_post(request)
         except BACKEND_DOWN:
             return unavailable(request)
-    form = SignupForm()
+    before, after = page_cache.remembered(page_cache.LANDING_KEY, _landing_page_parts)
+    # The visitor's own masked token (get_token also has the middleware set the cookie).
+    return HttpResponse(before + get_token(request) + after)
+
+
+def _landing_page_parts() -> tuple[str, str]:
+    """The landing page as every visitor sees it, split where the CSRF token goes.
+
+    Rendered without the request, so nothing of one visitor can end up in the copy
+    that all share; a random marker stands in for the token while rendering.
+    """
+    marker = secrets.token_hex(16)
     trending_date, trending = trending_latest(limit=8)
-    return _page(request, "signup.html", {"form": form, "trending_date": trending_date, "trending": trending})
+    html = render_to_string(
+        "subscriptions/signup.html",
+        {"site_name": settings.SITE_NAME, "form": SignupForm(), "trending_date": trending_date,
+         "trending": trending, "csrf_token": marker},
+    )
+    before, found, after = html.partition(marker)
+    if not found or marker in after:
+        raise RuntimeError("signup.html must contain {% csrf_token %} exactly once")
+    return before, after
 
 
 def _signup_post(request: HttpRequest) -> HttpResponse:
