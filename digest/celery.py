@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
@@ -42,3 +42,14 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=50),
     },
 }
+
+
+# Database connections live across tasks (CELERY_DB_REUSE_MAX in settings) instead of a
+# fresh PostgreSQL backend for every chunk; like Django around a request, each task
+# starts and ends by dropping a connection that broke or outlived CONN_MAX_AGE.
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _db_connections_checked(**kwargs):
+    from django.db import close_old_connections
+
+    close_old_connections()

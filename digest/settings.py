@@ -145,6 +145,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep a worker's database connection across tasks (Celery's Django fixup otherwise
+# closes it after every task); digest/celery.py drops broken or old ones per task.
+CELERY_DB_REUSE_MAX = _get("CELERY_DB_REUSE_MAX", env.int, 1000)
 CELERY_TASK_TIME_LIMIT = _get("CELERY_TASK_TIME_LIMIT", env.int, 300)
 CELERY_TASK_SOFT_TIME_LIMIT = _get("CELERY_TASK_SOFT_TIME_LIMIT", env.int, 240)
 # Redelivery of an unacknowledged task after a worker dies; no task uses an ETA
