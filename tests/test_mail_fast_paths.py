@@ -190,3 +190,24 @@ def test_a_rejected_message_body_raises_a_data_error(fast_smtp):
     with get_connection() as connection, pytest.raises(smtplib.SMTPDataError) as error:
         connection.send_messages([EmailMessage(subject="s", body="b\n", from_email="a@example.org", to=["x@example.org"])])
     assert error.value.smtp_code == 451 and not fast_smtp.messages
+
+
+def test_headers_fold_exactly_as_the_stdlib_folds_them():
+    """The shape-cached folding gives compat32's bytes for per-reader headers and for arbitrary text."""
+    import random
+    import string
+    from email import policy
+
+    from digest.mail.mime import _fold
+
+    reference = policy.compat32.clone(linesep="\r\n")
+    rng = random.Random(5)
+    alphabet = string.ascii_letters + string.digits + ' <>@.,;:"()=?-_/\t'
+    for _ in range(3000):
+        token = "".join(rng.choice(string.ascii_letters + string.digits + "-_:") for _ in range(rng.randint(20, 140)))
+        for name, value in [
+            ("List-Unsubscribe", f"<{SITE}/unsubscribe/{token}/>, <mailto:unsubscribe@paperboy.example.org?subject=unsubscribe>"),
+            ("Content-Type", f'multipart/alternative; boundary="==============={rng.randrange(10**19):019d}=="'),
+            (rng.choice(["Subject", "X-Long-Header-Name"]), "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))),
+        ]:
+            assert _fold(name, value) == reference.fold(name, value), (name, value)

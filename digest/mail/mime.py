@@ -127,8 +127,27 @@ def _fold(name: str, value: str) -> str:
     return _fold_slow(name, value)
 
 
-@lru_cache(maxsize=256)
+# compat32 folds plain ASCII through email.header's _ValueFormatter, which decides only
+# by whitespace, the split characters ";" and "," and lengths. So a value folds like its
+# "shape" (every other character as x), and a header that differs per reader only
+# inside its words (List-Unsubscribe's token, the boundary) folds from one cached shape.
+_WORD = re.compile(r"[^ \t;,]+")
+
+
 def _fold_slow(name: str, value: str) -> str:
+    if value.isascii() and value.isprintable():
+        words = _WORD.findall(value)
+        folded = _fold_cached(name, _WORD.sub(lambda m: "x" * len(m.group()), value))
+        head, body = folded[: len(name) + 1], folded[len(name) + 1 :]
+        shaped = _WORD.findall(body)
+        if [len(w) for w in shaped] == [len(w) for w in words] and all(w.count("x") == len(w) for w in shaped):
+            filled = iter(words)
+            return head + _WORD.sub(lambda m: next(filled), body)
+    return _fold_cached(name, value)
+
+
+@lru_cache(maxsize=256)
+def _fold_cached(name: str, value: str) -> str:
     return _POLICY.fold(name, value)
 
 
