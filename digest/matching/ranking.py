@@ -67,26 +67,38 @@ def _padded(table: np.ndarray, n_papers: int) -> np.ndarray:
     return np.vstack([table.astype(np.float32, copy=False), sentinel]) if table.shape[0] else sentinel
 
 
-def _max_over_slots(padded: np.ndarray, slots: np.ndarray) -> np.ndarray:
+def _gather(padded: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    # mode="wrap" sends an empty slot (-1) to the sentinel row and lets numpy write straight into
+    # `out`: reusing buffers of (subscribers x papers) saves the page faults of fresh ones.
+    return np.take(padded, rows, axis=0, out=out, mode="wrap")
+
+
+def _max_over_slots(padded: np.ndarray, slots: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """(n, P): for each subscriber, the max over their slots' rows (-inf if they have none)."""
-    best = padded[slots[:, 0]]
+    best = _gather(padded, slots[:, 0])
     for k in range(1, slots.shape[1]):
         if (slots[:, k] >= 0).any():
-            np.maximum(best, padded[slots[:, k]], out=best)
+            np.maximum(best, _gather(padded, slots[:, k], scratch), out=best)
     return best
 
 
-def _soft_max_over_slots(padded: np.ndarray, slots: np.ndarray) -> np.ndarray:
+def _soft_max_over_slots(padded: np.ndarray, slots: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """(n, P): best + SECOND_INTEREST_WEIGHT * max(second best, 0) over the subscriber's slots."""
-    best = padded[slots[:, 0]]
-    second = np.full_like(best, -np.inf)
+    best = _gather(padded, slots[:, 0])
+    second = low = None
     for k in range(1, slots.shape[1]):
         if (slots[:, k] >= 0).any():
-            values = padded[slots[:, k]]
-            np.maximum(second, np.minimum(best, values), out=second)
+            values = _gather(padded, slots[:, k], scratch)
+            if second is None:
+                second = np.minimum(best, values)
+            else:
+                low = np.minimum(best, values, out=low)
+                np.maximum(second, low, out=second)
             np.maximum(best, values, out=best)
-    np.maximum(second, 0.0, out=second)
-    best += np.float32(SECOND_INTEREST_WEIGHT) * second
+    if second is not None:
+        np.maximum(second, 0.0, out=second)
+        second *= np.float32(SECOND_INTEREST_WEIGHT)
+        best += second
     return best
 
 
@@ -103,8 +115,9 @@ def _tables(day: DayScores) -> tuple[np.ndarray, np.ndarray]:
 def relevance(day: DayScores, profiles: Profiles, tables=None) -> np.ndarray:
     """(n, P) relevance of every candidate to every subscriber of the chunk (-inf: no interest or topic)."""
     phrase_table, topic_table = tables or _tables(day)
-    rel = _soft_max_over_slots(phrase_table, profiles.interest_slots)
-    topic = _max_over_slots(topic_table, profiles.topic_slots)
+    scratch = np.empty((len(profiles), day.n_papers), dtype=np.float32)
+    rel = _soft_max_over_slots(phrase_table, profiles.interest_slots, scratch)
+    topic = _max_over_slots(topic_table, profiles.topic_slots, scratch)
     topic *= _topic_weights(profiles)[:, None]
     np.maximum(rel, topic, out=rel)
     return rel
