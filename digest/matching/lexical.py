@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from .text import ALIASES, Phrase, bigrams, contains_phrase, tokens, words
 
 TITLE_REPEAT = 2  # field boost by repetition: a word in the title counts as much as two in the abstract
-BIGRAM_WEIGHT = 0.7
+BIGRAM_WEIGHT = 0.4
 # The spelled-out words of an abbreviation ("LLM" -> large, language, model) together count this
 # much, not one each: otherwise "LLM evaluation" is four parts "LLM" to one part "evaluation".
 ALIAS_WEIGHT = 1.0

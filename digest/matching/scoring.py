@@ -36,7 +36,7 @@ SEMANTIC_SCALE = 0.06
 COSINE_PRIOR = (0.12, 0.065)  # mean and standard deviation of a phrase's cosines to unrelated papers
 PRIOR_PAPERS = 20
 # Below this a paper is not relevant enough to be picked on its merits (top-up may still add it).
-MIN_RELEVANCE = {"lexical": 0.25, "semantic": 0.42, "hybrid": 0.34}
+MIN_RELEVANCE = {"lexical": 0.27, "semantic": 0.42, "hybrid": 0.35}
 
 METHODS = ("lexical", "semantic", "hybrid")
 
