@@ -1,5 +1,6 @@
 """Forms: validate and normalise; views hand the cleaned data to one service."""
 
+import copy
 import html
 import unicodedata
 from functools import lru_cache
@@ -41,7 +42,35 @@ def _timezone_set() -> frozenset[str]:
     return frozenset(timezone_names())
 
 
-class TimezoneField(forms.ChoiceField):
+class SharedChoicesMixin:
+    """A choice field whose fixed choices every form instance shares.
+
+    Django deep-copies a choice field's choices, and re-normalizes its widget's, for each
+    form it builds: half the signup form's construction time, for lists that never change.
+    They are never changed in place, so sharing them is safe (assigning .choices still
+    gives one form its own list). Otherwise Field.__deepcopy__: own widget attrs,
+    error messages and validators.
+    """
+
+    def __deepcopy__(self, memo):
+        result = copy.copy(self)
+        memo[id(self)] = result
+        result.widget = copy.copy(self.widget)
+        result.widget.attrs = self.widget.attrs.copy()
+        result.error_messages = self.error_messages.copy()
+        result.validators = self.validators[:]
+        return result
+
+
+class FixedChoiceField(SharedChoicesMixin, forms.ChoiceField):
+    pass
+
+
+class FixedTypedChoiceField(SharedChoicesMixin, forms.TypedChoiceField):
+    pass
+
+
+class TimezoneField(SharedChoicesMixin, forms.ChoiceField):
     """A ChoiceField whose validity check is a set lookup, not a walk over ~600 choices."""
 
     def valid_value(self, value):
@@ -131,19 +160,19 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
         help_text="Optional, comma-separated, e.g. diffusion models, video generation.",
         widget=forms.TextInput(attrs={"placeholder": "diffusion models, video generation", "autocomplete": "off"}),
     )
-    frequency = forms.ChoiceField(
+    frequency = FixedChoiceField(
         label="How often",
         choices=Subscriber.Frequency.choices,
         initial=Subscriber.Frequency.DAILY,
         widget=forms.RadioSelect,
     )
-    weekday = forms.TypedChoiceField(
+    weekday = FixedTypedChoiceField(
         label="Day (weekly digests)",
         choices=WEEKDAYS,
         coerce=int,
         initial=0,
     )
-    send_hour = forms.TypedChoiceField(label="Delivery time", choices=HOURS, coerce=int, initial=7)
+    send_hour = FixedTypedChoiceField(label="Delivery time", choices=HOURS, coerce=int, initial=7)
     timezone = TimezoneField(label="Time zone", choices=_timezone_choices, widget=TimezoneSelect)
     digest_size = forms.IntegerField(
         label="Papers per digest",
@@ -211,7 +240,7 @@ class ManageForm(PreferencesForm):
 
 
 class PauseForm(NoLineBreaksMixin, forms.Form):
-    weeks = forms.TypedChoiceField(label="Pause for", choices=PAUSE_WEEKS, coerce=int, initial=2)
+    weeks = FixedTypedChoiceField(label="Pause for", choices=PAUSE_WEEKS, coerce=int, initial=2)
 
 
 class LinkRequestForm(NoLineBreaksMixin, forms.Form):

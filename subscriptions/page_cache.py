@@ -11,6 +11,7 @@ shows within that delay. If Redis is unreachable, pages read the database as bef
 """
 
 import logging
+import pickle
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ from digest.signals import papers_changed
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 30
-TOPICS_KEY = "subscriptions:topics-active:v1"
+TOPICS_KEY = "subscriptions:topics-active:v2"
 LANDING_KEY = "subscriptions:landing-page:v1"
 
 T = TypeVar("T")
@@ -45,6 +46,30 @@ def remembered(key: str, build: Callable[[], T]) -> T:
         except RedisError:
             logger.warning("cache unreachable; %s not stored", key)
     return value
+
+
+# key -> (pickled value, value): the objects last unpickled for that key in this process.
+_unpickled: dict[str, tuple[bytes, object]] = {}
+
+
+def remembered_objects(key: str, build: Callable[[], list[T]]) -> list[T]:
+    """remembered() for a list of model instances, unpickled once per process per version.
+
+    Unpickling model instances costs more than the Redis round trip; the stored bytes
+    say whether the copy this process holds is still the current one. Callers get their
+    own list but share the instances, which they must not change.
+    """
+
+    def build_pickled() -> bytes:
+        return pickle.dumps(build(), protocol=pickle.HIGHEST_PROTOCOL)
+
+    blob = remembered(key, build_pickled)
+    held = _unpickled.get(key)
+    if held is not None and held[0] == blob:
+        return list(held[1])
+    value = pickle.loads(blob)
+    _unpickled[key] = (blob, value)
+    return list(value)
 
 
 def forget() -> None:

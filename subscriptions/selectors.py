@@ -12,8 +12,11 @@ from . import page_cache
 
 
 def topic_list_active() -> list[Topic]:
-    """Active topics in page order; from the shared cache (see page_cache), every signup reads them."""
-    return page_cache.remembered(page_cache.TOPICS_KEY, _topic_list_active_query)
+    """Active topics in page order; from the shared cache (see page_cache), every signup reads them.
+
+    The instances are shared within the process: read them, never change them.
+    """
+    return page_cache.remembered_objects(page_cache.TOPICS_KEY, _topic_list_active_query)
 
 
 def _topic_list_active_query() -> list[Topic]:

@@ -1,0 +1,19 @@
+"""gunicorn settings for the `web` process (Procfile) and bench/signup_load.py.
+
+gunicorn reads this file from the working directory; command-line options override it.
+
+Threaded workers (gthread): a request waiting on PostgreSQL or Redis does not hold a
+whole process, and a client's connection is kept alive between requests. The sync
+worker closes every connection after one request, so each request paid a TCP
+handshake, accept and close: about a millisecond of CPU, a seventh of a signup's.
+A few processes carry the CPU (the GIL lets one thread of a process run Python at a
+time); the threads carry the waits. Every thread keeps its own PostgreSQL connection
+(CONN_MAX_AGE), so workers x threads must stay below PostgreSQL's max_connections.
+"""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
