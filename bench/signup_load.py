@@ -260,6 +260,10 @@ class CpuMeter:
         return {part: 1000 * seconds / max(1, requests) for part, seconds in self.used.items()}
 
 
+# Frames where a gthread worker's threads wait for work: idle, although py-spy samples them.
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "EpollSelector.select (selectors.py")
+
+
 def summarize_profile(raw: Path, top: int = 18, mode: str = "cpu") -> str:
     """py-spy --format raw: 'frame;frame;... count'. Inclusive share per area and the top leaf functions."""
     areas = collections.OrderedDict([
@@ -283,6 +287,8 @@ def summarize_profile(raw: Path, top: int = 18, mode: str = "cpu") -> str:
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
+        if mode == "cpu" and stack.split(";")[-1].startswith(IDLE_LEAVES):
+            continue  # py-spy takes a gthread worker's idle threads (queue wait, poll) for busy ones
         n = int(count)
         total += n
         for label, needle in areas.items():
