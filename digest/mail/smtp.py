@@ -52,6 +52,16 @@ def _sanitize_cached(addr, encoding: str) -> str:
     return sanitize_address(addr, encoding)
 
 
+def _quoteaddr(addr: str) -> str:
+    # smtplib.quoteaddr parses the address again; a bare one only needs its brackets.
+    return f"<{addr}>" if _PLAIN_ADDRESS.fullmatch(addr) else _quoteaddr_cached(addr)
+
+
+@lru_cache(maxsize=64)
+def _quoteaddr_cached(addr: str) -> str:
+    return smtplib.quoteaddr(addr)
+
+
 def sendmail_pipelined(smtp: smtplib.SMTP, from_addr: str, to_addrs: list[str], msg: bytes) -> dict:
     """smtplib.SMTP.sendmail with MAIL, RCPT and DATA in one write (RFC 2920 PIPELINING).
 
@@ -62,8 +72,8 @@ def sendmail_pipelined(smtp: smtplib.SMTP, from_addr: str, to_addrs: list[str], 
     """
     smtp.ehlo_or_helo_if_needed()
     size = f" size={len(msg)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-    commands = [f"mail FROM:{smtplib.quoteaddr(from_addr)}{size}"]
-    commands += [f"rcpt TO:{smtplib.quoteaddr(addr)}" for addr in to_addrs]
+    commands = [f"mail FROM:{_quoteaddr(from_addr)}{size}"]
+    commands += [f"rcpt TO:{_quoteaddr(addr)}" for addr in to_addrs]
     commands.append("data")
     smtp.send("".join(f"{command}\r\n" for command in commands))
     mail_code, mail_resp = smtp.getreply()
@@ -90,7 +100,8 @@ def sendmail_pipelined(smtp: smtplib.SMTP, from_addr: str, to_addrs: list[str], 
     if data_code != 354:
         _abort(smtp, data_code)
         raise smtplib.SMTPDataError(data_code, data_resp)
-    payload = smtplib._quote_periods(msg)
+    # Dot-stuffing (smtplib's regex walks every line; most messages have no line to stuff).
+    payload = smtplib._quote_periods(msg) if msg.startswith(b".") or b"\n." in msg else msg
     if payload[-2:] != b"\r\n":
         payload += b"\r\n"
     smtp.send(payload + b".\r\n")
