@@ -10,11 +10,15 @@ CACHE_SECONDS in any case: bulk SQL writes send no signal, so a change made that
 shows within that delay. If Redis is unreachable, pages read the database as before.
 """
 
+import hashlib
 import logging
 import pickle
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -27,7 +31,24 @@ logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 30
 TOPICS_KEY = "subscriptions:topics-active:v2"
-LANDING_KEY = "subscriptions:landing-page:v1"
+
+
+@lru_cache(maxsize=1)
+def _release() -> str:
+    """Changes with the page templates, the form and the static manifest, so that during
+    and after a deploy each release serves its own landing page (and static file names)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path in [*sorted((Path(settings.BASE_DIR) / "templates" / "pages").rglob("*.html")),
+                 Path(__file__).with_name("forms.py")]:
+        digest.update(path.read_bytes())
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if manifest.exists():
+        digest.update(manifest.read_bytes())
+    return digest.hexdigest()
+
+
+def landing_key() -> str:
+    return f"subscriptions:landing-page:v1:{_release()}"
 
 T = TypeVar("T")
 
@@ -74,7 +95,7 @@ def remembered_objects(key: str, build: Callable[[], list[T]]) -> list[T]:
 
 def forget() -> None:
     try:
-        cache.delete_many([TOPICS_KEY, LANDING_KEY])
+        cache.delete_many([TOPICS_KEY, landing_key()])
     except RedisError:
         logger.warning("cache unreachable; cached topics and landing page expire within %ss", CACHE_SECONDS)
 

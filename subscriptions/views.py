@@ -91,7 +91,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             return _signup_post(request)
         except BACKEND_DOWN:
             return unavailable(request)
-    before, after = page_cache.remembered(page_cache.LANDING_KEY, _landing_page_parts)
+    before, after = page_cache.remembered(page_cache.landing_key(), _landing_page_parts)
     # The visitor's own masked token (get_token also has the middleware set the cookie).
     return HttpResponse(before + get_token(request) + after)
 

@@ -390,6 +390,18 @@ def test_every_visitor_gets_their_own_csrf_token_in_the_shared_landing_page(topi
     assert second.post("/", data).status_code == 403
 
 
+def test_with_redis_unreachable_the_landing_page_is_still_served(client, topics, settings):
+    from django.core.cache import caches
+
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+    caches["default"].close()
+    del caches["default"]  # rebuilt from the new settings on next use
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Robotics" in html and 'name="csrfmiddlewaretoken"' in html
+
+
 def test_with_redis_unreachable_a_signup_gets_a_clear_503_and_nothing_is_saved(client, topics, settings):
     from django.core.cache import caches
 
