@@ -5,7 +5,7 @@
 Uses a scratch PostgreSQL database `paperboy_fanout` (dropped and created afresh on the
 server of --db-url / DATABASE_URL, default postgres://postgres@127.0.0.1:5432/), its own
 embedded redis-server on a free port, and a counting SMTP sink in a subprocess. Workers
-are `celery worker` processes (prefork, one pool child each). They are warmed up on a
+are `celery worker` processes (prefork, --concurrency pool children each, 2 by default). They are warmed up on a
 few throw-away subscribers first, so the timing is the fan-out, not the first import.
 
 Last line:
@@ -382,8 +382,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--db-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--chunk-size", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=1,
-                        help="pool processes per Celery worker (prefork); RSS is reported per process")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="pool processes per Celery worker (prefork; the Procfile runs 4): while one waits for "
+                             "PostgreSQL or SMTP the other uses the CPU. The last line's RSS is per process")
     parser.add_argument("--matching", default=os.environ.get("MATCHING_METHOD", "auto"),
                         help="MATCHING_METHOD for the workers (auto, lexical, semantic, hybrid)")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers and say where the time goes")
@@ -480,13 +481,28 @@ def main() -> None:
         peak = {"rss": 0}
         done = threading.Event()
 
+        peak["tree"] = 0
+
         def sample_rss():
+            import psutil
+
             while not done.is_set():
-                for proc in workers.tree():
+                for top in workers.procs:
+                    # One process's RSS (the figure on the last line) and one whole Celery worker's
+                    # PSS (its main process and pool children, pages they share split between them).
                     try:
-                        peak["rss"] = max(peak["rss"], proc.memory_info().rss)
-                    except Exception:  # noqa: BLE001 - a process may exit between listing and reading
-                        pass
+                        family = [psutil.Process(top.pid)]
+                        family += family[0].children(recursive=True)
+                    except Exception:  # noqa: BLE001 - exited
+                        continue
+                    total = 0
+                    for proc in family:
+                        try:
+                            peak["rss"] = max(peak["rss"], proc.memory_info().rss)
+                            total += proc.memory_full_info().pss
+                        except Exception:  # noqa: BLE001 - a process may exit between listing and reading
+                            continue
+                    peak["tree"] = max(peak["tree"], total)
                 done.wait(0.25)
 
         sampler = threading.Thread(target=sample_rss, daemon=True)
@@ -495,6 +511,7 @@ def main() -> None:
             workers.start_profiling(int(args.timeout))
 
         cpu_before = workers.cpu_seconds()
+        main_before = cpu_of([p.pid for p in workers.procs])
         # The other processes each message costs CPU in: the sink, Redis and the PostgreSQL
         # backends the workers talk to (opened during the warm-up and kept, CONN_MAX_AGE).
         db_name = urlsplit(db_url).path.lstrip("/")
@@ -515,6 +532,7 @@ def main() -> None:
         seconds = time.monotonic() - started
         # CPU per message is the figure that survives a shared machine; wall clock does not.
         worker_cpu = workers.cpu_seconds() - cpu_before
+        main_cpu = sum(t - main_before.get(pid, 0.0) for pid, t in cpu_of([p.pid for p in workers.procs]).items())
         others_after = {"sink": cpu_of([sink_proc.pid]), "redis": cpu_of([redis_proc.pid]),
                         "postgres": cpu_of(backend_pids(db_name))}
         other_cpu = {name: sum(t - others_before[name].get(pid, 0.0) for pid, t in after.items())
@@ -530,12 +548,15 @@ def main() -> None:
             f"planned {plan.planned} deliveries in {plan.chunks} chunks ({planned_at:.2f} s of the total, in the bench process)",
             f"delivery states: {states}",
             f"worker CPU: {worker_cpu:.1f} s user+system, {worker_cpu / max(1, delivered) * 1000:.2f} ms per delivered message"
-            f" (load average at the end {os.getloadavg()[0]:.1f})",
+            f" (load average at the end {os.getloadavg()[0]:.1f}); of which Celery's main processes (Redis, dispatch)"
+            f" {main_cpu / max(1, delivered) * 1000:.2f} ms",
             "CPU per delivered message elsewhere: " + ", ".join(
                 f"{name} {seconds_ / max(1, delivered) * 1000:.2f} ms" for name, seconds_ in other_cpu.items())
             + f"; all together {(worker_cpu + sum(other_cpu.values())) / max(1, delivered) * 1000:.2f} ms"
             + f" (so about {2 / max(1e-9, (worker_cpu + sum(other_cpu.values())) / max(1, delivered)):.0f} msgs/s on 2 dedicated cores)",
             f"matching method: {args.matching}; workers: {args.workers} x prefork({args.concurrency}); chunk size {args.chunk_size}",
+            f"peak RSS: {peak['rss'] / 1e6:.0f} MB for one worker process, {peak['tree'] / 1e6:.0f} MB for one Celery worker"
+            f" with its {args.concurrency} pool process(es) (PSS summed)",
         ]
         if profile_dir:
             workers.stop()

@@ -83,6 +83,7 @@ def html_env() -> Environment:
         loader=_InliningLoader(str(settings.EMAIL_TEMPLATES_DIR)),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
+        auto_reload=settings.DEBUG,  # otherwise every render stats the template files
     )
 
 
@@ -91,6 +92,7 @@ def text_env() -> Environment:
     return Environment(
         loader=FileSystemLoader(str(settings.EMAIL_TEMPLATES_DIR)),
         autoescape=False,
+        auto_reload=settings.DEBUG,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=StrictUndefined,
