@@ -211,3 +211,28 @@ def test_headers_fold_exactly_as_the_stdlib_folds_them():
             (rng.choice(["Subject", "X-Long-Header-Name"]), "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))),
         ]:
             assert _fold(name, value) == reference.fold(name, value), (name, value)
+
+
+@pytest.mark.skipif(__import__("shutil").which("spamassassin") is None, reason="SpamAssassin is not installed")
+@pytest.mark.django_db
+def test_spamassassin_scores_the_bytes_our_smtp_backend_writes_clean(settings):
+    """The same verdict as tests/test_digest_email.py gives Django's serialization, for ours."""
+    import re
+    import subprocess
+
+    from tests.test_digest_email import _message
+
+    settings.UNSUBSCRIBE_MAILTO = "unsubscribe@paperboy.example.org"
+    msg, _, _, _ = _message(count=30, code_url="https://github.com/example/code")
+    raw = message_bytes(msg)
+    assert raw is not None
+    date = _parsed(raw)["Date"]
+    envelope = (
+        b"Return-Path: <digest@paperboy.example.org>\r\n"
+        b"Received: from mail.paperboy.example.org (mail.paperboy.example.org [192.0.2.10])\r\n"
+        b"\tby mx.example.com with ESMTPS id 4ABC123; " + str(date).encode() + b"\r\n"
+    )
+    result = subprocess.run(["spamassassin", "-L", "-t"], input=envelope + raw, capture_output=True, timeout=120)
+    report = result.stdout.decode(errors="replace")
+    score = float(re.search(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", report, re.M).group(1))
+    assert score < 1.0, report[report.find("Content analysis details"):][:3000]
