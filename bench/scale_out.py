@@ -2,7 +2,8 @@
 
     python bench/scale_out.py [--subscribers 10000] [--workers 1,2,4] [--matching lexical]
 
-Each point is a full `bench/fanout.py` run in its own process (fresh scratch database,
+Each point is a full `bench/fanout.py` run (one pool process per Celery worker, so the
+count is the number of processes sending) in its own process (fresh scratch database,
 private Redis, counting sink, warmed-up workers), so the points do not share state.
 fanout.py writes its own section of bench/RESULTS.md on every run; this script puts the
 section back as it was afterwards, so only a real `bench/fanout.py` run updates it.
@@ -66,7 +67,7 @@ def main() -> None:
             started = time.monotonic()
             result = subprocess.run(
                 [sys.executable, str(ROOT / "bench" / "fanout.py"), "--subscribers", str(args.subscribers),
-                 "--workers", str(workers), "--matching", args.matching, "--timeout", str(args.timeout)],
+                 "--workers", str(workers), "--concurrency", "1", "--matching", args.matching, "--timeout", str(args.timeout)],
                 cwd=ROOT, capture_output=True, text=True,
             )
             match = FANOUT_LINE.search(result.stdout)
