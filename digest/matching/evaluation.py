@@ -23,7 +23,10 @@ FRESH_PERSONAS = ROOT / "tests" / "personas" / "personas_fresh.json"
 # A fourth, labelled by reading the papers before any ranking was looked at ("blind"), to judge
 # changes to scoring by; like "fresh", never tuned on.
 BLIND_PERSONAS = ROOT / "tests" / "personas" / "personas_blind.json"
-SPLITS = ("tune", "holdout", "fresh", "blind")
+# A fifth ("blind2"), written and labelled the same way once "blind" had been looked at while tuning;
+# other subjects (reward models, hardware, bandits, broad "computer vision", one-paper niches).
+BLIND2_PERSONAS = ROOT / "tests" / "personas" / "personas_blind2.json"
+SPLITS = ("tune", "holdout", "fresh", "blind", "blind2")
 _DATE_LINE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}$")
 
 
@@ -86,9 +89,9 @@ class Scores:
 
 
 def load_personas(split: str | None = None) -> list[dict]:
-    """Personas of one split ("tune", "holdout", "fresh", "blind"); None: all of them."""
+    """Personas of one split (see SPLITS); None: all of them."""
     personas = json.loads(PERSONAS.read_text(encoding="utf-8"))
-    for extra in (FRESH_PERSONAS, BLIND_PERSONAS):
+    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS):
         if extra.exists():
             personas += json.loads(extra.read_text(encoding="utf-8"))
     return [p for p in personas if split in (None, p["split"])]
