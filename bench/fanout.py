@@ -50,7 +50,7 @@ class _SinkProtocol(asyncio.Protocol):
     counts: collections.Counter = collections.Counter()
 
     def connection_made(self, transport):
-        self.transport = transport
+        self.transport = _BatchedWrites(transport)
         self.buffer = b""
         self.in_data = False
         self.rcpts: list[str] = []
@@ -60,12 +60,11 @@ class _SinkProtocol(asyncio.Protocol):
         self.buffer += data
         # Replies to pipelined commands go out together, once the input is used up, as
         # Postfix does: one write (and one wake-up of the client) instead of one each.
-        self.replies: list[bytes] = []
+        self.transport.hold()
         try:
             self._consume()
         finally:
-            if self.replies and not self.transport.is_closing():
-                self.transport.write(b"".join(self.replies))
+            self.transport.flush()
 
     def _consume(self):
         while True:
@@ -78,7 +77,7 @@ class _SinkProtocol(asyncio.Protocol):
                 for rcpt in self.rcpts:
                     _SinkProtocol.counts[rcpt] += 1
                 self.rcpts = []
-                self.replies.append(b"250 OK queued\r\n")
+                self.transport.write(b"250 OK queued\r\n")
                 continue
             line_end = self.buffer.find(b"\r\n")
             if line_end < 0:
@@ -87,38 +86,73 @@ class _SinkProtocol(asyncio.Protocol):
             self._command(line.decode("ascii", "replace"))
 
     def _command(self, line: str):
-        reply = self.replies.append
         verb = line[:4].upper()
         if verb == "EHLO":
-            reply(b"250-fanout-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 10000000\r\n")
+            self.transport.write(b"250-fanout-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 10000000\r\n")
         elif verb == "HELO":
-            reply(b"250 fanout-sink\r\n")
+            self.transport.write(b"250 fanout-sink\r\n")
         elif verb == "MAIL":
             self.rcpts = []
-            reply(b"250 OK\r\n")
+            self.transport.write(b"250 OK\r\n")
         elif verb == "RCPT":
             address = line.split(":", 1)[1].strip().strip("<>").split(">")[0].lower()
             self.rcpts.append(address)
-            reply(b"250 OK\r\n")
+            self.transport.write(b"250 OK\r\n")
         elif verb == "DATA":
+            if not self.rcpts:  # as Postfix answers a pipelined DATA after every RCPT failed
+                self.transport.write(b"554 5.5.1 Error: no valid recipients\r\n")
+                return
             self.in_data = True
-            reply(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            # The CRLF that ended the DATA line also starts the terminator of an empty message.
+            self.buffer = b"\r\n" + self.buffer
+            self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
         elif verb == "RSET":
             self.rcpts = []
-            reply(b"250 OK\r\n")
+            self.transport.write(b"250 OK\r\n")
         elif verb == "QUIT":
-            reply(b"221 Bye\r\n")
-            self.transport.write(b"".join(self.replies))
-            self.replies.clear()
+            self.transport.write(b"221 Bye\r\n")
             self.transport.close()
         elif verb == "XSTA":
             payload = json.dumps(dict(_SinkProtocol.counts)).encode()
-            reply(b"250 " + payload + b"\r\n")
+            self.transport.write(b"250 " + payload + b"\r\n")
         elif verb == "XRES":
             _SinkProtocol.counts.clear()
-            reply(b"250 reset\r\n")
+            self.transport.write(b"250 reset\r\n")
         else:
-            reply(b"250 OK\r\n")
+            self.transport.write(b"250 OK\r\n")
+
+
+class _BatchedWrites:
+    """The sink's transport: between hold() and flush() replies queue up, in order, and go out in one write.
+
+    Subclasses (bench/faults.py) write their own replies through it too, so pipelined
+    replies never overtake each other.
+    """
+
+    def __init__(self, transport):
+        self._transport = transport
+        self._pending: list[bytes] | None = None
+
+    def hold(self) -> None:
+        self._pending = []
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._transport.write(data)
+        else:
+            self._pending.append(data)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
 
 
 def run_sink(port: int) -> None:
