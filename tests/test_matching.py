@@ -148,6 +148,24 @@ def test_a_quoted_interest_must_match_as_a_phrase(day_papers):
     assert all(p.trending for p in picks[quoted.id])
 
 
+def test_a_compound_matches_however_the_paper_spells_it():
+    from digest.matching.lexical import LexicalIndex
+    from digest.matching.text import Phrase
+
+    index = LexicalIndex(
+        [
+            ("Pruning multitask CNNs", "We prune multitask networks for dense prediction."),
+            ("Routing adapters", "Adapters are pre-trained on a multi-task mixture."),
+            ("Image deblurring", "A network learns the distribution of sharp images."),
+        ]
+    )
+    joined, split = index.score([Phrase("multi-task"), Phrase("multitask")])
+    assert joined[0] > 0 and joined[1] > 0 and joined[2] == 0
+    assert split[0] > 0 and split[1] > 0 and split[2] == 0
+    # Quoted: as written only.
+    assert index.score([Phrase("multi-task", quoted=True)])[0][0] == 0
+
+
 def test_interests_split_on_commas_and_keep_quoted_phrases():
     phrases = parse_interests('robot learning, "world models" ,  , LLM inference; speech')
     assert [(p.text, p.quoted) for p in phrases] == [

@@ -12,7 +12,7 @@ import bm25s
 import numpy as np
 import scipy.sparse as sp
 
-from .text import ALIASES, Phrase, bigrams, contains_phrase, tokens, words
+from .text import ALIASES, STOPWORDS, Phrase, bigrams, contains_phrase, stem, tokens, words
 
 TITLE_REPEAT = 2  # field boost by repetition: a word in the title counts as much as two in the abstract
 BIGRAM_WEIGHT = 0.4
@@ -79,6 +79,12 @@ class LexicalIndex:
         for term in bigrams(typed):
             terms.setdefault(term, BIGRAM_WEIGHT)
         query: dict[int, float] = {}
+        # Papers write compounds both ways ("multi-task" / "multitask", "pre-training" /
+        # "pretraining"): the other spelling, where the papers use it, counts as the typed one
+        # (a synonym, so it does not raise the bound a paper is measured against).
+        for term in self._compound_spellings(phrase):
+            if term not in terms:
+                query[self.vocab[term]] = query.get(self.vocab[term], 0.0) + 1.0
         bound = 0.0
         for term, weight in terms.items():
             # The best a paper can do on a term is about its idf; dividing by the sum makes
@@ -87,6 +93,17 @@ class LexicalIndex:
             if term in self.vocab:
                 query[self.vocab[term]] = query.get(self.vocab[term], 0.0) + weight
         return query, bound, typed
+
+    def _compound_spellings(self, phrase: Phrase) -> list[str]:
+        """Vocabulary terms that spell a compound of the phrase the other way: typed words joined
+        ("multi task" -> multitask), or a typed word split in two ("multitask" -> multi_task)."""
+        if phrase.quoted:
+            return []
+        typed = [w for w in words(phrase.text) if w not in STOPWORDS]
+        out = [stem(a + b) for a, b in zip(typed, typed[1:])]
+        for w in typed:
+            out += [f"{stem(w[:i])}_{stem(w[i:])}" for i in range(3, len(w) - 2)]
+        return [t for t in out if t in self.vocab]
 
     def score(self, phrases: Sequence[Phrase]) -> np.ndarray:
         """(len(phrases), n_docs) float32 in [0, ~1]."""
