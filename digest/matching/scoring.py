@@ -44,6 +44,7 @@ FEEDBACK_WEIGHT = 0.5
 SEMANTIC_BASE = 0.15
 SEMANTIC_SCALE = 0.06
 COSINE_PRIOR = (0.12, 0.065)  # mean and standard deviation of a phrase's cosines to unrelated papers
+FEEDBACK_COSINE_PRIOR = (0.24, 0.085)  # the same for a phrase moved by feedback (nearer every paper)
 PRIOR_PAPERS = 20
 # Below this a paper is not relevant enough to be picked on its merits (top-up may still add it).
 # The same bar applies to topic scores (people who only pick topics), so interest scores are
@@ -113,7 +114,7 @@ def _cosines(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return (1 - TITLE_WEIGHT) * (queries @ vectors[:, :d].T) + TITLE_WEIGHT * (queries @ vectors[:, d:].T)
 
 
-def calibrate_cosines(cosines: np.ndarray) -> np.ndarray:
+def calibrate_cosines(cosines: np.ndarray, moved: np.ndarray | None = None) -> np.ndarray:
     """(phrases, papers) raw cosines -> scores comparable across phrases.
 
     Raw cosines are not: "robot learning" is 0.2 from every ML paper (it shares "learning") and
@@ -123,6 +124,9 @@ def calibrate_cosines(cosines: np.ndarray) -> np.ndarray:
     """
     n = cosines.shape[1]
     prior_mean, prior_sd = COSINE_PRIOR
+    if moved is not None:  # rows of phrases moved by feedback (PaperSet._feedback)
+        prior_mean = np.where(moved, FEEDBACK_COSINE_PRIOR[0], prior_mean)[:, None]
+        prior_sd = np.where(moved, FEEDBACK_COSINE_PRIOR[1], prior_sd)[:, None]
     w = n / (n + PRIOR_PAPERS)
     mean = w * cosines.mean(axis=1, keepdims=True) + (1 - w) * prior_mean if n else prior_mean
     sd = w * cosines.std(axis=1, keepdims=True) + (1 - w) * prior_sd if n else prior_sd
@@ -184,7 +188,8 @@ class PaperSet:
             return lex, None
         q = semantic.embed_phrases([p.text for p in phrases])
         sem = calibrate_cosines(_cosines(q, self.embeddings))
-        sem = calibrate_cosines(_cosines(self._feedback(q, lex, sem), self.embeddings))
+        moved_q, moved = self._feedback(q, lex, sem)
+        sem = calibrate_cosines(_cosines(moved_q, self.embeddings), moved)
         # A quoted phrase must appear as written, whatever the embedding thinks.
         for i, phrase in enumerate(phrases):
             if phrase.quoted:
@@ -193,15 +198,16 @@ class PaperSet:
             return sem.astype(np.float32), q
         return (LEXICAL_WEIGHT * lex + (1 - LEXICAL_WEIGHT) * sem).astype(np.float32), q
 
-    def _feedback(self, q: np.ndarray, lex: np.ndarray, sem: np.ndarray) -> np.ndarray:
-        """Phrase vectors moved towards their best papers that match them lexically and semantically.
+    def _feedback(self, q: np.ndarray, lex: np.ndarray, sem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Phrase vectors moved towards their best papers that match them lexically and semantically,
+        and which rows moved. A phrase no paper matches both ways keeps its vector.
 
-        A phrase no paper matches both ways keeps its vector. First-pass scores are rounded before
-        the pick so a phrase picks the same papers whatever batch its embedding was computed in.
+        First-pass scores are rounded before the pick so a phrase picks the same papers whatever
+        batch its embedding was computed in.
         """
         k = min(FEEDBACK_PAPERS, self.n)
         if not k or not FEEDBACK_WEIGHT:
-            return q
+            return q, np.zeros(len(q), dtype=bool)
         first = np.round(LEXICAL_WEIGHT * lex + (1 - LEXICAL_WEIGHT) * sem, 4)
         first = np.where((lex > 0) & (sem > SEMANTIC_BASE), first, -np.inf)
         top = np.argsort(-first, axis=1, kind="stable")[:, :k]
@@ -209,7 +215,7 @@ class PaperSet:
         vectors = self.embeddings[:, : semantic.DIM]
         mean = (vectors[top] * ok[..., None]).sum(axis=1) / np.maximum(ok.sum(axis=1, keepdims=True), 1)
         moved = q + np.float32(FEEDBACK_WEIGHT) * mean
-        return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+        return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32), ok.any(axis=1)
 
     def phrase_topics(self, phrases: Sequence[Phrase], q: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """For each phrase, its closest topic (index, -1 if none is close enough) and the similarity."""
