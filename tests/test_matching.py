@@ -166,6 +166,25 @@ def test_a_compound_matches_however_the_paper_spells_it():
     assert index.score([Phrase("multi-task", quoted=True)])[0][0] == 0
 
 
+def test_an_interest_widened_to_its_topic_gains_nothing_from_the_topics_typical_score():
+    import numpy as np
+
+    from digest.matching.scoring import PaperSet, TopicSpec
+    from digest.matching.text import Phrase
+
+    docs = [(f"Paper {i}", "An abstract about nothing in particular.") for i in range(10)]
+    docs[0] = ("Soft robot locomotion", "Robots learn to walk.")
+    topic = TopicSpec(1, "Robotics", "robots and control", "robot, robotics, locomotion")
+    # Every paper scores a little on every topic (a word like "control" is everywhere); paper 0 is
+    # the robotics paper.
+    typical = np.full((1, 10), 0.12, dtype=np.float32)
+    typical[0, 0] = 0.9
+    papers = PaperSet(docs=docs, topics=[topic], method="lexical", topic_scores=typical)
+    scores = papers.phrase_scores([Phrase("robotics")])[0]
+    assert scores[0] > 0.3
+    assert (scores[1:] == 0).all()
+
+
 def test_interests_split_on_commas_and_keep_quoted_phrases():
     phrases = parse_interests('robot learning, "world models" ,  , LLM inference; speech')
     assert [(p.text, p.quoted) for p in phrases] == [

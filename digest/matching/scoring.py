@@ -26,8 +26,14 @@ from .text import Phrase, parse_query
 
 LEXICAL_WEIGHT = 0.4
 TITLE_WEIGHT = 0.3  # semantic: share of the title-only cosine (the rest: title + abstract)
-EXPANSION_WEIGHT = 0.8
+EXPANSION_WEIGHT = 0.96
 EXPANSION_MIN_SIMILARITY = 0.35
+# Expansion uses a topic's scores above that topic's typical paper: every paper scores something
+# on every topic (Robotics' query has "control", so a prompting paper scores 0.34 there), and that
+# floor, added to every paper, let a topic's near-misses pass for matches. The typical paper is
+# the day's EXPANSION_BASELINE_PERCENTILE-th, leaning on TOPIC_SCORE_PRIOR when the day is small.
+EXPANSION_BASELINE_PERCENTILE = 60
+TOPIC_SCORE_PRIOR = 0.12
 # A phrase widens through its closest topic only when that topic is clearly closer than the next:
 # "AI policy" is as near "Reinforcement learning" (policy) as "Fairness, privacy and governance".
 # Hybrid only: it keeps P@5 and R@10 and makes fewer false claims there (personas blind, blind2),
@@ -172,6 +178,7 @@ class PaperSet:
             [(t.name, f"{t.description} {t.query.replace(chr(34), ' ')}") for t in self.topics]
         )
         self.topic_scores = topic_scores if topic_scores is not None else self.classify()
+        self.expansion_scores = self._above_baseline(self.topic_scores)
         self.min_relevance = MIN_RELEVANCE[self.method]
 
     def classify(self) -> np.ndarray:
@@ -181,6 +188,15 @@ class PaperSet:
             return lex
         sem = _cosines(self.topic_vectors, self.embeddings)
         return np.round(0.5 * lex + 0.5 * np.clip(sem, 0, 1), 5).astype(np.float32)
+
+    def _above_baseline(self, topic_scores: np.ndarray) -> np.ndarray:
+        """(topics, papers): each topic's scores rescaled from the day's typical paper (0) to 1."""
+        if not self.n:
+            return topic_scores
+        w = self.n / (self.n + PRIOR_PAPERS)
+        base = w * np.percentile(topic_scores, EXPANSION_BASELINE_PERCENTILE, axis=1, keepdims=True)
+        base += (1 - w) * TOPIC_SCORE_PRIOR
+        return np.clip((topic_scores - base) / (1 - base), 0, 1).astype(np.float32)
 
     def _direct(self, phrases: Sequence[Phrase]) -> tuple[np.ndarray, np.ndarray | None]:
         lex = np.minimum(self.lexical.score(phrases), 1.0)
@@ -240,7 +256,7 @@ class PaperSet:
         topic, sim = self.phrase_topics(phrases, q)
         has = topic >= 0
         if has.any():
-            direct[has] += EXPANSION_WEIGHT * sim[has, None] * self.topic_scores[topic[has]]
+            direct[has] += EXPANSION_WEIGHT * sim[has, None] * self.expansion_scores[topic[has]]
         # Rounded: the embedding of a phrase may differ in the last bits with the batch it was
         # computed in; one subscriber alone must rank exactly as within a chunk of thousands.
         return np.round(direct, 5)
