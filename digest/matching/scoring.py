@@ -5,13 +5,15 @@ number of distinct phrases in one vectorized call. The three methods share the i
 
 - lexical:  BM25 (title counted twice, bigrams for phrases), scaled to about [0, 1];
 - semantic: cosine of MiniLM embeddings, phrase vs. paper (title+abstract, and title alone),
+            the phrase's vector first moved towards its best two-way matches (PaperSet._feedback),
             calibrated per phrase against the day's papers (see calibrate_cosines);
 - hybrid:   LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic.
 
 Each method also widens a phrase through the curated topics: a phrase that is close to a
-topic's name, description and query ("robot learning" ~ Robotics) also earns a share of the
-paper's score for that topic. Weights were tuned on the tuning half of tests/personas and
-checked on the held-out half (see bench/matching.py --personas).
+topic's name, description and query ("robot learning" ~ Robotics), and clearly closer to it
+than to any other, also earns a share of the paper's score for that topic above the day's
+typical paper. Weights were tuned on the tuning half of tests/personas and checked on the
+held-out half and on the fresh, blind and blind2 sets (see bench/matching.py --personas).
 """
 
 from collections.abc import Sequence
