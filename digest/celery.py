@@ -49,7 +49,11 @@ app.conf.beat_schedule = {
 # starts and ends by dropping a connection that broke or outlived CONN_MAX_AGE.
 @signals.task_prerun.connect
 @signals.task_postrun.connect
-def _db_connections_checked(**kwargs):
+def _db_connections_checked(task=None, **kwargs):
     from django.db import close_old_connections
 
+    # A task run inline (apply(), eager tests) shares its caller's connection and maybe its
+    # open transaction; only a worker's own task may drop it.
+    if task is not None and task.request.is_eager:
+        return
     close_old_connections()

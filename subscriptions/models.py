@@ -21,7 +21,9 @@ class Subscriber(models.Model):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
 
-    email = models.EmailField(max_length=254, unique=True, help_text="Stored lower-cased.")
+    # Unique by constraint (Meta), not unique=True, which on PostgreSQL adds an unused
+    # varchar_pattern_ops index that every signup would have to update.
+    email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
     topics = models.ManyToManyField("digest.Topic", related_name="subscribers", blank=True)
     interests = models.CharField(max_length=500, blank=True, help_text="Comma-separated phrases.")
@@ -53,6 +55,7 @@ class Subscriber(models.Model):
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["email"], name="subscriber_email_unique"),
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
             models.CheckConstraint(
                 condition=models.Q(send_hour__lte=23), name="subscriber_send_hour_range"
@@ -75,12 +78,16 @@ class Subscriber(models.Model):
 class Suppression(models.Model):
     """An address we must not mail (hard bounce, complaint, operator), kept even if the subscriber is deleted."""
 
-    email = models.EmailField(max_length=254, unique=True)
+    email = models.EmailField(max_length=254)
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
         return f"{self.email} ({self.reason})"
+
+    class Meta:
+        # A constraint rather than unique=True: no unused "_like" index on PostgreSQL.
+        constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
 
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()
