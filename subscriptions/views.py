@@ -41,9 +41,13 @@ def _user_agent(request: HttpRequest) -> str:
     return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:500]  # PostgreSQL text refuses NUL
 
 
+def _base_context() -> dict:
+    """What every subscription page's template reads, whether rendered per request or shared."""
+    return {"site_name": settings.SITE_NAME}
+
+
 def _page(request: HttpRequest, template: str, context: dict | None = None, status: int = 200) -> HttpResponse:
-    base = {"site_name": settings.SITE_NAME}
-    return render(request, f"subscriptions/{template}", {**base, **(context or {})}, status=status)
+    return render(request, f"subscriptions/{template}", {**_base_context(), **(context or {})}, status=status)
 
 
 def _rate_limited(request: HttpRequest, *, group: str, key, rate: str) -> bool:
@@ -106,7 +110,7 @@ def _landing_page_parts() -> tuple[str, str]:
     trending_date, trending = trending_latest(limit=8)
     html = render_to_string(
         "subscriptions/signup.html",
-        {"site_name": settings.SITE_NAME, "form": SignupForm(), "trending_date": trending_date,
+        {**_base_context(), "form": SignupForm(), "trending_date": trending_date,
          "trending": trending, "csrf_token": marker},
     )
     before, found, after = html.partition(marker)
