@@ -26,7 +26,10 @@ BLIND_PERSONAS = ROOT / "tests" / "personas" / "personas_blind.json"
 # A fifth ("blind2"), written and labelled the same way once "blind" had been looked at while tuning;
 # other subjects (reward models, hardware, bandits, broad "computer vision", one-paper niches).
 BLIND2_PERSONAS = ROOT / "tests" / "personas" / "personas_blind2.json"
-SPLITS = ("tune", "holdout", "fresh", "blind", "blind2")
+# A sixth ("blind3"), written and labelled the same way after blind and blind2 had been tuned on;
+# subjects the taxonomy mostly does not name (serving, pruning, multi-objective, KV cache, coresets ...).
+BLIND3_PERSONAS = ROOT / "tests" / "personas" / "personas_blind3.json"
+SPLITS = ("tune", "holdout", "fresh", "blind", "blind2", "blind3")
 _DATE_LINE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}$")
 
 
@@ -91,7 +94,7 @@ class Scores:
 def load_personas(split: str | None = None) -> list[dict]:
     """Personas of one split (see SPLITS); None: all of them."""
     personas = json.loads(PERSONAS.read_text(encoding="utf-8"))
-    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS):
+    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS, BLIND3_PERSONAS):
         if extra.exists():
             personas += json.loads(extra.read_text(encoding="utf-8"))
     return [p for p in personas if split in (None, p["split"])]
