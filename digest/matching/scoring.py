@@ -172,7 +172,8 @@ class PaperSet:
         self.uses_embeddings = self.method in ("semantic", "hybrid")
         if self.uses_embeddings:
             self.embeddings = embeddings if embeddings is not None else embed_papers(docs)
-            self.topic_vectors = semantic.embed([t.text for t in self.topics])
+            # Through the phrase cache, which stored vectors fill: sending never loads the model.
+            self.topic_vectors = semantic.embed_phrases([t.text for t in self.topics])
         else:
             self.embeddings = None
             self.topic_vectors = None

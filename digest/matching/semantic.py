@@ -4,9 +4,11 @@ Optional: without torch/sentence-transformers installed, available() is False an
 back to the lexical method.
 """
 
+import contextvars
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -51,10 +53,38 @@ def model():
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
+class ModelNotAllowed(RuntimeError):
+    """The model was asked for inside vectors_only(): a vector that should have been stored was not."""
+
+
+_vectors_only = contextvars.ContextVar("paperboy_vectors_only", default=False)
+
+
+@contextmanager
+def vectors_only() -> Iterator[None]:
+    """Within this block embed() raises instead of loading the model.
+
+    Sending ranks with stored vectors only, so a send worker never imports torch (~500 MB
+    a process); the Django side (digest/matching/vectors.py) loads them first and says
+    what is missing before anything here would need the model.
+    """
+    token = _vectors_only.set(True)
+    try:
+        yield
+    finally:
+        _vectors_only.reset(token)
+
+
+def model_allowed() -> bool:
+    return not _vectors_only.get()
+
+
 def embed(texts: Sequence[str]) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text."""
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
+    if _vectors_only.get():
+        raise ModelNotAllowed(f"{len(texts)} text(s) without a stored vector, e.g. {texts[0][:60]!r}")
     with _lock:
         vectors = model().encode(
             list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
@@ -79,16 +109,26 @@ def from_bytes(data: bytes | memoryview | None) -> np.ndarray | None:
 
 
 _phrase_cache: dict[str, np.ndarray] = {}
+PHRASE_CACHE_SIZE = 200_000
+
+
+def phrases_remember(vectors: dict[str, np.ndarray]) -> None:
+    """Put vectors computed elsewhere (stored ones) into the in-process phrase cache."""
+    if len(_phrase_cache) + len(vectors) > PHRASE_CACHE_SIZE:
+        _phrase_cache.clear()
+    _phrase_cache.update(vectors)
+
+
+def phrases_unknown(texts: Sequence[str]) -> list[str]:
+    """The distinct texts that embed_phrases would have to compute."""
+    return [t for t in dict.fromkeys(texts) if t not in _phrase_cache]
 
 
 def embed_phrases(texts: Sequence[str]) -> np.ndarray:
-    """Embeddings of short interest phrases, cached in-process (the same phrases recur every day)."""
-    missing = [t for t in dict.fromkeys(texts) if t not in _phrase_cache]
+    """Embeddings of short phrases (interests, topic texts), cached in-process (the same ones recur every day)."""
+    missing = phrases_unknown(texts)
     if missing:
-        for text, vector in zip(missing, embed(missing)):
-            if len(_phrase_cache) > 200_000:
-                _phrase_cache.clear()
-            _phrase_cache[text] = vector
+        phrases_remember(dict(zip(missing, embed(missing))))
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
     return np.stack([_phrase_cache[t] for t in texts])
