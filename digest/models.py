@@ -136,6 +136,26 @@ class PaperTopic(models.Model):
         return f"{self.paper_id}/{self.topic_id}: {self.score:.2f}"
 
 
+class PhraseVector(models.Model):
+    """The sentence embedding of one short text (an interest phrase, a topic's text), stored once.
+
+    Keyed by a digest of the exact text embedded (a topic's text can be long). Sending workers
+    rank with these and the papers' stored vectors only, so they never load the model
+    (torch, ~500 MB a process); a `matching` worker computes them (digest/services/classify.py).
+    """
+
+    key = models.CharField(max_length=64, help_text="sha256 of text")
+    text = models.TextField()
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key"], name="phrase_vector_key_unique")]
+
+    def __str__(self):
+        return self.text[:80]
+
+
 class Edition(models.Model):
     """One day's issue; frozen once sending starts."""
 

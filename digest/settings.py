@@ -156,6 +156,23 @@ CELERY_VISIBILITY_TIMEOUT = _get("CELERY_VISIBILITY_TIMEOUT", env.int, 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Two kinds of worker (README, "Running in production"). Whatever needs the sentence-embedding
+# model (torch + MiniLM, ~600 MB a process) goes to `matching`: paper embeddings and topic
+# scores, phrase vectors, and planning, which stores any phrase vector still missing. The
+# default queue (sending, emails, webhooks, fetching) ranks with stored vectors only, so its
+# workers never import torch (~150 MB a process).
+MATCHING_QUEUE = env.str("MATCHING_QUEUE", default="matching")
+CELERY_TASK_ROUTES = {
+    f"digest.tasks.{name}": {"queue": MATCHING_QUEUE}
+    for name in (
+        "embed_papers_task",
+        "classify_papers_task",
+        "classify_topic_task",
+        "classify_missing_task",
+        "vectors_store_task",
+        "deliveries_plan_task",
+    )
+}
 
 # Mail. Production: an anymail ESP (ANYMAIL_ESP=postmark|sendgrid|mailgun|amazon_ses|...
 # with its ANYMAIL_* credentials), or SMTP via EMAIL_URL / EMAIL_HOST.

@@ -22,7 +22,9 @@ from django.db import connection
 from django.utils import timezone
 
 from digest.celery import app as celery_app
+from digest.matching import select_for_subscribers, selection, semantic
 from digest.models import Delivery
+from digest.services.classify import papers_embed
 from digest.services.delivery import deliveries_plan, deliveries_reconcile
 from tests.digest_support import SITE, trending_day
 from tests.factories import SubscriberFactory
@@ -224,3 +226,29 @@ def test_a_451_then_250_is_delivered_once_by_the_worker(worker_factory, smtp_sin
     delivery = Delivery.objects.get()
     assert delivery.state == Delivery.State.SENT and delivery.attempts == 2
     assert len(smtp_sink.to(reader.email)) == 1
+
+
+@pytest.mark.skipif(not semantic.available(), reason="the semantic extra (torch) is not installed")
+def test_a_sending_worker_sends_hybrid_digests_without_ever_loading_torch(worker_factory, smtp_sink, edition_day, settings):
+    settings.MATCHING_METHOD = "hybrid"
+    settings.DELIVERY_CHUNK_SIZE = 10
+    papers_embed()  # the matching worker's job after an import
+    interests = ["robot learning, manipulation", "video generation", '"language models"', "", "graphs, drones"]
+    readers = [SubscriberFactory(interests=interests[n % len(interests)], digest_size=5) for n in range(30)]
+    semantic._phrase_cache.clear()
+    selection._cache.clear()
+    expected = {sid: [p.paper_id for p in picks]  # ranked in this process, the model loaded here
+                for sid, picks in select_for_subscribers(subscribers=readers, day=edition_day).items()}
+    worker = worker_factory(MATCHING_METHOD="hybrid")
+    worker.start()
+    deliveries_plan(now=timezone.now(), ignore_hour=True)  # stores the phrase vectors (matching queue's job)
+    _wait_until(lambda: _open_rows() == 0, timeout=60, what="the hybrid deliveries")
+    assert _per_recipient(smtp_sink) == {r.email: 1 for r in readers}
+    assert dict(Delivery.objects.values_list("subscriber_id", "paper_ids")) == expected
+    import psutil
+
+    processes = [psutil.Process(worker.proc.pid), *psutil.Process(worker.proc.pid).children(recursive=True)]
+    assert len(processes) >= 2  # the worker and its pool process, still running
+    for process in processes:
+        with open(f"/proc/{process.pid}/maps") as maps:
+            assert "torch" not in maps.read(), f"process {process.pid} ({process.name()}) has torch loaded"

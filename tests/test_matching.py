@@ -260,13 +260,13 @@ def test_classify_papers_scores_what_is_missing(day_papers):
 
 
 @pytest.mark.django_db
-def test_papers_changed_enqueues_classification_on_the_broker(day_papers, settings):
+def test_papers_changed_enqueues_classification_on_the_matching_queue(day_papers, settings):
     import redis
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("celery")
+    client.delete("matching")
     papers_changed.send(sender=Paper, paper_ids=[day_papers[0].id])
-    messages = [json.loads(m) for m in client.lrange("celery", 0, -1)]
+    messages = [json.loads(m) for m in client.lrange("matching", 0, -1)]
     assert [m["headers"]["task"] for m in messages] == ["digest.tasks.embed_papers_task"]  # the chain's first link
 
 

@@ -12,7 +12,7 @@ from django.db.models import Max, Min
 
 from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
 
-from . import ranking
+from . import ranking, semantic, vectors
 from .scoring import PaperSet, TopicSpec
 from .semantic import from_bytes
 from .text import Phrase, parse_interests
@@ -106,10 +106,14 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
     embeddings = None
     from .scoring import resolve_method
 
+    if resolve_method(method) != "lexical":
+        vectors.phrase_vectors_require(texts=[spec.text for spec in specs])
     if resolve_method(method) != "lexical" and papers:
         stored = [from_bytes(p.embedding) for p in papers]
         if all(v is not None for v in stored):
             embeddings = np.stack(stored)
+        elif not semantic.model_allowed():  # sending: the matching worker stores them first
+            raise vectors.VectorsMissing(paper_ids=[p.id for p, v in zip(papers, stored) if v is None])
         else:  # the worker has not embedded some yet: compute them now (not stored; selectors only read)
             from .scoring import embed_papers
 
@@ -199,7 +203,7 @@ def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, sco
 
 
 def select_for_subscribers(
-    *, subscribers: list, day: datetime.date, candidate_ids: list[int] | None = None
+    *, subscribers: list, day: datetime.date, candidate_ids: list[int] | None = None, method: str | None = None
 ) -> dict[int, list[Pick]]:
     """Each subscriber's digest for `day`: {subscriber id: [Pick, ...]} in digest order.
 
@@ -207,8 +211,12 @@ def select_for_subscribers(
     once; subscribers are scored in vectorized chunks. Papers in a subscriber's SentPaper ledger
     never appear. Picks below the relevance threshold are left out, then the digest is topped
     up with the day's top trending papers (trending=True) up to the subscriber's digest_size.
+
+    Inside semantic.vectors_only() phrase and paper vectors come from the database only and a
+    missing one raises vectors.VectorsMissing before anything is ranked (sending catches it).
+    `method` overrides settings.MATCHING_METHOD (sending's documented lexical fallback).
     """
-    d = day_load(day=day, candidate_ids=candidate_ids)
+    d = day_load(day=day, candidate_ids=candidate_ids, method=method)
     result: dict[int, list[Pick]] = {}
     if not subscribers:
         return result
@@ -233,8 +241,11 @@ def select_for_subscribers(
                 "subscriber_id", "paper_id"
             )
         )
+        interests = [parse_interests(s.interests) for s in chunk]
+        if d.paperset.uses_embeddings:
+            vectors.phrase_vectors_require(texts=[p.text for phrases in interests for p in phrases])
         profiles = ranking.Profiles(
-            interest_slots=table.slots([parse_interests(s.interests) for s in chunk]),
+            interest_slots=table.slots(interests),
             topic_slots=topic_slots,
             sizes=np.array([s.digest_size for s in chunk], dtype=np.int32),
             sent_rows=np.array([row_of[s] for s, _ in sent], dtype=np.int64),
@@ -270,6 +281,10 @@ def select_for_subscribers(
     return result
 
 
-def select_for_subscriber(*, subscriber, day: datetime.date, candidate_ids: list[int] | None = None) -> list[Pick]:
+def select_for_subscriber(
+    *, subscriber, day: datetime.date, candidate_ids: list[int] | None = None, method: str | None = None
+) -> list[Pick]:
     """One subscriber's digest: the bulk path with a chunk of one, so both always agree."""
-    return select_for_subscribers(subscribers=[subscriber], day=day, candidate_ids=candidate_ids)[subscriber.id]
+    return select_for_subscribers(subscribers=[subscriber], day=day, candidate_ids=candidate_ids, method=method)[
+        subscriber.id
+    ]

@@ -1,11 +1,14 @@
-"""Paper embeddings and topic classification: the writes behind matching.
+"""Paper and phrase embeddings and topic classification: the writes behind matching.
 
 `papers_embed` stores each paper's sentence vector once (the worker does it after import);
-`papers_classify` scores papers against every active topic and upserts PaperTopic rows,
-leaving curators' overrides alone.
+`phrase_vectors_store` does the same for interest phrases and topic texts (when a subscriber
+saves interests, and at planning), so sending ranks with stored vectors and never loads the
+model; `papers_classify` scores papers against every active topic and upserts PaperTopic rows,
+leaving curators' overrides alone. All of them run on the `matching` queue.
 """
 
 import logging
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from django.conf import settings
@@ -13,7 +16,9 @@ from django.db.models import Count, Q
 
 from digest.matching import semantic
 from digest.matching.scoring import PaperSet, TopicSpec, embed_papers, resolve_method
-from digest.models import Paper, PaperTopic, Topic
+from digest.matching.text import parse_interests
+from digest.matching.vectors import phrase_key, phrase_vectors_stored
+from digest.models import Paper, PaperTopic, PhraseVector, Topic
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,54 @@ def papers_embed(*, paper_ids: list[int] | None = None, force: bool = False) -> 
         Paper.objects.bulk_update(batch, ["embedding"])
         done += len(batch)
     return done
+
+
+def vectors_wanted() -> bool:
+    """Does ranking here use embeddings (semantic extra installed, method not lexical)?"""
+    return semantic.available() and resolve_method(settings.MATCHING_METHOD) != "lexical"
+
+
+def matching_texts(*, interests: Iterable[str]) -> list[str]:
+    """Every short text ranking embeds for these interests: the active topics' texts and each phrase."""
+    texts = [
+        TopicSpec(t.id, t.name, t.description, t.query).text
+        for t in Topic.objects.filter(active=True).order_by("position", "name", "id")
+    ]
+    for value in set(interests):
+        texts += [phrase.text for phrase in parse_interests(value)]
+    return list(dict.fromkeys(texts))
+
+
+def phrase_vectors_store(*, texts: Sequence[str]) -> int:
+    """Compute and store the vectors of texts that have none in the database; returns how many were added.
+
+    The database is asked, not the in-process cache: a phrase this process embedded for its own
+    ranking may never have been stored. A no-op where ranking uses no embeddings.
+    """
+    if not texts or not vectors_wanted():
+        return 0
+    stored = phrase_vectors_stored(texts=texts)
+    missing = [t for t in dict.fromkeys(texts) if t not in stored]
+    if not missing:
+        return 0
+    vectors = semantic.embed_phrases(missing)
+    PhraseVector.objects.bulk_create(
+        [PhraseVector(key=phrase_key(t), text=t, vector=semantic.to_bytes(v)) for t, v in zip(missing, vectors)],
+        ignore_conflicts=True,  # two matching workers on the same phrase: the vector is the same
+        batch_size=500,
+    )
+    return len(missing)
+
+
+def vectors_store(*, subscriber_ids: Sequence[int] = (), paper_ids: Sequence[int] = ()) -> int:
+    """Everything ranking these subscribers against these papers needs stored; returns vectors added."""
+    if not vectors_wanted():
+        return 0
+    from subscriptions.models import Subscriber
+
+    interests = Subscriber.objects.filter(pk__in=list(subscriber_ids)).values_list("interests", flat=True)
+    added = phrase_vectors_store(texts=matching_texts(interests=interests))
+    return added + (papers_embed(paper_ids=list(paper_ids)) if paper_ids else 0)
 
 
 def _background(exclude: set[int], *, with_embeddings: bool) -> list[Paper]:

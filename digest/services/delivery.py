@@ -97,7 +97,7 @@ def subscribers_due(*, now: datetime.datetime, edition: Edition, ignore_hour: bo
         .exclude(email__in=Suppression.objects.values("email"))
         .exclude(deliveries__edition=edition)
         .annotate(last_planned=Subquery(last_planned))
-        .only("id", "email", "timezone", "send_hour", "frequency", "weekday", "paused_until")
+        .only("id", "email", "interests", "timezone", "send_hour", "frequency", "weekday", "paused_until")
         .order_by("id")
     )
     return [
@@ -141,6 +141,8 @@ def deliveries_plan(
         return Plan(edition=edition, note=f"edition {day} has no papers")
     due = subscribers_due(now=now, edition=edition, ignore_hour=ignore_hour)
     due_ids = [s.pk for s in due]
+    if due:
+        _plan_vectors(subscribers=due, edition=edition)
     with transaction.atomic():
         Delivery.objects.bulk_create(
             [Delivery(edition=edition, subscriber_id=pk) for pk in due_ids], ignore_conflicts=True, batch_size=1000
@@ -155,6 +157,21 @@ def deliveries_plan(
         new_ids.sort()
         chunks = deliveries_enqueue(delivery_ids=new_ids)
     return Plan(edition=edition, due=len(due), planned=len(new_ids), chunks=chunks)
+
+
+def _plan_vectors(*, subscribers: list[Subscriber], edition: Edition) -> None:
+    """Store every vector sending will rank these readers with, before their chunks are queued.
+
+    Planning runs on the `matching` queue, where the model may load; sending workers then
+    rank with stored vectors only (see _picks_for). Outside the database round trip that finds
+    them all stored, this costs nothing on an ordinary day.
+    """
+    from digest.services.classify import matching_texts, papers_embed, phrase_vectors_store, vectors_wanted
+
+    if not vectors_wanted():
+        return
+    phrase_vectors_store(texts=matching_texts(interests=[s.interests for s in subscribers]))
+    papers_embed(paper_ids=list(edition.paper_ids))
 
 
 def deliveries_enqueue(*, delivery_ids: list[int]) -> int:
@@ -621,20 +638,61 @@ class ChunkResult:
     failed: int = 0
     retrying: int = 0
     not_claimed: int = 0
+    waiting: int = 0  # left pending, re-queued until a matching worker has stored their vectors
     errors: list[str] = field(default_factory=list)
 
 
-def _picks_for(*, edition: Edition, subscribers: list[Subscriber]) -> dict[int, list]:
+# When a vector is missing at send time (interests saved moments ago, papers not embedded yet),
+# the chunk asks the matching queue for it and comes back after each of these countdowns
+# (about 6 minutes in all) before ranking lexically with a warning: a digest a few minutes
+# late beats a worse one, and a worse one, said so in the log, beats none.
+VECTOR_WAIT_COUNTDOWNS = (2, 4, 8, 16, 32, 64, 120, 120)
+
+
+def _picks_for(
+    *, edition: Edition, subscribers: list[Subscriber], rows: list[Delivery], vector_waits: int, result: ChunkResult
+) -> dict[int, list] | None:
+    """Each live reader's picks, ranked with stored vectors only (a sending worker never loads the model).
+
+    None means the rows were re-queued to wait for missing vectors; nothing was claimed.
+    """
     from digest import matching
+    from digest.matching import semantic
+    from digest.matching.vectors import VectorsMissing
+    from digest.tasks.classify import vectors_store_task
+    from digest.tasks.sending import deliveries_retry_later
 
-    return matching.select_for_subscribers(subscribers=subscribers, day=edition.date, candidate_ids=list(edition.paper_ids))
+    day, candidates = edition.date, list(edition.paper_ids)
+    try:
+        with semantic.vectors_only():
+            return matching.select_for_subscribers(subscribers=subscribers, day=day, candidate_ids=candidates)
+    except VectorsMissing as missing:
+        if vector_waits < len(VECTOR_WAIT_COUNTDOWNS):
+            if vector_waits == 0:
+                vectors_store_task.delay(subscriber_ids=[s.pk for s in subscribers], paper_ids=candidates)
+            countdown = VECTOR_WAIT_COUNTDOWNS[vector_waits]
+            logger.info("edition %s: %s; %d deliveries wait %ss for the matching queue", day, missing, len(rows), countdown)
+            deliveries_retry_later(delivery_ids=[r.pk for r in rows], countdown=countdown, vector_waits=vector_waits + 1)
+            result.waiting += len(rows)
+            return None
+        logger.warning(
+            "edition %s: %s after %d waits for the matching queue (is a matching worker running?); "
+            "%d digests ranked lexically instead", day, missing, vector_waits, len(subscribers),
+        )
+        with semantic.vectors_only():
+            return matching.select_for_subscribers(
+                subscribers=subscribers, day=day, candidate_ids=candidates, method="lexical"
+            )
 
 
-def deliveries_send_chunk(*, delivery_ids: list[int], now: datetime.datetime | None = None) -> ChunkResult:
+def deliveries_send_chunk(
+    *, delivery_ids: list[int], now: datetime.datetime | None = None, vector_waits: int = 0
+) -> ChunkResult:
     """Claim, render and send each row of a chunk over one SMTP/ESP connection.
 
     Rows another worker holds, already sent, or waiting for a retry time are left alone.
     Nothing here runs inside a transaction: each claim and each record commits at once.
+    `vector_waits`: how often this chunk has already waited for missing vectors (_picks_for).
     """
     result = ChunkResult()
     start = now or timezone.now()
@@ -657,7 +715,8 @@ def deliveries_send_chunk(*, delivery_ids: list[int], now: datetime.datetime | N
     try:
         with _async_commit():
             for edition_rows in by_edition.values():
-                _send_edition_rows(rows=edition_rows, smtp=smtp, now=now, suppressed=suppressed, result=result)
+                _send_edition_rows(rows=edition_rows, smtp=smtp, now=now, suppressed=suppressed, result=result,
+                                   vector_waits=vector_waits)
     finally:
         smtp.close()
     return result
@@ -669,10 +728,16 @@ def deliveries_send_chunk(*, delivery_ids: list[int], now: datetime.datetime | N
 CLAIM_BATCH = 25
 
 
-def _send_edition_rows(*, rows: list[Delivery], smtp, now, suppressed: set[str], result: ChunkResult) -> None:
+def _send_edition_rows(
+    *, rows: list[Delivery], smtp, now, suppressed: set[str], result: ChunkResult, vector_waits: int = 0
+) -> None:
     edition = rows[0].edition
     live = [r.subscriber for r in rows if r.subscriber.status == Subscriber.Status.CONFIRMED]
-    picks_by_subscriber = _picks_for(edition=edition, subscribers=live) if live else {}
+    picks_by_subscriber = (
+        _picks_for(edition=edition, subscribers=live, rows=rows, vector_waits=vector_waits, result=result) if live else {}
+    )
+    if picks_by_subscriber is None:
+        return
     ranks = edition_ranks(edition=edition)
     render_cache = _render_cache
     # Renew the lease when half of it has gone, so a slow batch never outlives its

@@ -1,4 +1,6 @@
-"""Tasks: embed and classify papers; receivers that enqueue them when papers or topics change."""
+"""Tasks: embed and classify papers, store phrase vectors; receivers that enqueue them when papers,
+topics or subscribers' interests change. All are routed to the `matching` queue (settings.CELERY_TASK_ROUTES):
+the only workers that load the model."""
 
 import logging
 
@@ -10,8 +12,10 @@ from django.dispatch import receiver
 from digest.models import Topic
 from digest.services import classify
 from digest.signals import papers_changed
+from subscriptions.models import Subscriber
 
-__all__ = ["embed_papers_task", "classify_papers_task", "classify_topic_task", "classify_missing_task"]
+__all__ = ["embed_papers_task", "classify_papers_task", "classify_topic_task", "classify_missing_task",
+           "vectors_store_task"]
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +37,11 @@ def classify_topic_task(topic_id: int) -> int:
 @shared_task(name="digest.tasks.classify_missing_task")
 def classify_missing_task() -> list[int]:
     return list(classify.papers_classify_missing())
+
+
+@shared_task(name="digest.tasks.vectors_store_task")
+def vectors_store_task(subscriber_ids: list[int] | None = None, paper_ids: list[int] | None = None) -> int:
+    return classify.vectors_store(subscriber_ids=subscriber_ids or [], paper_ids=paper_ids or [])
 
 
 def _enqueue(signature, what: str) -> None:
@@ -70,3 +79,19 @@ def on_topic_saved(sender, instance, created, raw=False, **kwargs):
     if changed and instance.active:
         topic_id = instance.pk
         transaction.on_commit(lambda: _enqueue(classify_topic_task.si(topic_id), f"re-classification of topic {topic_id}"))
+
+
+@receiver(post_save, sender=Subscriber, dispatch_uid="matching-subscriber-saved")
+def on_subscriber_saved(sender, instance, created, raw=False, update_fields=None, **kwargs):
+    # Confirmed readers' phrases get their vectors long before their send hour; planning
+    # stores any still missing (bulk imports and queryset updates send no signal).
+    if raw or instance.status != Subscriber.Status.CONFIRMED or not (instance.interests or "").strip():
+        return
+    if update_fields is not None and not {"interests", "status"} & set(update_fields):
+        return
+    if not classify.vectors_wanted():
+        return
+    subscriber_id = instance.pk
+    transaction.on_commit(
+        lambda: _enqueue(vectors_store_task.si(subscriber_ids=[subscriber_id]), f"phrase vectors of subscriber {subscriber_id}")
+    )

@@ -28,17 +28,19 @@ def deliveries_plan_task() -> dict:
 
 
 @shared_task(name="digest.tasks.deliveries_send_chunk_task")
-def deliveries_send_chunk_task(delivery_ids: list[int]) -> dict:
-    result = delivery.deliveries_send_chunk(delivery_ids=[int(i) for i in delivery_ids])
-    return {"sent": result.sent, "skipped": result.skipped, "failed": result.failed, "retrying": result.retrying}
+def deliveries_send_chunk_task(delivery_ids: list[int], vector_waits: int = 0) -> dict:
+    result = delivery.deliveries_send_chunk(delivery_ids=[int(i) for i in delivery_ids], vector_waits=int(vector_waits))
+    return {"sent": result.sent, "skipped": result.skipped, "failed": result.failed, "retrying": result.retrying,
+            "waiting": result.waiting}
 
 
-def deliveries_retry_later(*, delivery_ids: list[int], countdown: float) -> None:
+def deliveries_retry_later(*, delivery_ids: list[int], countdown: float, vector_waits: int = 0) -> None:
     """Queue a retry on the queue the current chunk came from (the default one outside a worker)."""
     info = (current_task.request.delivery_info or {}) if current_task else {}
     queue = info.get("routing_key")
     options = {"queue": queue} if queue else {}
-    deliveries_send_chunk_task.apply_async(args=[delivery_ids], countdown=countdown, **options)
+    kwargs = {"vector_waits": vector_waits} if vector_waits else {}
+    deliveries_send_chunk_task.apply_async(args=[delivery_ids], kwargs=kwargs, countdown=countdown, **options)
 
 
 @shared_task(name="digest.tasks.deliveries_reconcile_task")
