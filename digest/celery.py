@@ -44,6 +44,13 @@ app.conf.beat_schedule = {
 }
 
 
+# Workers load the matching stack (numpy, scipy, bm25s) once, before the pool forks, so the
+# children share it; the web process never imports it (see digest/tasks/classify.py).
+@signals.worker_init.connect
+def _matching_preloaded(**kwargs):
+    from digest.services import classify  # noqa: F401
+
+
 # Database connections live across tasks (CELERY_DB_REUSE_MAX in settings) instead of a
 # fresh PostgreSQL backend for every chunk; like Django around a request, each task
 # starts and ends by dropping a connection that broke or outlived CONN_MAX_AGE.

@@ -10,7 +10,6 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from digest.models import Topic
-from digest.services import classify
 from digest.signals import papers_changed
 from subscriptions.models import Subscriber
 
@@ -19,29 +18,38 @@ __all__ = ["embed_papers_task", "classify_papers_task", "classify_topic_task", "
 log = logging.getLogger(__name__)
 
 
+def _classify():
+    # Imported on first use: digest.apps.ready imports this module for its receivers, and
+    # digest.services.classify brings numpy, scipy and bm25s (~130k objects, ~25 MB) into
+    # every web process, which never embeds or classifies. Workers preload it (digest/celery.py).
+    from digest.services import classify
+
+    return classify
+
+
 @shared_task(name="digest.tasks.embed_papers_task")
 def embed_papers_task(paper_ids: list[int]) -> int:
-    return classify.papers_embed(paper_ids=paper_ids)
+    return _classify().papers_embed(paper_ids=paper_ids)
 
 
 @shared_task(name="digest.tasks.classify_papers_task")
 def classify_papers_task(paper_ids: list[int]) -> int:
-    return classify.papers_classify(paper_ids=paper_ids)
+    return _classify().papers_classify(paper_ids=paper_ids)
 
 
 @shared_task(name="digest.tasks.classify_topic_task")
 def classify_topic_task(topic_id: int) -> int:
-    return classify.topic_reclassify(topic_id=topic_id)
+    return _classify().topic_reclassify(topic_id=topic_id)
 
 
 @shared_task(name="digest.tasks.classify_missing_task")
 def classify_missing_task() -> list[int]:
-    return list(classify.papers_classify_missing())
+    return list(_classify().papers_classify_missing())
 
 
 @shared_task(name="digest.tasks.vectors_store_task")
 def vectors_store_task(subscriber_ids: list[int] | None = None, paper_ids: list[int] | None = None) -> int:
-    return classify.vectors_store(subscriber_ids=subscriber_ids or [], paper_ids=paper_ids or [])
+    return _classify().vectors_store(subscriber_ids=subscriber_ids or [], paper_ids=paper_ids or [])
 
 
 def _enqueue(signature, what: str) -> None:
@@ -89,7 +97,7 @@ def on_subscriber_saved(sender, instance, created, raw=False, update_fields=None
         return
     if update_fields is not None and not {"interests", "status"} & set(update_fields):
         return
-    if not classify.vectors_wanted():
+    if not _classify().vectors_wanted():
         return
     subscriber_id = instance.pk
     transaction.on_commit(
