@@ -9,8 +9,10 @@ tests/personas/personas_blind.json holds 22 more ("blind"): interests typed the 
 them (two or three phrases, some quoted, some vague), labelled by reading the papers before any
 ranking was looked at. tests/personas/personas_blind2.json holds 23 more ("blind2"), written the same
 way once "blind" had been looked at while tuning, on other subjects (reward models, hardware,
-bandits, "computer vision", one-paper niches). Changes to scoring are judged on fresh, blind and
-blind2, blind2 weighing most.
+bandits, "computer vision", one-paper niches). tests/personas/personas_blind3.json holds 26 more
+("blind3"), written and labelled the same way after blind and blind2 had been tuned on, mostly on
+subjects the topic list does not name (serving, pruning, KV cache, coresets, imitation learning ...).
+Changes to scoring are judged on fresh, blind, blind2 and blind3, the newest weighing most.
 
 Two ways of measuring: evaluate() ranks all 242 demo papers at once; evaluate_daily() is the
 digest path, one demo day at a time, with the relevance threshold and the trending top-up.
@@ -31,23 +33,24 @@ from tests.factories import SubscriberFactory
 needs_semantic = pytest.mark.skipif(not semantic.available(), reason="semantic extra not installed")
 
 # P@5 / R@10 each method reached when the floors were set (bench/matching.py --personas):
-#            holdout        fresh          blind          blind2
-# lexical    0.897 / 0.801  0.759 / 0.838  0.814 / 0.818  0.788 / 0.789
-# semantic   0.929 / 0.831  0.831 / 0.880  0.854 / 0.880  0.810 / 0.822
-# hybrid     0.934 / 0.860  0.885 / 0.922  0.848 / 0.878  0.860 / 0.874
+#            holdout        fresh          blind          blind2         blind3
+# lexical    0.897 / 0.801  0.759 / 0.838  0.814 / 0.818  0.788 / 0.789  0.777 / 0.799
+# semantic   0.929 / 0.831  0.831 / 0.880  0.854 / 0.880  0.810 / 0.822  0.779 / 0.836
+# hybrid     0.934 / 0.860  0.885 / 0.922  0.848 / 0.878  0.860 / 0.874  0.813 / 0.856
 FLOORS = {
     "holdout": {"lexical": 0.87, "semantic": 0.90, "hybrid": 0.91},
     "fresh": {"lexical": 0.73, "semantic": 0.80, "hybrid": 0.86},
     "blind": {"lexical": 0.79, "semantic": 0.83, "hybrid": 0.82},
     "blind2": {"lexical": 0.76, "semantic": 0.78, "hybrid": 0.84},
+    "blind3": {"lexical": 0.75, "semantic": 0.75, "hybrid": 0.79},
 }
 # Hybrid, the default where torch is installed, must also keep recall: a floor per split.
-HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.90, "blind": 0.85, "blind2": 0.85}
-# The digest path day by day (hybrid): P@5 0.949 / 0.946 / 0.868 / 0.818, R@10 0.965 / 0.953 / 0.897 /
-# 0.804, and of the papers a digest says match an interest, 0.403 / 0.408 / 0.436 / 0.408 are
-# relevant. The last keeps the threshold honest: dropping it would raise P@5 by calling everything
-# a match.
-DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.92, "blind": 0.84, "blind2": 0.79}
+HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.90, "blind": 0.85, "blind2": 0.85, "blind3": 0.83}
+# The digest path day by day (hybrid): P@5 0.949 / 0.946 / 0.868 / 0.818 / 0.762, R@10 0.965 / 0.953 /
+# 0.897 / 0.804 / 0.811, and of the papers a digest says match an interest, 0.403 / 0.408 / 0.436 /
+# 0.408 / 0.385 are relevant. The last keeps the threshold honest: dropping it would raise P@5 by
+# calling everything a match.
+DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.92, "blind": 0.84, "blind2": 0.79, "blind3": 0.74}
 DAILY_MATCH_PRECISION_FLOOR = 0.38
 
 
@@ -60,6 +63,7 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
     assert len(load_personas("fresh")) >= 16
     assert len(load_personas("blind")) >= 16
     assert len(load_personas("blind2")) >= 16
+    assert len(load_personas("blind3")) >= 20
     for persona in personas:
         assert persona["relevant"], persona["name"]
         assert set(persona["relevant"]) <= titles, persona["name"]
@@ -69,7 +73,7 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
     "method",
     ["lexical", pytest.param("semantic", marks=needs_semantic), pytest.param("hybrid", marks=needs_semantic)],
 )
-@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2"])
+@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3"])
 def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
     scores = evaluate(method=method, split=split)
     assert scores.precision_at_5 >= FLOORS[split][method], scores.failures
@@ -78,7 +82,7 @@ def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
 
 
 @needs_semantic
-@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2"])
+@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3"])
 def test_day_by_day_digests_put_the_relevant_papers_first_and_call_few_strays_matches(split):
     scores = evaluate_daily(method="hybrid", split=split)
     assert scores.precision_at_5 >= DAILY_FLOORS[split], scores.failures
