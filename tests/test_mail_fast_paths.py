@@ -213,6 +213,42 @@ def test_headers_fold_exactly_as_the_stdlib_folds_them():
             assert _fold(name, value) == reference.fold(name, value), (name, value)
 
 
+@pytest.mark.django_db
+def test_links_are_the_paths_reverse_gives_for_any_token():
+    import random
+    import string
+
+    from django.urls import reverse, set_script_prefix
+
+    from subscriptions import links
+
+    rng = random.Random(4)
+    tokens = ["".join(rng.choice(string.ascii_letters + string.digits + "-_:") for _ in range(rng.randint(1, 90)))
+              for _ in range(300)] + ["a b", "é:x", "%41", "?q"]
+    for prefix in ["/", "/paperboy/"]:
+        set_script_prefix(prefix)
+        try:
+            for name in ("subscriptions:confirm", "subscriptions:manage", "subscriptions:unsubscribe"):
+                for token in tokens:
+                    assert links._token_path(name, token) == reverse(name, kwargs={"token": token})
+        finally:
+            set_script_prefix("/")
+    reader = SubscriberFactory()
+    assert links.manage_url(reader).startswith(f"{SITE}/manage/") and links.unsubscribe_url(reader).endswith("/")
+
+
+def test_dot_stuffing_doubles_exactly_the_dots_smtplib_doubles():
+    import random
+
+    from digest.mail.smtp import _quote_periods
+
+    rng = random.Random(3)
+    samples = [b"", b".", b"..", b".\r\n.", b"a\r\n.b\r\n..c\n.\r.", b"\n\n.\n."]
+    samples += [bytes(rng.choice(b".\r\nab") for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    for data in samples:
+        assert _quote_periods(data) == smtplib._quote_periods(data), data
+
+
 @pytest.mark.skipif(__import__("shutil").which("spamassassin") is None, reason="SpamAssassin is not installed")
 @pytest.mark.django_db
 def test_spamassassin_scores_the_bytes_our_smtp_backend_writes_clean(settings):

@@ -100,8 +100,7 @@ def sendmail_pipelined(smtp: smtplib.SMTP, from_addr: str, to_addrs: list[str], 
     if data_code != 354:
         _abort(smtp, data_code)
         raise smtplib.SMTPDataError(data_code, data_resp)
-    # Dot-stuffing (smtplib's regex walks every line; most messages have no line to stuff).
-    payload = smtplib._quote_periods(msg) if msg.startswith(b".") or b"\n." in msg else msg
+    payload = _quote_periods(msg)
     if payload[-2:] != b"\r\n":
         payload += b"\r\n"
     smtp.send(payload + b".\r\n")
@@ -110,6 +109,17 @@ def sendmail_pipelined(smtp: smtplib.SMTP, from_addr: str, to_addrs: list[str], 
         _abort(smtp, code)
         raise smtplib.SMTPDataError(code, resp)
     return refused
+
+
+def _quote_periods(msg: bytes) -> bytes:
+    """Dot-stuffing, byte for byte what smtplib._quote_periods does (a dot at the start of any line doubled).
+
+    smtplib's multi-line regex took ~95 us on a digest, whose inlined <style> lines (".paper { ...")
+    always need it; a line starts at the beginning or after a LF, which bytes.replace finds in ~30.
+    """
+    if msg.startswith(b"."):
+        msg = b"." + msg
+    return msg.replace(b"\n.", b"\n..")
 
 
 def _abort(smtp: smtplib.SMTP, code: int) -> None:
