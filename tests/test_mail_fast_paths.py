@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from digest import matching
 from digest.emails import email_render, template_inline_css
 from digest.mail.mime import message_bytes
+from digest.models import Paper
 from digest.services.delivery import digest_context
 from digest.services.editions import edition_ranks
 from tests.digest_support import SITE, frozen_edition
@@ -77,6 +78,36 @@ def test_the_digest_template_inlined_once_renders_the_same_page_as_inlining_ever
         fast = email_render(name="digest", context=context).html
         assert _Document(fast).events == _Document(_inlined_after_rendering("digest", context)).events
         assert 'style="' in fast and "&lt;Bytes&gt;" in fast and "<Bytes>" not in fast
+
+
+@pytest.mark.django_db
+def test_cards_rendered_once_per_paper_give_the_bytes_the_whole_template_gives():
+    """Random digests (some papers without authors, link or votes, pinned, trending, odd characters):
+    the page assembled from cached cards is the template's own output, text and HTML."""
+    import random
+
+    from digest import emails
+
+    edition = frozen_edition(day=DAY, count=14, title="Bits & <Bytes> \"quoted\" o'clock {{ loop.index }} PBLOOPINDEXX")
+    papers = list(Paper.objects.filter(pk__in=edition.paper_ids).order_by("pk"))
+    for n, paper in enumerate(papers[::2]):  # most cards plain, some that can only render the slow way
+        paper.title = f"Plain paper {n}"
+        paper.save()
+    ranks = edition_ranks(edition=edition)
+    reader = SubscriberFactory(email="ada&co@example.com")
+    rng = random.Random(8)
+    reasons = [[], ["trending #2 today"], ["matches your interest 'robots <&>'", "trending #1 today"], ["topic: Robotics"]]
+    for _ in range(150):
+        picks = [matching.Pick(paper_id=p.id, paper=p, score=0.5, reasons=rng.choice(reasons), trending=rng.random() < 0.3,
+                               pinned=rng.random() < 0.1) for p in rng.sample(papers, rng.randint(0, 12))]
+        context = digest_context(subscriber=reader, edition=edition, picks=picks, ranks=ranks)
+        for item in context["papers"]:
+            if rng.random() < 0.2:
+                item.update(authors="", url="", upvotes=0, pdf_url="")
+        context = {"site_name": "Paperboy", "site_url": SITE, **context}
+        for env, name in ((emails.text_env(), "digest.txt"), (emails.html_env(), "digest.html")):
+            assert emails._render(env, name, context) == env.get_template(name).render(context)
+    assert all(split.page is not None and split.cache for _, split in emails._cards.values())
 
 
 def test_inlining_refuses_css_whose_match_depends_on_which_branch_rendered():
