@@ -13,6 +13,11 @@ app.autodiscover_tasks()
 
 # Only one beat may run (see README, "Running in production").
 app.conf.beat_schedule = {
+    # Signups whose drain task was never queued (broker down after the form was recorded).
+    "sweep-signup-requests": {
+        "task": "digest.tasks.signup_requests_drain_task",
+        "schedule": 60.0,
+    },
     "purge-unconfirmed-subscribers": {
         "task": "digest.tasks.subscribers_purge_unconfirmed_task",
         "schedule": crontab(minute=17, hour=3),

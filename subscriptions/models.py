@@ -92,3 +92,30 @@ class Suppression(models.Model):
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
+
+
+class SignupRequest(models.Model):
+    """A signup form as submitted, waiting for the worker (subscriptions.services.signup_requests_process).
+
+    The web request only records this row, the same write whatever the address's state,
+    so neither the answer nor its timing tells whether an address is known. The worker
+    applies it (new, pending, confirmed, unsubscribed, suppressed) and deletes it.
+    """
+
+    email = models.CharField(max_length=254)
+    topic_ids = models.JSONField(default=list)
+    interests = models.CharField(max_length=500, blank=True)
+    frequency = models.CharField(max_length=6)
+    weekday = models.PositiveSmallIntegerField()
+    send_hour = models.PositiveSmallIntegerField()
+    timezone = models.CharField(max_length=64)
+    digest_size = models.PositiveSmallIntegerField()
+    signup_ip = models.GenericIPAddressField(null=True, blank=True)
+    signup_user_agent = models.CharField(max_length=500, blank=True)
+    signup_source = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField()
+    # Failed applications so far; a request that keeps failing is left for the operator.
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self):
+        return f"signup request #{self.pk}"

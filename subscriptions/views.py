@@ -127,12 +127,12 @@ def _signup_post(request: HttpRequest) -> HttpResponse:
         email = form.cleaned_data["email"]
         if _rate_limited(request, group="signup-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
             return ratelimited(request)
-        services.subscriber_signup(
+        services.signup_request_record(
             email=email,
             preferences=form.preferences(),
             consent=form.consent(ip=client_ip(request), user_agent=_user_agent(request)),
         )
-        # The same answer whatever the address's state: no enumeration.
+        # The same answer, and the same work, whatever the address's state: no enumeration.
         return HttpResponseRedirect(reverse("subscriptions:signup_done"))
     trending_date, trending = trending_latest(limit=8)
     return _page(request, "signup.html", {"form": form, "trending_date": trending_date, "trending": trending})

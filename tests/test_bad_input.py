@@ -282,4 +282,7 @@ def test_a_user_agent_with_nul_bytes_is_stored_without_them(safe_client, world):
                                       "interests": "robots", "frequency": "daily", "weekday": 0, "send_hour": 7,
                                       "timezone": "UTC", "digest_size": 10}, HTTP_USER_AGENT="Mozilla\x00/5.0\x00")
     assert response.status_code == 302
+    from subscriptions.services import signup_requests_process
+
+    signup_requests_process()  # the worker's part
     assert Subscriber.objects.get(email="nul@example.org").signup_user_agent == "Mozilla/5.0"

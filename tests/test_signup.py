@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions import services
-from subscriptions.models import Subscriber, Suppression
+from subscriptions.models import SignupRequest, Subscriber, Suppression
 from digest.models import Topic
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
 
@@ -44,11 +44,17 @@ def _form(email="Ada@Example.org ", **overrides):
     return data
 
 
+def _post(client, ip="203.0.113.7", **form):
+    return client.post(reverse("subscriptions:signup"), _form(**form), REMOTE_ADDR=ip, HTTP_USER_AGENT="Mozilla/5.0 test")
+
+
 def _signup(client, django_capture_on_commit_callbacks, ip="203.0.113.7", **form):
+    """The form's POST, then the worker's part: applying the recorded request."""
     with django_capture_on_commit_callbacks(execute=True):
-        return client.post(
-            reverse("subscriptions:signup"), _form(**form), REMOTE_ADDR=ip, HTTP_USER_AGENT="Mozilla/5.0 test"
-        )
+        response = _post(client, ip=ip, **form)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.signup_requests_process()  # a no-op where eager tasks applied it already
+    return response
 
 
 def _link(text: str, kind: str) -> str:
@@ -334,19 +340,126 @@ def test_interests_alone_are_enough(client, topics, django_capture_on_commit_cal
     assert Subscriber.objects.get().interests == "protein folding"
 
 
-def test_a_new_signup_is_a_fixed_small_number_of_queries(
+def test_a_signup_post_is_a_fixed_small_number_of_queries(
     client, topics, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
-    # The topics (the cache is empty), then on PostgreSQL one statement: the row and its topic
-    # links unless the address is suppressed or known. Elsewhere: suppression check,
-    # savepoint, lookup, insert, topic links, release.
-    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 7):
-        response = _signup(client, django_capture_on_commit_callbacks, email="fast@example.org")
+    # The topics (the cache is empty), then the request's INSERT; the worker does the rest.
+    with django_assert_num_queries(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = _post(client, email="fast@example.org")
     assert response.status_code == 302
+    assert not Subscriber.objects.exists()
+    assert services.signup_requests_process() == 1
     subscriber = Subscriber.objects.get(email="fast@example.org")
     assert [t.slug for t in subscriber.topics.all()] == ["robotics"]
     assert subscriber.status == Subscriber.Status.PENDING and subscriber.last_confirmation_sent_at
     assert subscriber.signup_ip == "203.0.113.7" and subscriber.signup_user_agent == "Mozilla/5.0 test"
+    assert not SignupRequest.objects.exists()
+
+
+def test_the_signup_post_does_the_same_queries_and_answers_the_same_whatever_the_address_state(
+    client, topics, django_capture_on_commit_callbacks, monkeypatch
+):
+    """No enumeration by timing either: the web request reads nothing about the address.
+
+    Every state costs the same statements (only the address in the parameters differs) and
+    the same drain request; what each state means is the worker's business.
+    """
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    SubscriberFactory(email="pending@example.org", status=Subscriber.Status.PENDING)
+    SubscriberFactory(email="confirmed@example.org", status=Subscriber.Status.CONFIRMED)
+    SubscriberFactory(email="left@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+    SubscriberFactory(email="bounced@example.org", status=Subscriber.Status.SUPPRESSED)
+    Suppression.objects.create(email="bounced@example.org", reason="hard bounce")
+    Suppression.objects.create(email="complained@example.org", reason="complaint")
+    drains = []
+    monkeypatch.setattr(services, "signup_requests_drain_soon", lambda: drains.append(1))
+    client.get("/")  # topics cached, as for every visitor but the first
+
+    seen = []
+    for email in ["new@example.org", "pending@example.org", "confirmed@example.org", "left@example.org",
+                  "bounced@example.org", "complained@example.org"]:
+        with CaptureQueriesContext(db) as queries, django_capture_on_commit_callbacks(execute=True):
+            response = _post(client, email=email)
+        statements = [re.sub(r"'[^']*'", "?", q["sql"]) for q in queries.captured_queries]  # values aside
+        seen.append((response.status_code, response["Location"], response.content, tuple(statements)))
+    assert len(set(seen)) == 1
+    assert len(seen[0][3]) == 1 and "subscriptions_signuprequest" in seen[0][3][0]
+    assert all("subscriptions_subscriber" not in sql and "suppression" not in sql for sql in seen[0][3])
+    assert len(drains) == 6
+    assert SignupRequest.objects.count() == 6
+
+
+def test_a_recorded_signup_is_kept_through_a_broker_outage_and_the_sweep_applies_it(
+    client, topics, smtp_sink, django_capture_on_commit_callbacks, monkeypatch, eager_tasks
+):
+    from kombu.exceptions import OperationalError
+
+    from digest.tasks.subscribers import signup_requests_drain_task
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(signup_requests_drain_task, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = _post(client)
+    assert response.status_code == 302  # the request is committed before the answer
+    assert SignupRequest.objects.count() == 1 and smtp_sink.messages == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert signup_requests_drain_task() == 1  # what beat runs every minute
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+    assert "Confirm" in smtp_sink.to("ada@example.org")[0].subject
+    assert not SignupRequest.objects.exists()
+
+
+def test_running_the_drain_task_twice_applies_each_request_once_and_sends_one_email(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    from digest.tasks.subscribers import signup_requests_drain_task
+
+    monkeypatch.setattr(services, "signup_requests_drain_soon", lambda: None)  # the worker is late
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client)
+    for expected in (1, 0):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert signup_requests_drain_task() == expected
+    assert len(smtp_sink.to("ada@example.org")) == 1
+    assert Subscriber.objects.count() == 1
+
+
+def test_the_latest_form_of_a_pending_address_wins_when_both_wait_for_the_worker(
+    client, topics, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(services, "signup_requests_drain_soon", lambda: None)
+    _post(client, digest_size="12")
+    _post(client, digest_size="20", ip="203.0.113.8")
+    services.signup_requests_process()
+    assert Subscriber.objects.get().digest_size == 20
+
+
+def test_a_request_that_cannot_be_applied_is_kept_and_counted_and_the_others_still_apply(
+    client, topics, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(services, "signup_requests_drain_soon", lambda: None)
+    _post(client, email="broken@example.org")
+    _post(client, email="fine@example.org")
+    real = services.subscriber_signup
+
+    def flaky(*, email, **kwargs):
+        if email == "broken@example.org":
+            raise RuntimeError("boom")
+        return real(email=email, **kwargs)
+
+    monkeypatch.setattr(services, "subscriber_signup", flaky)
+    for _ in range(services.SIGNUP_REQUEST_MAX_ATTEMPTS + 1):
+        services.signup_requests_process()
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["fine@example.org"]
+    left = SignupRequest.objects.get()
+    assert (left.email, left.attempts) == ("broken@example.org", services.SIGNUP_REQUEST_MAX_ATTEMPTS)
 
 
 def test_a_topic_ticked_twice_is_linked_once(client, topics, django_capture_on_commit_callbacks):
@@ -412,3 +525,4 @@ def test_with_redis_unreachable_a_signup_gets_a_clear_503_and_nothing_is_saved(c
     assert response.status_code == 503
     assert "try again in a few minutes" in response.content.decode()
     assert not Subscriber.objects.exists()
+    assert not SignupRequest.objects.exists()

@@ -1,4 +1,4 @@
-"""Tasks: subscriber emails and the purge of unconfirmed signups. Thin adapters over subscriptions.services."""
+"""Tasks: subscriber emails, applying recorded signups, the purge of unconfirmed signups. Thin adapters over subscriptions.services."""
 
 import smtplib
 import socket
@@ -12,6 +12,7 @@ __all__ = [
     "subscriber_send_confirmation_task",
     "subscriber_send_manage_link_task",
     "subscribers_purge_unconfirmed_task",
+    "signup_requests_drain_task",
 ]
 
 # Worth another try later: the server or the network hiccuped. A refused recipient or
@@ -46,3 +47,8 @@ def subscriber_send_manage_link_task(subscriber_id: int) -> bool:
 @shared_task(name="digest.tasks.subscribers_purge_unconfirmed_task")
 def subscribers_purge_unconfirmed_task() -> int:
     return services.subscribers_purge_unconfirmed()
+
+
+@shared_task(name="digest.tasks.signup_requests_drain_task")
+def signup_requests_drain_task() -> int:
+    return services.signup_requests_process()
