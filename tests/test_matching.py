@@ -329,3 +329,19 @@ def test_an_install_without_the_semantic_extra_falls_back_to_lexical(settings):
     first, second = result.stdout.split("\n")[:2]
     assert first == "False lexical"
     assert float(second) >= 0.8
+
+
+def test_an_interest_widened_to_its_topic_is_not_pulled_towards_papers_sharing_only_a_common_query_word():
+    from digest.matching.scoring import PaperSet, TopicSpec
+    from digest.matching.text import Phrase
+
+    # Half the papers say "efficient" (as a third of real abstracts do); one is about binarization.
+    docs = [("Network binarization", "We binarize the weights of a network to one bit.")]
+    docs += [(f"Method {i}", f"An efficient approach to problem number {i}.") for i in range(10)]
+    docs += [(f"Study {i}", f"Observations on question number {i}.") for i in range(9)]
+    topic = TopicSpec(1, "Compression", "compressing networks", "binarization, efficient")
+    papers = PaperSet(docs=docs, topics=[topic], method="lexical")
+    scores = papers.phrase_scores([Phrase("compression")])[0]
+    # Both words are the topic's, but only the rare one says what the paper is about.
+    assert scores[0] > 0.15
+    assert scores[1:11].max() < scores[0] / 5

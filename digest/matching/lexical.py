@@ -64,7 +64,8 @@ class LexicalIndex:
                 df[term] = df.get(term, 0) + 1
         self._df = df
 
-    def _idf(self, term: str) -> float:
+    def idf(self, term: str) -> float:
+        """BM25's idf of a stemmed term (or bigram "a_b") on these papers."""
         df = self._df.get(term, 0)
         return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
 
@@ -89,7 +90,7 @@ class LexicalIndex:
         for term, weight in terms.items():
             # The best a paper can do on a term is about its idf; dividing by the sum makes
             # scores comparable across queries (1.0 ~ every term, saturated).
-            bound += weight * self._idf(term)
+            bound += weight * self.idf(term)
             if term in self.vocab:
                 query[self.vocab[term]] = query.get(self.vocab[term], 0.0) + weight
         return query, bound, typed

@@ -24,7 +24,7 @@ import numpy as np
 from . import semantic
 from .lexical import LexicalIndex
 from .ranking import SECOND_INTEREST_WEIGHT
-from .text import Phrase, parse_query
+from .text import Phrase, parse_query, tokens
 
 LEXICAL_WEIGHT = 0.4
 TITLE_WEIGHT = 0.3  # semantic: share of the title-only cosine (the rest: title + abstract)
@@ -36,6 +36,12 @@ EXPANSION_MIN_SIMILARITY = 0.35
 # the day's EXPANSION_BASELINE_PERCENTILE-th, leaning on TOPIC_SCORE_PRIOR when the day is small.
 EXPANSION_BASELINE_PERCENTILE = 60
 TOPIC_SCORE_PRIOR = 0.12
+# ... and, for expansion, a topic's query words count by how rare they are: a paper that says
+# "efficient" or "evaluation" (a third of all papers do) is not thereby about Efficiency or
+# Benchmarks, while one that says "binarization" is. A term weighs idf / (this share of the
+# highest idf the day's papers allow), at most 1. Classification, topic-only digests and the
+# curator's query preview keep the plain scores.
+EXPANSION_COMMON_TERMS = 0.75
 # A phrase widens through its closest topic only when that topic is clearly closer than the next:
 # "AI policy" is as near "Reinforcement learning" (policy) as "Fairness, privacy and governance".
 # Hybrid only: it keeps P@5 and R@10 and makes fewer false claims there (personas blind, blind2),
@@ -49,7 +55,7 @@ FEEDBACK_WEIGHT = 0.5
 # Semantic calibration: a phrase's cosine to a paper becomes SEMANTIC_BASE + SEMANTIC_SCALE * z,
 # z = how many standard deviations above that phrase's mean over the candidates it lies. With
 # fewer candidates the mean and spread lean on typical values (COSINE_PRIOR, weight PRIOR_PAPERS).
-SEMANTIC_BASE = 0.16
+SEMANTIC_BASE = 0.18
 SEMANTIC_SCALE = 0.06
 COSINE_PRIOR = (0.12, 0.065)  # mean and standard deviation of a phrase's cosines to unrelated papers
 FEEDBACK_COSINE_PRIOR = (0.24, 0.085)  # the same for a phrase moved by feedback (nearer every paper)
@@ -142,12 +148,26 @@ def calibrate_cosines(cosines: np.ndarray, moved: np.ndarray | None = None) -> n
     return SEMANTIC_BASE + SEMANTIC_SCALE * (cosines - mean) / np.maximum(sd, 1e-3)
 
 
-def topic_lexical_scores(lexical: LexicalIndex, topics: Sequence[TopicSpec]) -> np.ndarray:
-    """(topics, papers): the best three query terms count, the best most (several hits beat one)."""
+def topic_lexical_scores(
+    lexical: LexicalIndex, topics: Sequence[TopicSpec], *, discount_common: bool = False
+) -> np.ndarray:
+    """(topics, papers): the best three query terms count, the best most (several hits beat one).
+
+    Each term's score is measured against that term's own best, so a common query word
+    ("efficient", "evaluation", "control") counts as much as a rare one. discount_common weighs
+    each term by its rarity instead (EXPANSION_COMMON_TERMS), for widening interests.
+    """
     out = np.zeros((len(topics), lexical.n_docs), dtype=np.float32)
+    # The idf of a word no paper has: the most a term's idf can be on this set of papers.
+    rarest = lexical.idf("\x00absent")
     for i, topic in enumerate(topics):
         terms = parse_query(topic.query) or parse_query(topic.name)
-        s = np.sort(np.minimum(lexical.score(terms), 1.0), axis=0)[::-1]
+        scores = np.minimum(lexical.score(terms), 1.0)
+        if discount_common and terms:
+            idf = np.array([max((lexical.idf(t) for t in tokens(p.text)), default=0.0) for p in terms])
+            weight = np.minimum(idf / (EXPANSION_COMMON_TERMS * rarest), 1.0).astype(np.float32)
+            scores *= weight[:, None]
+        s = np.sort(scores, axis=0)[::-1]
         s = np.vstack([s, np.zeros((3, lexical.n_docs), dtype=np.float32)])
         out[i] = (s[0] + 0.5 * s[1] + 0.25 * s[2]) / 1.75
     return out
@@ -182,12 +202,13 @@ class PaperSet:
             [(t.name, f"{t.description} {t.query.replace(chr(34), ' ')}") for t in self.topics]
         )
         self.topic_scores = topic_scores if topic_scores is not None else self.classify()
-        self.expansion_scores = self._above_baseline(self.topic_scores)
+        widening = topic_scores if topic_scores is not None else self.classify(discount_common=True)
+        self.expansion_scores = self._above_baseline(widening)
         self.min_relevance = MIN_RELEVANCE[self.method]
 
-    def classify(self) -> np.ndarray:
-        """(topics, papers) in [0, 1]: how much each paper is about each topic."""
-        lex = topic_lexical_scores(self.lexical, self.topics)
+    def classify(self, *, discount_common: bool = False) -> np.ndarray:
+        """(topics, papers) in [0, 1]: how much each paper is about each topic (see topic_lexical_scores)."""
+        lex = topic_lexical_scores(self.lexical, self.topics, discount_common=discount_common)
         if not self.uses_embeddings or not self.topics:
             return lex
         sem = _cosines(self.topic_vectors, self.embeddings)
