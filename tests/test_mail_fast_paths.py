@@ -268,6 +268,18 @@ def test_links_are_the_paths_reverse_gives_for_any_token():
     assert links.manage_url(reader).startswith(f"{SITE}/manage/") and links.unsubscribe_url(reader).endswith("/")
 
 
+def test_a_long_line_is_found_exactly_where_splitting_on_crlf_finds_it():
+    import random
+
+    from digest.mail.mime import _longest_line
+
+    rng = random.Random(6)
+    for _ in range(3000):
+        pieces = [rng.choice(["a" * rng.randint(0, 1100), "é" * rng.randint(0, 600), "\n", "b"]) for _ in range(rng.randint(0, 12))]
+        raw = "".join(pieces).replace("\n", "\r\n").encode("utf-8")
+        assert (_longest_line(raw) > 998) == (max(map(len, raw.split(b"\r\n"))) > 998), raw[:80]
+
+
 def test_dot_stuffing_doubles_exactly_the_dots_smtplib_doubles():
     import random
 

@@ -18,6 +18,7 @@ from functools import lru_cache
 from email import policy as email_policy
 from email.utils import formatdate, make_msgid
 
+import numpy as np
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.message import DNS_NAME, RFC5322_EMAIL_LINE_LENGTH_LIMIT, forbid_multi_line_headers
@@ -102,8 +103,7 @@ def _text_part(text: str, subtype: str) -> tuple[list[tuple[str, str]], bytes]:
     """Headers and encoded payload of one text/<subtype> utf-8 part, as Django's SafeMIMEText makes it."""
     # str.replace when there is no CR to worry about: the regex costs ~0.2 ms on a digest.
     raw = (text.replace("\n", "\r\n") if "\r" not in text else _NEWLINES.sub("\r\n", text)).encode("utf-8")
-    lines = raw.split(b"\r\n")
-    if max(map(len, lines)) > RFC5322_EMAIL_LINE_LENGTH_LIMIT:
+    if _longest_line(raw) > RFC5322_EMAIL_LINE_LENGTH_LIMIT:
         # Django switches to quoted-printable for long lines (its #22561); binascii
         # keeps CRLF line breaks when the input uses them.
         cte, payload = "quoted-printable", binascii.b2a_qp(raw, istext=True)
@@ -112,6 +112,18 @@ def _text_part(text: str, subtype: str) -> tuple[list[tuple[str, str]], bytes]:
     headers = [("Content-Type", f'text/{subtype}; charset="utf-8"'), ("MIME-Version", "1.0"),
                ("Content-Transfer-Encoding", cte)]
     return headers, payload
+
+
+def _longest_line(raw: bytes) -> int:
+    """max(map(len, raw.split(b"\\r\\n"))) for CRLF-only text, from the LF positions (numpy: ~half the time)."""
+    if len(raw) <= RFC5322_EMAIL_LINE_LENGTH_LIMIT:
+        return len(raw)  # an upper bound is enough below the limit
+    newlines = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)
+    if not len(newlines):
+        return len(raw)
+    # A line runs from after one LF to before the next CR: the gap minus the CRLF.
+    inner = int(np.diff(newlines).max()) - 2 if len(newlines) > 1 else 0
+    return max(int(newlines[0]) - 1, inner, len(raw) - int(newlines[-1]) - 1)
 
 
 def _header_block(headers: list[tuple[str, str]]) -> bytes:
