@@ -6,11 +6,17 @@ carries a timestamp (max age per purpose). ``token_key`` is stored on the subscr
 rotating it revokes every link sent so far.
 """
 
+import hashlib
+import hmac
+import json
+import time
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
+from django.utils.encoding import force_bytes
 
 from .models import Subscriber
 
@@ -59,7 +65,22 @@ class _Payload:
 
 
 def token_make(*, subscriber: Subscriber, purpose: Purpose) -> str:
-    return signing.dumps({"s": subscriber.pk, "k": subscriber.token_key}, salt=_salt(purpose))
+    """signing.dumps({"s": id, "k": token_key}, salt=...), byte for byte, without its per-call setup.
+
+    A digest carries two links per reader; building a TimestampSigner (settings, fallback keys)
+    and deriving its HMAC key again for each was ~15 us a token. The steps are dumps' own:
+    compact JSON, URL-safe base64, ":" base62 timestamp, ":" HMAC-SHA256 under the key
+    salted_hmac derives from salt + "signer" and SECRET_KEY.
+    """
+    data = json.dumps({"s": subscriber.pk, "k": subscriber.token_key}, separators=(",", ":")).encode("latin-1")
+    value = f"{signing.b64_encode(data).decode()}:{signing.b62_encode(int(time.time()))}"
+    digest = hmac.new(_signing_key(_salt(purpose), settings.SECRET_KEY), value.encode(), hashlib.sha256).digest()
+    return f"{value}:{signing.b64_encode(digest).decode()}"
+
+
+@lru_cache(maxsize=16)
+def _signing_key(salt: str, secret) -> bytes:
+    return hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
 
 
 def _payload_read(*, token: str, purpose: Purpose) -> _Payload:

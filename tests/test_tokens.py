@@ -27,6 +27,18 @@ def test_a_token_reads_back_as_its_subscriber(purpose):
     assert token_read(token=token_make(subscriber=subscriber, purpose=purpose), purpose=purpose) == subscriber
 
 
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_a_token_is_exactly_what_djangos_signing_dumps_makes(purpose, settings):
+    subscriber = SubscriberFactory()
+    salt = f"paperboy.subscriptions.{purpose.value}"
+    for secret in [settings.SECRET_KEY, "another-secret-é" * 4, b"bytes-secret" * 5]:
+        settings.SECRET_KEY = secret
+        for moment in [T0, T0 + datetime.timedelta(days=400, seconds=7)]:
+            with time_machine.travel(moment, tick=False):
+                expected = signing.dumps({"s": subscriber.pk, "k": subscriber.token_key}, salt=salt)
+                assert token_make(subscriber=subscriber, purpose=purpose) == expected
+
+
 @pytest.mark.parametrize("made_for, used_as", [(a, b) for a in Purpose for b in Purpose if a is not b])
 def test_a_token_for_one_purpose_is_refused_for_another(made_for, used_as):
     token = token_make(subscriber=SubscriberFactory(), purpose=made_for)
