@@ -17,6 +17,12 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections
+# over them. On one shared socket, whichever worker woke first accepted a burst of new
+# connections, and a kept-alive connection stays with its worker: under the signup bench
+# one worker held most of wrk's 16 connections (95% CPU, the others ~5%), so a request
+# waited behind its neighbours' GIL turns while a core sat a third idle.
+reuse_port = True
 
 
 def post_worker_init(worker):
@@ -27,3 +33,4 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+

@@ -15,11 +15,14 @@ What it does, on loopback:
   workers, worker class and threads are those of gunicorn.conf.py (what the Procfile's `web`
   runs) unless given on the command line;
 - runs wrk against GET / and then against the signup POST with one CSRF cookie+token pair
-  fetched once and a distinct address per request (a Lua counter per wrk thread);
+  fetched once and a distinct address per request (a Lua counter per wrk thread), after 3 s
+  of each to warm every worker thread (warm-* addresses, not counted);
 - SIGNUP_RATE_PER_IP is raised to 1000000/m for the run: every request comes from 127.0.0.1,
   as it would for an operator behind a shared NAT or a proxy that hides client addresses.
   429 answers are still counted separately and are not errors;
-- checks that every 302 left exactly one pending subscriber in PostgreSQL;
+- the POST only records the form (a SignupRequest row; the worker applies it): after the run the
+  bench applies them in one process (CPU reported apart) and checks that every 302 left
+  exactly one pending subscriber in PostgreSQL and no request behind;
 - with --profile, a second POST run with py-spy sampling one gunicorn worker (wall-clock,
   idle included) prints where the time goes.
 
@@ -153,7 +156,7 @@ function request()
     return wrk.format("GET", "/", {["X-Forwarded-Proto"] = "https"})
   end
   counter = counter + 1
-  local body = body_base .. "&email=load-" .. nonce .. "-" .. tid .. "-" .. counter .. "%%40example.org"
+  local body = body_base .. "&email=%(prefix)s-" .. nonce .. "-" .. tid .. "-" .. counter .. "%%40example.org"
   return wrk.format("POST", "/", headers, body)
 end
 function response(status, hdrs, body)
@@ -177,11 +180,38 @@ end
 """
 
 
+# Prints: requests applied, then this process's and its PostgreSQL backend's CPU seconds
+# (the backend exits with the process, before CpuMeter could read it).
+DRAIN = """
+import os, resource, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
+django.setup()
+from django.db import connection
+from subscriptions.services import signup_requests_process
+
+def backend_cpu():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        fields = open(f"/proc/{cursor.fetchone()[0]}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+pg0, py0 = backend_cpu(), own_cpu()
+total = 0
+while (n := signup_requests_process(limit=1_000_000)):
+    total += n
+print(total, own_cpu() - py0, backend_cpu() - pg0)
+"""
+
+
 def run_wrk(*, base: str, origin: str, method: str, body: str, cookie: str, threads: int, connections: int,
-            duration: int) -> dict:
+            duration: int, prefix: str = "load") -> dict:
     script = Path(tempfile.mkdtemp(prefix="signup-load-")) / "load.lua"
     script.write_text(LUA % {"method": method, "nonce": secrets.token_hex(4), "body": body, "origin": origin,
-                             "cookie": cookie})
+                             "cookie": cookie, "prefix": prefix})
     out = subprocess.run(
         [shutil.which("wrk") or "/usr/bin/wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
          "--timeout", "10s", "-s", str(script), base + "/"],
@@ -297,7 +327,7 @@ def summarize_profile(raw: Path, top: int = 18, mode: str = "cpu") -> str:
         leaves[stack.split(";")[-1]] += n
     if not total:
         return "profile: no samples"
-    kind = "on-CPU only" if mode == "cpu" else "wall clock, idle included"
+    kind = "GIL holder only: Python CPU" if mode == "cpu" else "wall clock, idle included"
     lines = [f"py-spy samples on one worker: {total} ({kind})", "inclusive share by area:"]
     lines += [f"  {100 * inclusive[label] / total:5.1f}%  {label}" for label in areas]
     lines.append("top leaf frames (self time):")
@@ -358,7 +388,12 @@ def main() -> None:
         )
         # wrk connects to the plain port; the Origin/SITE_URL say https, as behind a TLS proxy.
         common = dict(origin=base, cookie=cookie, threads=args.wrk_threads, connections=args.connections, duration=args.duration)
-        run_wrk(base=http_base, method="GET", body=body, **{**common, "duration": 3})  # warm every worker
+        # Warm every worker and thread on both paths first: a thread's first POST opens its own
+        # PostgreSQL connection (a backend fork), the broker connection and lazily built
+        # state, 30-60 ms of CPU each. Unwarmed, those first ~70 requests of the POST run waited
+        # 300-390 ms, over 1% of a 15 s run: the whole p99. Measured is the steady state.
+        run_wrk(base=http_base, method="GET", body=body, **{**common, "duration": 3})
+        run_wrk(base=http_base, method="POST", body=body, prefix="warm", **{**common, "duration": 3})
         results = {}
         for method in ("GET", "POST"):
             with CpuMeter(gunicorn.pid) as meter:
@@ -374,12 +409,29 @@ def main() -> None:
                   + f"; server side {server_ms:.2f} ms -> about {data['capacity_2_cores']:.0f} req/s on 2 dedicated cores",
                   flush=True)
 
+        # The POST only records the form (subscriptions.services.signup_request_record); the
+        # worker applies it. Done here after the run, in one process, so its cost is measured
+        # apart from the web tier's.
+        with CpuMeter(gunicorn.pid) as meter:
+            out = subprocess.run([sys.executable, "-c", DRAIN], cwd=ROOT, env=env, capture_output=True, text=True,
+                                 check=True).stdout.split()
+        drained, drain_py, drain_pg = int(out[-3]), float(out[-2]), float(out[-1])
+        drain_ms = {"drain process (Django, worker's part)": 1000 * drain_py / max(1, drained),
+                    "its PostgreSQL backend": 1000 * drain_pg / max(1, drained),
+                    "Redis server": meter.per_request_ms(drained)["Redis server"]}
+        drain_server_ms = sum(drain_ms.values())
+        print(f"signup requests applied after the run: {drained}; CPU ms per request: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in drain_ms.items()) + f"; total {drain_server_ms:.2f}", flush=True)
+
         import psycopg
 
         with psycopg.connect(db_url.replace("postgres://", "postgresql://")) as conn:
             pending = conn.execute(
                 "SELECT count(*), count(DISTINCT email) FROM subscriptions_subscriber WHERE email LIKE 'load-%%'"
             ).fetchone()
+            left = conn.execute("SELECT count(*) FROM subscriptions_signuprequest").fetchone()[0]
+            if left:
+                results["POST"]["errors"] += left
         accepted = results["POST"]["statuses"].get(302, 0)
         # Each 302 left one row; requests still in flight when wrk stops (at most one per
         # connection) are served but not counted, so rows may exceed the 302s by that much.
@@ -397,7 +449,7 @@ def main() -> None:
             worker_pid = psutil.Process(gunicorn.pid).children()[0].pid
             raw = Path(tempfile.mkdtemp(prefix="signup-profile-")) / "post.txt"
             spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--pid", str(worker_pid),
-                                    *(["--idle"] if args.profile_mode == "wall" else []), "--rate", "200", "--format", "raw", "--output", str(raw),
+                                    *(["--idle"] if args.profile_mode == "wall" else ["--gil"]), "--rate", "200", "--format", "raw", "--output", str(raw),
                                     "--duration", str(args.duration)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             time.sleep(0.5)
@@ -432,6 +484,8 @@ def main() -> None:
         details += (f"- {method} CPU ms per request: " + ", ".join(f"{k} {v:.2f}" for k, v in data["cpu_ms"].items())
                     + f"; server side (Django+PostgreSQL+Redis) -> about {data['capacity_2_cores']:.0f} req/s "
                     "on 2 dedicated cores\n")
+    details += ("- applying the recorded signups afterwards (the worker's part, one process): CPU ms per request "
+                + ", ".join(f"{k} {v:.2f}" for k, v in drain_ms.items()) + f"; total {drain_server_ms:.2f}\n")
     details += f"- load average at the end: {os.getloadavg()[0]:.1f} (other jobs on the machine share the 2 cores)\n"
     if profile_text:
         details += "\n```\n" + profile_text + "\n```\n"
