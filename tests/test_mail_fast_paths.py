@@ -244,6 +244,16 @@ def test_headers_fold_exactly_as_the_stdlib_folds_them():
             assert _fold(name, value) == reference.fold(name, value), (name, value)
 
 
+def test_headers_that_differ_per_reader_only_inside_words_fold_from_one_cached_shape():
+    from digest.mail.mime import _fold, _fold_cached
+
+    _fold_cached.cache_clear()
+    for n in range(200):
+        _fold("List-Unsubscribe", f"<{SITE}/unsubscribe/{'abcdefghij'[n % 10] * 60}{n:04d}/>, <mailto:u@paperboy.example.org?subject=unsubscribe>")
+        _fold("Content-Type", f'multipart/alternative; boundary="==============={n:019d}=="')
+    assert _fold_cached.cache_info().currsize == 2
+
+
 @pytest.mark.django_db
 def test_links_are_the_paths_reverse_gives_for_any_token():
     import random
