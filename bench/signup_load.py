@@ -297,10 +297,11 @@ IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "EpollSelector.select (s
 def summarize_profile(raw: Path, top: int = 18, mode: str = "cpu") -> str:
     """py-spy --format raw: 'frame;frame;... count'. Inclusive share per area and the top leaf functions."""
     areas = collections.OrderedDict([
-        ("view: subscriber_signup (service, DB writes)", "subscriber_signup"),
+        ("view: signup_request_record (service: INSERT, drain flag)", "signup_request_record"),
+        ("  queue a drain task (flag in Redis; celery/kombu when unset)", "signup_requests_drain_soon"),
         ("view: form validation (SignupForm.is_valid)", "is_valid"),
         ("view: rate-limit checks (django_ratelimit -> Redis)", "is_ratelimited"),
-        ("enqueue confirmation task (celery/kombu -> Redis)", "apply_async"),
+        ("celery/kombu publish", "apply_async"),
         ("template rendering (render)", "render ("),
         ("SignupForm construction (topics query, choices)", "SignupForm.__init__"),
         ("Django ORM query compilation", "compiler.py"),

@@ -132,7 +132,7 @@ DRAIN_LIMIT = 2000
 SIGNUP_REQUEST_MAX_ATTEMPTS = 5
 
 
-def signup_request_record(*, email: str, preferences: Preferences, consent: Consent) -> SignupRequest:
+def signup_request_record(*, email: str, preferences: Preferences, consent: Consent) -> None:
     """What the signup form does: record the submission for the worker, whatever the address.
 
     One INSERT that reads nothing, then (after commit) a drain task unless one is already
@@ -141,7 +141,7 @@ def signup_request_record(*, email: str, preferences: Preferences, consent: Cons
     CPU when done here, is the worker's). The row is durable before the answer: if the broker
     is unreachable the minute-ly sweep (beat) applies it.
     """
-    request = SignupRequest.objects.create(
+    request = SignupRequest(
         email=email_normalize(email),
         topic_ids=list(dict.fromkeys(topic.pk for topic in preferences.topics)),
         interests=preferences.interests,
@@ -155,8 +155,20 @@ def signup_request_record(*, email: str, preferences: Preferences, consent: Cons
         signup_source=consent.source[:40],
         created_at=timezone.now(),
     )
+    # The ORM's INSERT compiler was a fifth of the request's Python CPU; this statement is
+    # built once, and the values are prepared by the model's fields as the ORM would.
+    sql, fields = _signup_request_insert_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(f.pre_save(request, True), connection) for f in fields])
     transaction.on_commit(signup_requests_drain_soon)
-    return request
+
+
+@lru_cache(maxsize=1)
+def _signup_request_insert_sql() -> tuple[str, tuple]:
+    fields = tuple(f for f in SignupRequest._meta.concrete_fields if not f.primary_key)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    return f"INSERT INTO {quote(SignupRequest._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", fields
 
 
 def signup_requests_drain_soon() -> None:
