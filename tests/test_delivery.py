@@ -227,6 +227,30 @@ def test_it_sends_each_planned_digest_once_and_records_it(papers, smtp_sink):
         )
 
 
+def test_a_chunk_costs_a_fixed_number_of_queries_plus_its_records(papers, smtp_sink):
+    """No per-reader lookups hide in sending (a deferred field read, a lazy relation): only the
+    per-message record and one claim per CLAIM_BATCH grow with the chunk."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from digest.services.delivery import CLAIM_BATCH
+
+    def queries_for(n):
+        Subscriber.objects.all().delete()  # and their deliveries
+        SubscriberFactory.create_batch(n, interests="robots")
+        _plan()
+        ids = list(Delivery.objects.filter(state=Delivery.State.PENDING).order_by("id").values_list("id", flat=True))
+        with CaptureQueriesContext(connection) as ctx:
+            assert deliveries_send_chunk(delivery_ids=ids, now=MORNING).sent == n
+        return len(ctx.captured_queries)
+
+    queries_for(2)  # warms the day's index
+    small, large = queries_for(CLAIM_BATCH), queries_for(2 * CLAIM_BATCH)
+    per_record = 1 if connection.vendor == "postgresql" else 4  # SQLite: a transaction around UPDATE + INSERT
+    per_claim = 3  # the UPDATE ... RETURNING and, inside the test's transaction, its savepoint
+    assert large - small == CLAIM_BATCH * per_record + per_claim
+
+
 def test_one_smtp_connection_serves_a_whole_chunk(papers, smtp_sink, monkeypatch):
     from django.core.mail.backends.smtp import EmailBackend
 

@@ -249,19 +249,28 @@ def deliveries_claim(*, delivery_ids: list[int], now: datetime.datetime) -> tupl
     lease_until = now + datetime.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     ops = connection.ops
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    marks = ", ".join(["%s"] * len(delivery_ids))
     at_now = ops.adapt_datetimefield_value(now)
+    if connection.vendor == "postgresql":
+        # One array literal, not a placeholder per id: psycopg quotes 25 parameters in Python otherwise.
+        where_ids, id_params = "id = ANY(%s::bigint[])", [_int_array(delivery_ids)]
+    else:
+        where_ids, id_params = f"id IN ({', '.join(['%s'] * len(delivery_ids))})", list(delivery_ids)
     sql = (
         f"UPDATE {table} SET state = %s, lease_until = %s, attempts = attempts + 1, updated_at = %s "
-        f"WHERE id IN ({marks}) AND ((state = %s AND (lease_until IS NULL OR lease_until <= %s)) "
+        f"WHERE {where_ids} AND ((state = %s AND (lease_until IS NULL OR lease_until <= %s)) "
         f"OR (state = %s AND lease_until < %s)) RETURNING id"
     )
-    params = [State.SENDING, ops.adapt_datetimefield_value(lease_until), at_now, *delivery_ids,
-              State.PENDING, at_now, State.SENDING, at_now]
+    params = [str(State.SENDING), ops.adapt_datetimefield_value(lease_until), at_now, *id_params,
+              str(State.PENDING), at_now, str(State.SENDING), at_now]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         won = sorted(row[0] for row in cursor.fetchall())
     return won, lease_until
+
+
+def _int_array(values) -> str:
+    """A PostgreSQL array literal of integers ('{1,2,3}'), for a ::bigint[] parameter."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
 
 
 def deliveries_lease_extend(
@@ -572,8 +581,13 @@ def _record_sent_postgresql(*, delivery: Delivery, message_id: str, paper_ids: l
         f"ON CONFLICT DO NOTHING"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [State.SENT, now, message_id[:255], json.dumps(paper_ids), now, delivery.pk, State.SENDING,
-                             now.date(), list(paper_ids)])
+        # Plain str and one array literal: psycopg's per-value adaptation of enum members and of a
+        # list was a sixth of this call's CPU.
+        cursor.execute(sql, [_SENT, now, message_id[:255], json.dumps(paper_ids), now, delivery.pk, _SENDING,
+                             now.date(), _int_array(paper_ids)])
+
+
+_SENT, _SENDING = str(State.SENT), str(State.SENDING)
 
 
 def delivery_record_final(
@@ -685,6 +699,16 @@ def _picks_for(
             )
 
 
+# The consent evidence and life-cycle stamps sending never reads: loading their dates for every
+# row was a tenth of the chunk's database time in the worker.
+_SUBSCRIBER_FIELDS_NOT_SENT = tuple(
+    f"subscriber__{name}"
+    for name in ("signup_at", "signup_ip", "signup_user_agent", "signup_source", "confirmed_at", "confirm_ip",
+                 "confirm_user_agent", "last_confirmation_sent_at", "unsubscribed_at", "unsubscribe_source",
+                 "suppressed_at", "suppressed_reason", "created_at", "updated_at")
+)
+
+
 def deliveries_send_chunk(
     *, delivery_ids: list[int], now: datetime.datetime | None = None, vector_waits: int = 0
 ) -> ChunkResult:
@@ -700,6 +724,7 @@ def deliveries_send_chunk(
         Delivery.objects.filter(_claimable(start), pk__in=delivery_ids)
         .exclude(edition__status=Edition.Status.HELD)
         .select_related("edition", "subscriber")
+        .defer(*_SUBSCRIBER_FIELDS_NOT_SENT)
         .order_by("id")
     )
     result.not_claimed = len(delivery_ids) - len(rows)
