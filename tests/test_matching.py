@@ -345,3 +345,29 @@ def test_an_interest_widened_to_its_topic_is_not_pulled_towards_papers_sharing_o
     # Both words are the topic's, but only the rare one says what the paper is about.
     assert scores[0] > 0.15
     assert scores[1:11].max() < scores[0] / 5
+
+
+def test_a_phrase_no_paper_shares_a_word_with_moves_towards_its_one_clearly_best_paper():
+    import numpy as np
+
+    from digest.matching import semantic
+    from digest.matching.scoring import SEMANTIC_BASE, SEMANTIC_SCALE, PaperSet
+
+    if not semantic.available():
+        pytest.skip("semantic extra not installed")
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(20, 2 * semantic.DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors[:, : semantic.DIM], axis=1, keepdims=True)
+    docs = [(f"Paper {i}", "An abstract.") for i in range(20)]
+    papers = PaperSet(docs=docs, topics=[], method="hybrid", embeddings=vectors)
+    q = rng.normal(size=(2, semantic.DIM)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    lex = np.zeros((2, 20), dtype=np.float32)  # no paper has any of the phrases' words
+    sem = np.full((2, 20), SEMANTIC_BASE, dtype=np.float32)
+    sem[0, 7] = SEMANTIC_BASE + 4 * SEMANTIC_SCALE  # phrase 0: paper 7 stands clear of the rest
+    sem[1, 7] = SEMANTIC_BASE + 1 * SEMANTIC_SCALE  # phrase 1: nothing does
+    moved_q, moved = papers._feedback(q, lex, sem)
+    assert moved.tolist() == [True, False]
+    toward = vectors[7, : semantic.DIM]
+    assert moved_q[0] @ toward > q[0] @ toward
+    assert np.allclose(moved_q[1], q[1])

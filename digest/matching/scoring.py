@@ -52,6 +52,7 @@ EXPANSION_MIN_MARGIN = {"lexical": 0.0, "semantic": 0.0, "hybrid": 0.15}
 # papers that say the same thing in other words ("UAV" for "drones") rise with them.
 FEEDBACK_PAPERS = 2
 FEEDBACK_WEIGHT = 0.5
+FEEDBACK_SEMANTIC_Z = 3.0
 # Semantic calibration: a phrase's cosine to a paper becomes SEMANTIC_BASE + SEMANTIC_SCALE * z,
 # z = how many standard deviations above that phrase's mean over the candidates it lies. With
 # fewer candidates the mean and spread lean on typical values (COSINE_PRIOR, weight PRIOR_PAPERS).
@@ -241,7 +242,9 @@ class PaperSet:
 
     def _feedback(self, q: np.ndarray, lex: np.ndarray, sem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Phrase vectors moved towards their best papers that match them lexically and semantically,
-        and which rows moved. A phrase no paper matches both ways keeps its vector.
+        and which rows moved. A phrase no paper matches in words moves towards its best paper in
+        meaning when that paper is FEEDBACK_SEMANTIC_Z deviations above the day's mean; else it keeps
+        its vector.
 
         First-pass scores are rounded before the pick so a phrase picks the same papers whatever
         batch its embedding was computed in.
@@ -253,6 +256,15 @@ class PaperSet:
         first = np.where((lex > 0) & (sem > SEMANTIC_BASE), first, -np.inf)
         top = np.argsort(-first, axis=1, kind="stable")[:, :k]
         ok = np.take_along_axis(first, top, axis=1) > -np.inf
+        # A phrase no paper shares a word with ("brain" on a day that says "neural circuits") moves
+        # towards its one best paper in meaning instead, if that one stands clear of the rest.
+        alone = ~ok.any(axis=1)
+        if alone.any():
+            z = np.round((sem - SEMANTIC_BASE) / SEMANTIC_SCALE, 3)
+            best = z.argmax(axis=1)
+            clear = alone & (z[np.arange(len(z)), best] >= FEEDBACK_SEMANTIC_Z)
+            top[clear, 0] = best[clear]
+            ok[clear, 0] = True
         vectors = self.embeddings[:, : semantic.DIM]
         mean = (vectors[top] * ok[..., None]).sum(axis=1) / np.maximum(ok.sum(axis=1, keepdims=True), 1)
         moved = q + np.float32(FEEDBACK_WEIGHT) * mean
