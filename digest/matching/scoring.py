@@ -12,8 +12,10 @@ number of distinct phrases in one vectorized call. The three methods share the i
 Each method also widens a phrase through the curated topics: a phrase that is close to a
 topic's name, description and query ("robot learning" ~ Robotics), and clearly closer to it
 than to any other, also earns a share of the paper's score for that topic above the day's
-typical paper. Weights were tuned on the tuning half of tests/personas and checked on the
-held-out half and on the fresh, blind and blind2 sets (see bench/matching.py --personas).
+typical paper, that score counting the topic's rare query words more than its common ones.
+Weights were tuned on the tuning half of tests/personas and on the held-out half and the fresh,
+blind and blind2 sets; blind3 was written before and looked at only to measure
+(see bench/matching.py --personas).
 """
 
 from collections.abc import Sequence
