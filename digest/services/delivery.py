@@ -144,19 +144,41 @@ def deliveries_plan(
     if due:
         _plan_vectors(subscribers=due, edition=edition)
     with transaction.atomic():
-        Delivery.objects.bulk_create(
-            [Delivery(edition=edition, subscriber_id=pk) for pk in due_ids], ignore_conflicts=True, batch_size=1000
-        )
-        # bulk_create with ignore_conflicts returns no ids. The due readers had no row
-        # for this edition a moment ago, so their fresh, never-tried rows are this call's.
-        new_ids: list[int] = []
-        for i in range(0, len(due_ids), 5000):
-            new_ids += Delivery.objects.filter(
-                edition=edition, subscriber_id__in=due_ids[i : i + 5000], state=State.PENDING, attempts=0
-            ).values_list("id", flat=True)
-        new_ids.sort()
+        new_ids = _deliveries_insert(edition=edition, subscriber_ids=due_ids)
         chunks = deliveries_enqueue(delivery_ids=new_ids)
     return Plan(edition=edition, due=len(due), planned=len(new_ids), chunks=chunks)
+
+
+def _deliveries_insert(*, edition: Edition, subscriber_ids: list[int]) -> list[int]:
+    """One pending row per subscriber who has none for this edition; returns the new rows' ids, sorted."""
+    if connection.vendor == "postgresql":
+        # One INSERT ... SELECT unnest per 5000 readers, whose RETURNING names exactly the rows this
+        # call added (ON CONFLICT DO NOTHING returns none for the others): the ORM's bulk_create
+        # prepared 12 values per row in Python (~1 s of planning for 10,000 readers) and returned no ids.
+        now = timezone.now()
+        sql = (
+            f"INSERT INTO {connection.ops.quote_name(Delivery._meta.db_table)} (edition_id, subscriber_id, state, "
+            f"attempts, message_id, paper_ids, last_error, transient_error, created_at, updated_at) "
+            f"SELECT %s, s, %s, 0, '', '[]'::jsonb, '', false, %s, %s FROM unnest(%s::bigint[]) AS s "
+            f"ON CONFLICT DO NOTHING RETURNING id"
+        )
+        new_ids = []
+        with connection.cursor() as cursor:
+            for i in range(0, len(subscriber_ids), 5000):
+                cursor.execute(sql, [edition.pk, str(State.PENDING), now, now, _int_array(subscriber_ids[i : i + 5000])])
+                new_ids += [row[0] for row in cursor.fetchall()]
+        return sorted(new_ids)
+    Delivery.objects.bulk_create(
+        [Delivery(edition=edition, subscriber_id=pk) for pk in subscriber_ids], ignore_conflicts=True, batch_size=1000
+    )
+    # bulk_create with ignore_conflicts returns no ids. The due readers had no row
+    # for this edition a moment ago, so their fresh, never-tried rows are this call's.
+    new_ids = []
+    for i in range(0, len(subscriber_ids), 5000):
+        new_ids += Delivery.objects.filter(
+            edition=edition, subscriber_id__in=subscriber_ids[i : i + 5000], state=State.PENDING, attempts=0
+        ).values_list("id", flat=True)
+    return sorted(new_ids)
 
 
 def _plan_vectors(*, subscribers: list[Subscriber], edition: Edition) -> None:
