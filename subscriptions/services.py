@@ -455,7 +455,8 @@ def subscriber_revoke_links(*, subscriber: Subscriber) -> Subscriber:
 
 
 def subscribers_purge_unconfirmed(*, now: datetime.datetime | None = None) -> int:
-    """Forget signups never confirmed within PENDING_MAX_AGE. Returns how many were deleted.
+    """Forget signups never confirmed (or never applied) within PENDING_MAX_AGE. Returns how many
+    subscribers were deleted.
 
     A former subscriber who signed up again and did not confirm goes back to
     'unsubscribed' rather than being deleted, so their history stays intact.
@@ -466,6 +467,8 @@ def subscribers_purge_unconfirmed(*, now: datetime.datetime | None = None) -> in
     )
     stale.filter(unsubscribed_at__isnull=False).update(status=Subscriber.Status.UNSUBSCRIBED)
     deleted = stale.filter(unsubscribed_at__isnull=True).delete()[1].get(Subscriber._meta.label, 0)
+    # Requests that kept failing hold an address, IP and user agent: not kept longer either.
+    SignupRequest.objects.filter(created_at__lt=cutoff).delete()
     return deleted
 
 

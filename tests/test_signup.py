@@ -340,6 +340,23 @@ def test_interests_alone_are_enough(client, topics, django_capture_on_commit_cal
     assert Subscriber.objects.get().interests == "protein folding"
 
 
+def test_the_sweep_runs_every_minute_from_beat():
+    from digest.celery import app
+
+    [entry] = [e for e in app.conf.beat_schedule.values() if e["task"] == "digest.tasks.signup_requests_drain_task"]
+    assert entry["schedule"] == 60.0
+    assert "digest.tasks.signup_requests_drain_task" in app.tasks
+
+
+def test_a_request_that_never_applied_is_forgotten_with_the_unconfirmed_signups(client, topics, monkeypatch):
+    monkeypatch.setattr(services, "signup_requests_drain_soon", lambda: None)
+    with time_machine.travel(timezone.now() - datetime.timedelta(days=8)):
+        _post(client, email="old@example.org")
+    _post(client, email="recent@example.org")
+    services.subscribers_purge_unconfirmed()
+    assert list(SignupRequest.objects.values_list("email", flat=True)) == ["recent@example.org"]
+
+
 def test_a_signup_post_is_a_fixed_small_number_of_queries(
     client, topics, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
