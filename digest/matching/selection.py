@@ -42,6 +42,10 @@ class Day:
     topic_scores: np.ndarray
     pinned: np.ndarray
     trending_pos: np.ndarray
+    # Phrases scored against these papers so far, kept for the next chunk (a day's readers share
+    # most phrases; a phrase scores the same in any batch, see PaperSet.phrase_scores).
+    phrase_table: "PhraseTable | None" = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def paper_ids(self) -> list[int]:
@@ -85,21 +89,29 @@ _cache_lock = threading.Lock()
 def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, method: str | None = None) -> Day:
     """Index the candidates once. Cached in-process by everything the scores depend on."""
     ids = list(candidate_ids) if candidate_ids is not None else candidate_ids_for_day(day)
-    by_id = Paper.objects.in_bulk(ids)
-    papers = [by_id[i] for i in dict.fromkeys(ids) if i in by_id and not by_id[i].hidden]
+    # The stamp reads only what it compares: the full rows (abstracts, 3 KB embeddings) are loaded
+    # once per change, not for every chunk of every edition.
+    current = {
+        pk: (updated_at, pinned)
+        for pk, updated_at, pinned, hidden in Paper.objects.filter(pk__in=ids).values_list("id", "updated_at", "pinned", "hidden")
+        if not hidden
+    }
+    paper_ids = [i for i in dict.fromkeys(ids) if i in current]
     topics = list(Topic.objects.filter(active=True).order_by("position", "name", "id"))
     method = method or settings.MATCHING_METHOD
     stamp = (
         day,
         method,
-        tuple((p.id, p.updated_at, p.pinned) for p in papers),
+        tuple((i, *current[i]) for i in paper_ids),
         tuple((t.id, t.name, t.description, t.query) for t in topics),
-        PaperTopic.objects.filter(paper_id__in=[p.id for p in papers]).aggregate(n=Max("id"))["n"],
+        PaperTopic.objects.filter(paper_id__in=paper_ids).aggregate(n=Max("id"))["n"],
     )
     with _cache_lock:
         if stamp in _cache:
             _cache.move_to_end(stamp)
             return _cache[stamp]
+    by_id = Paper.objects.in_bulk(paper_ids)
+    papers = [by_id[i] for i in paper_ids if i in by_id and not by_id[i].hidden]
 
     docs = [(p.title, p.abstract) for p in papers]
     specs = [TopicSpec(t.id, t.name, t.description, t.query) for t in topics]
@@ -220,7 +232,14 @@ def select_for_subscribers(
     result: dict[int, list[Pick]] = {}
     if not subscribers:
         return result
-    table = PhraseTable(d.paperset)
+    with d.lock:
+        if d.phrase_table is None:
+            d.phrase_table = PhraseTable(d.paperset)
+        _select_chunks(d, d.phrase_table, subscribers, result)
+    return result
+
+
+def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict[int, list[Pick]]) -> None:
     topic_row = {t.id: i for i, t in enumerate(d.topics)}
     col = {p.id: j for j, p in enumerate(d.papers)}
     through = type(subscribers[0]).topics.through
@@ -278,7 +297,6 @@ def select_for_subscribers(
                     )
                 )
             result[subscriber.id] = picks
-    return result
 
 
 def select_for_subscriber(

@@ -745,13 +745,17 @@ def deliveries_send_chunk(
     rows = list(
         Delivery.objects.filter(_claimable(start), pk__in=delivery_ids)
         .exclude(edition__status=Edition.Status.HELD)
-        .select_related("edition", "subscriber")
-        .defer(*_SUBSCRIBER_FIELDS_NOT_SENT)
+        .select_related("subscriber")
+        .defer("message_id", "paper_ids", "last_error", *_SUBSCRIBER_FIELDS_NOT_SENT)
         .order_by("id")
     )
     result.not_claimed = len(delivery_ids) - len(rows)
     if not rows:
         return result
+    # A chunk's rows share an edition or two: one instance each, not one (and its paper list) per row.
+    editions = Edition.objects.in_bulk({row.edition_id for row in rows})
+    for row in rows:
+        row.edition = editions[row.edition_id]
     suppressed = set(
         Suppression.objects.filter(email__in=[r.subscriber.email for r in rows]).values_list("email", flat=True)
     )
