@@ -23,6 +23,7 @@ import datetime
 import json
 import logging
 import random
+import re
 import smtplib
 import socket
 import time
@@ -407,7 +408,15 @@ _PERSONAL = ("subscriber_email", "manage_url", "unsubscribe_url")
 
 def _sentinel(name: str) -> str:
     # Letters only: survives HTML escaping and CSS inlining unchanged.
-    return "PBPERSONAL" + name.replace("_", "").upper() + "X"
+    return "PBPERSONAL" + _sentinel_word(name) + "X"
+
+
+def _sentinel_word(name: str) -> str:
+    return name.replace("_", "").upper()
+
+
+# re.split with a group: text, word, text, word, ... (odd places are the sentinels' words).
+_SENTINELS = re.compile("PBPERSONAL(" + "|".join(_sentinel_word(name) for name in _PERSONAL) + ")X")
 
 
 def digest_render(
@@ -435,17 +444,18 @@ def digest_render(
             for p in picks
         ),
     )
-    shared = cache.get(key)
-    if shared is None:
+    pieces = cache.get(key)
+    if pieces is None:
         full = {**_shared_context(edition=edition, picks=picks, ranks=ranks), **context}
         shared = email_render(name="digest", context={**full, **{k: _sentinel(k) for k in _PERSONAL}})
-        cache[key] = shared
-    subject, text, html = shared.subject, shared.text, shared.html
-    for name in _PERSONAL:
-        value = str(context[name])
-        subject = subject.replace(_sentinel(name), value)
-        text = text.replace(_sentinel(name), value)
-        html = html.replace(_sentinel(name), str(escape(value)))
+        # Split once at the sentinels: each reader's copy is then one join, not nine scans of the bodies.
+        pieces = cache[key] = tuple(_SENTINELS.split(part) for part in (shared.subject, shared.text, shared.html))
+    plain = {_sentinel_word(name): str(context[name]) for name in _PERSONAL}
+    escaped = {word: str(escape(value)) for word, value in plain.items()}
+    subject, text, html = (
+        "".join(values[piece] if i % 2 else piece for i, piece in enumerate(parts))
+        for parts, values in zip(pieces, (plain, plain, escaped))
+    )
     return RenderedEmail(subject=subject, text=text, html=html), context
 
 
