@@ -7,6 +7,9 @@ server of --db-url / DATABASE_URL, default postgres://postgres@127.0.0.1:5432/),
 embedded redis-server on a free port, and a counting SMTP sink in a subprocess. Workers
 are `celery worker` processes (prefork, --concurrency pool children each, 2 by default). They are warmed up on a
 few throw-away subscribers first, so the timing is the fan-out, not the first import.
+With the default matcher (hybrid where torch is installed) planning, here in the bench
+process as on the `matching` worker, stores the readers' phrase vectors; the sending
+workers rank with stored vectors and never load torch (the details say so).
 
 Last line:
     fanout subscribers=N seconds=S msgs_per_s=R delivered=D duplicates=X peak_worker_rss_mb=M
@@ -334,6 +337,23 @@ class Workers:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _maps_torch(proc) -> bool:
+    try:
+        with open(f"/proc/{proc.pid}/maps") as maps:
+            return "torch" in maps.read()
+    except OSError:
+        return False
+
+
+def _worker_log_count(workers: int, needle: str) -> int:
+    total = 0
+    for n in range(workers):
+        path = Path(tempfile.gettempdir()) / f"paperboy-fanout-worker{n}.log"
+        if path.exists():
+            total += path.read_text(errors="replace").count(needle)
+    return total
+
+
 def cpu_of(pids) -> dict[int, float]:
     """User + system CPU seconds of each still-running process."""
     import psutil
@@ -591,6 +611,10 @@ def main() -> None:
             f"matching method: {args.matching}; workers: {args.workers} x prefork({args.concurrency}); chunk size {args.chunk_size}",
             f"peak RSS: {peak['rss'] / 1e6:.0f} MB for one worker process, {peak['tree'] / 1e6:.0f} MB for one Celery worker"
             f" with its {args.concurrency} pool process(es) (PSS summed)",
+            # Sending ranks with stored vectors only (digest/matching/vectors.py): no worker should map torch,
+            # and a vector missing at send time would show here as a logged lexical fallback.
+            f"worker processes with torch loaded: {sum(map(_maps_torch, workers.tree()))} of {len(workers.tree())};"
+            f" lexical fallbacks logged: {_worker_log_count(args.workers, 'ranked lexically')}",
         ]
         if profile_dir:
             workers.stop()
