@@ -354,16 +354,23 @@ def _signup_in_transaction(
 
 
 def subscriber_link_request(*, email: str) -> None:
-    """'Send me a fresh link': answers nothing, mails only an address we know.
+    """'Send me a fresh link': answers nothing; the worker decides (subscriber_link_request_apply).
 
-    Confirmed: a manage link. Pending: the confirmation again (at most hourly).
-    Unknown, unsubscribed or suppressed: nothing.
+    The same lookup and the same one task whatever the address (unknown included), so
+    neither the answer nor its timing says whether the address is known.
     """
-    email = email_normalize(email)
-    if _is_suppressed(email):
-        return
-    subscriber = Subscriber.objects.filter(email=email).only("pk", "status").first()
-    if subscriber is None:
+    subscriber_id = Subscriber.objects.filter(email=email_normalize(email)).values_list("pk", flat=True).first()
+
+    from digest.tasks.subscribers import subscriber_link_request_task
+
+    transaction.on_commit(lambda: subscriber_link_request_task.delay(subscriber_id))
+
+
+def subscriber_link_request_apply(*, subscriber_id: int | None) -> None:
+    """Mail only an address we know: confirmed, a manage link; pending, the confirmation again
+    (at most hourly). Unknown, unsubscribed or suppressed: nothing."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).only("pk", "email", "status").first() if subscriber_id else None
+    if subscriber is None or _is_suppressed(subscriber.email):
         return
     with transaction.atomic():
         if subscriber.status == Subscriber.Status.CONFIRMED:

@@ -134,6 +134,44 @@ def test_an_unsubscribed_subscribers_page_offers_a_fresh_signup_and_changes_noth
     assert subscriber.digest_size == 10 and subscriber.status == Subscriber.Status.UNSUBSCRIBED
 
 
+def test_a_fresh_link_request_does_the_same_queries_and_queues_the_same_task_for_any_address(
+    client, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from digest.tasks.subscribers import subscriber_link_request_task
+    from subscriptions.models import Suppression
+
+    SubscriberFactory(email="known@example.org")
+    SubscriberFactory(email="waiting@example.org", status=Subscriber.Status.PENDING)
+    SubscriberFactory(email="bounced@example.org", status=Subscriber.Status.SUPPRESSED)
+    Suppression.objects.create(email="bounced@example.org", reason="hard bounce")
+    queued = []
+    monkeypatch.setattr(subscriber_link_request_task, "delay", lambda subscriber_id: queued.append(subscriber_id))
+    seen = []
+    for email in ["known@example.org", "waiting@example.org", "bounced@example.org", "nobody@example.org"]:
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/link/", {"email": email})
+        statements = tuple(re.sub(r"'[^']*'", "?", q["sql"]) for q in queries.captured_queries)
+        seen.append((response.status_code, response["Location"], response.content, statements))
+    assert len(set(seen)) == 1 and len(seen[0][3]) == 1
+    assert len(queued) == 4 and queued[-1] is None
+
+
+def test_running_the_fresh_link_task_twice_sends_one_email(smtp_sink, eager_tasks, django_capture_on_commit_callbacks):
+    from digest.tasks.subscribers import subscriber_link_request_task
+
+    confirmed = SubscriberFactory(email="known@example.org")
+    pending = SubscriberFactory(email="waiting@example.org", status=Subscriber.Status.PENDING)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            subscriber_link_request_task(confirmed.pk)
+            subscriber_link_request_task(pending.pk)
+            subscriber_link_request_task(None)
+    assert len(smtp_sink.to("known@example.org")) == 1 and len(smtp_sink.to("waiting@example.org")) == 1
+
+
 def test_a_fresh_link_request_says_the_same_thing_for_any_address(
     client, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
 ):

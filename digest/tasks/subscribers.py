@@ -13,6 +13,7 @@ __all__ = [
     "subscriber_send_manage_link_task",
     "subscribers_purge_unconfirmed_task",
     "signup_requests_drain_task",
+    "subscriber_link_request_task",
 ]
 
 # Worth another try later: the server or the network hiccuped. A refused recipient or
@@ -52,3 +53,8 @@ def subscribers_purge_unconfirmed_task() -> int:
 @shared_task(name="digest.tasks.signup_requests_drain_task")
 def signup_requests_drain_task() -> int:
     return services.signup_requests_process()
+
+
+@shared_task(name="digest.tasks.subscriber_link_request_task")
+def subscriber_link_request_task(subscriber_id: int | None) -> None:
+    services.subscriber_link_request_apply(subscriber_id=subscriber_id)
