@@ -13,7 +13,7 @@ from django.db.models import Max, Min
 from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
 
 from . import ranking, semantic, vectors
-from .scoring import PaperSet, TopicSpec
+from .scoring import PaperSet, TopicSpec, phrase_texts
 from .semantic import from_bytes
 from .text import Phrase, parse_interests
 
@@ -262,7 +262,7 @@ def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict
         )
         interests = [parse_interests(s.interests) for s in chunk]
         if d.paperset.uses_embeddings:
-            vectors.phrase_vectors_require(texts=[p.text for phrases in interests for p in phrases])
+            vectors.phrase_vectors_require(texts=phrase_texts([p for phrases in interests for p in phrases]))
         profiles = ranking.Profiles(
             interest_slots=table.slots(interests),
             topic_slots=topic_slots,

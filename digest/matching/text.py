@@ -17,44 +17,6 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[a-z0-9]+(?:[+#][a-z0-9+#]*)?")
 _stemmer = snowballstemmer.stemmer("english")
 
-# Interest and query spellings that people type for the same thing the papers say.
-# Expanded before stemming; each maps to extra words added to the phrase.
-ALIASES: dict[str, str] = {
-    "llm": "large language model",
-    "llms": "large language models",
-    "lm": "language model",
-    "lms": "language models",
-    "vlm": "vision language model",
-    "vlms": "vision language models",
-    "mllm": "multimodal large language model",
-    "rag": "retrieval augmented generation",
-    "rlhf": "reinforcement learning human feedback",
-    "rl": "reinforcement learning",
-    "dpo": "direct preference optimization",
-    "ppo": "proximal policy optimization",
-    "nas": "neural architecture search",
-    "gnn": "graph neural network",
-    "gnns": "graph neural networks",
-    "nlp": "natural language processing",
-    "asr": "automatic speech recognition",
-    "tts": "text to speech",
-    "cv": "computer vision",
-    "nerf": "neural radiance field",
-    "t2i": "text to image",
-    "peft": "parameter efficient fine tuning",
-    "lora": "low rank adaptation",
-    "moe": "mixture of experts",
-    "kd": "knowledge distillation",
-    "fl": "federated learning",
-    "ctr": "click through rate",
-    "ood": "out of distribution",
-    "cot": "chain of thought",
-    "kv": "key value cache",
-    "vit": "vision transformer",
-    "vits": "vision transformers",
-}
-
-
 # Snowball over-conflates a few words that mean different things in ML titles
 # ("optimizer" is not "optimization", "optimal" neither).
 STEM_EXCEPTIONS = {"optimizer": "optimizer", "optimizers": "optimizer", "optimal": "optimal", "optimality": "optimal"}
@@ -73,12 +35,6 @@ def words(text: str) -> list[str]:
 def tokens(text: str) -> list[str]:
     """Stemmed content tokens, in order."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
-
-
-def expand_aliases(text: str) -> str:
-    """Append the long form of known abbreviations: 'RAG' also means 'retrieval augmented generation'."""
-    extra = [ALIASES[w] for w in words(text) if w in ALIASES]
-    return " ".join([text, *extra]) if extra else text
 
 
 def bigrams(toks: list[str]) -> list[str]:

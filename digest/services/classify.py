@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 
 from digest.matching import semantic
-from digest.matching.scoring import PaperSet, TopicSpec, embed_papers, resolve_method
+from digest.matching.scoring import PaperSet, TopicSpec, embed_papers, phrase_texts, resolve_method
 from digest.matching.text import parse_interests
 from digest.matching.vectors import phrase_key, phrase_vectors_stored
 from digest.models import Paper, PaperTopic, PhraseVector, Topic
@@ -56,13 +56,14 @@ def vectors_wanted() -> bool:
 
 
 def matching_texts(*, interests: Iterable[str]) -> list[str]:
-    """Every short text ranking embeds for these interests: the active topics' texts and each phrase."""
+    """Every short text ranking embeds for these interests: the active topics' texts, each phrase and
+    its thesaurus respellings (scoring.phrase_texts)."""
     texts = [
         TopicSpec(t.id, t.name, t.description, t.query).text
         for t in Topic.objects.filter(active=True).order_by("position", "name", "id")
     ]
     for value in set(interests):
-        texts += [phrase.text for phrase in parse_interests(value)]
+        texts += phrase_texts(parse_interests(value))
     return list(dict.fromkeys(texts))
 
 

@@ -1,0 +1,442 @@
+"""A curated thesaurus of ML/AI/CS research vocabulary: spellings of one concept that papers use
+interchangeably ("UAV" / "drone", "healthcare" / "clinical", "LLM" / "large language model").
+
+Hand-written on purpose: no offline library of this field's terminology exists, and WordNet
+neither knows it ("transformer" is an electrical device there) nor ships without a download.
+A curator maintains it like the topic list (default_topics.py): one group a line, members
+separated by "|"; any member stands for any other. A member marked "~" is ambiguous in papers
+("CV" is also a coefficient of variation, "CT" a cycle threshold): typed in an interest it is
+understood, but a paper saying it is not taken to mean the group. Members are compared after
+stemming without stopwords, so "unmanned aerial vehicles" is "unmanned aerial vehicle"; a
+member belongs to one group only. Synonyms and near-synonyms only: a kind of a thing
+("quadrotor" for "drone" is the exception people expect) would widen an interest past what
+the person asked for.
+
+Used on the query side only (interests and topic queries; see lexical.LexicalIndex), never to
+rewrite the papers.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .text import STOPWORDS, tokens, words
+
+GROUPS = """
+# --- language models and NLP
+llm | large language model
+lm | language model
+slm | small language model
+vlm | vision language model
+mllm | multimodal large language model | multimodal llm | multi modal large language model
+lmm | large multimodal model
+plm ~ | pretrained language model | pre trained language model
+nlp | natural language processing
+nlu | natural language understanding
+nlg | natural language generation | text generation
+rag | retrieval augmented generation | retrieval enhanced generation
+cot | chain of thought
+icl | in context learning
+instruction tuning | instruction finetuning | instruction fine tuning
+sft | supervised fine tuning | supervised finetuning
+fine tuning | finetuning
+prompt engineering | prompt design
+tool use | tool learning | tool calling | function calling
+llm agent | language agent | llm based agent
+hallucination | confabulation
+fact checking | fact verification
+misinformation | disinformation | fake news
+knowledge editing | model editing
+qa | question answering
+vqa | visual question answering
+mrc | machine reading comprehension | reading comprehension
+ner | named entity recognition
+srl | semantic role labeling | semantic role labelling
+wsd | word sense disambiguation
+pos tagging | part of speech tagging
+nli | natural language inference | textual entailment | rte
+gec | grammatical error correction
+mt ~ | machine translation
+nmt | neural machine translation
+sentiment analysis | opinion mining | sentiment classification
+summarization | summarisation
+text summarization | text summarisation | document summarization | document summarisation
+text to sql | text2sql | nl2sql
+dialogue | dialog
+dialogue system | dialog system | conversational agent | conversational ai | chatbot
+multilingual | multi lingual | cross lingual | crosslingual
+low resource language | under resourced language | low resource languages
+word embedding | word vector
+sentence embedding | sentence representation | text embedding
+math reasoning | mathematical reasoning
+commonsense reasoning | common sense reasoning
+test time compute | inference time compute | test time scaling | inference time scaling
+long context | long context modeling | long context modelling
+state space model | ssm
+mixture of experts | moe | mixture of expert
+knowledge distillation | kd | model distillation
+
+llm as a judge | llm judge
+homomorphic encryption | fully homomorphic encryption | fhe
+intrusion detection | intrusion detection system
+
+# --- alignment, safety, security, privacy
+rlhf | reinforcement learning from human feedback
+rlaif | reinforcement learning from ai feedback
+rlvr | reinforcement learning with verifiable rewards
+dpo | direct preference optimization | direct preference optimisation
+preference optimization | preference optimisation | preference alignment
+reward hacking | reward gaming | specification gaming
+jailbreak | jailbreak attack
+prompt injection | prompt injection attack
+adversarial example | adversarial attack | adversarial perturbation
+backdoor | trojan
+backdoor attack | trojan attack
+data poisoning | poisoning attack
+membership inference | membership inference attack
+model extraction | model stealing
+differential privacy | differentially private | dp ~
+privacy preserving machine learning | ppml
+secure multi party computation | secure multiparty computation | smpc
+malware | malicious software
+xai | explainable ai | explainable artificial intelligence
+mechanistic interpretability | mech interp
+sae | sparse autoencoder | sparse auto encoder
+machine unlearning | unlearning
+watermarking | watermark
+
+# --- learning paradigms and methods
+ai | artificial intelligence
+agi | artificial general intelligence
+ml ~ | machine learning
+dl ~ | deep learning
+dnn | deep neural network
+nn ~ | neural network | neural net
+cnn | convolutional neural network | convnet | convolutional network
+rnn | recurrent neural network
+lstm | long short term memory
+mlp | multilayer perceptron | multi layer perceptron
+snn | spiking neural network
+gan | generative adversarial network
+vae | variational autoencoder | variational auto encoder
+ebm | energy based model
+nas | neural architecture search
+automl | automated machine learning
+hpo | hyperparameter optimization | hyperparameter tuning | hyperparameter optimisation
+peft | parameter efficient fine tuning | parameter efficient finetuning
+lora | low rank adaptation
+ssl ~ | self supervised learning | self supervision
+semi supervised learning | semi supervision
+few shot learning | low shot learning
+meta learning | learning to learn
+continual learning | lifelong learning | incremental learning
+domain generalization | domain generalisation | dg ~
+uda | unsupervised domain adaptation
+contrastive learning | contrastive representation learning
+representation learning | feature learning
+mtl | multi task learning
+fl | federated learning
+ood | out of distribution
+ood detection | out of distribution detection
+anomaly detection | outlier detection | novelty detection
+noisy labels | label noise
+class imbalance | imbalanced data | imbalanced classification
+dataset distillation | dataset condensation
+synthetic data | data synthesis | synthetic dataset
+data curation | data selection | data filtering
+data labeling | data annotation | data labelling
+data imputation | missing data imputation | missing value imputation
+uncertainty quantification | uq | uncertainty estimation
+conformal prediction | conformal inference
+bayesian neural network | bayesian deep learning
+causal inference | causal effect estimation | treatment effect estimation
+causal discovery | causal structure learning
+optimal transport | ot ~
+gp ~ | gaussian process
+bo ~ | bayesian optimization | bayesian optimisation
+mcmc | markov chain monte carlo
+vi ~ | variational inference
+em ~ | expectation maximization
+sgd | stochastic gradient descent
+optimization | optimisation
+quantization | quantisation
+pruning | sparsification
+model compression | network compression | neural network compression
+svm | support vector machine
+pca | principal component analysis
+knn | k nearest neighbor | k nearest neighbour
+crf | conditional random field
+hmm | hidden markov model
+ntk | neural tangent kernel
+pac learning | probably approximately correct learning
+vc dimension | vapnik chervonenkis dimension
+game theory | game theoretic
+information theory | information theoretic
+kernel methods | kernel machines
+behavior | behaviour
+
+# --- reinforcement learning and robotics
+rl | reinforcement learning
+drl | deep reinforcement learning | deep rl
+marl | multi agent reinforcement learning | multi agent rl
+irl | inverse reinforcement learning
+offline rl | offline reinforcement learning | batch reinforcement learning | batch rl
+model based rl | model based reinforcement learning
+mdp | markov decision process
+pomdp | partially observable markov decision process
+ppo | proximal policy optimization | proximal policy optimisation
+grpo | group relative policy optimization | group relative policy optimisation
+dqn | deep q network
+bandit | multi armed bandit | mab
+imitation learning | learning from demonstration | lfd | apprenticeship learning
+behavior cloning | behavioral cloning | behaviour cloning | behavioural cloning
+sim to real | sim2real | simulation to reality
+vla | vision language action | vision language action model
+mpc ~ | model predictive control
+motion planning | path planning | trajectory planning
+embodied ai | embodied intelligence | embodied agent
+vln | vision language navigation | vision and language navigation
+slam | simultaneous localization and mapping | simultaneous localisation and mapping
+drone | uav | unmanned aerial vehicle | unmanned aerial system | quadrotor | quadcopter | multirotor
+autonomous driving | self driving | autonomous vehicle | self driving car | driverless car
+adas | advanced driver assistance system
+bev | bird s eye view | bird eye view
+lidar | light detection and ranging
+surgical robotics | robotic surgery | robot assisted surgery
+teleoperation | tele operation | remote operation
+
+# --- vision, graphics, 3D
+cv ~ | computer vision
+vit | vision transformer
+3d | three dimensional
+2d | two dimensional
+nerf | neural radiance field
+3dgs | 3d gaussian splatting | gaussian splatting
+nvs | novel view synthesis | view synthesis
+sfm ~ | structure from motion
+mvs | multi view stereo
+depth estimation | depth prediction
+super resolution | superresolution | sr ~
+image generation | image synthesis
+video generation | video synthesis
+3d generation | 3d content generation | 3d synthesis
+t2i | text to image
+t2v | text to video
+i2v | image to video
+ldm | latent diffusion model
+ddpm | denoising diffusion probabilistic model
+diffusion model | diffusion probabilistic model | denoising diffusion model | score based generative model
+normalizing flow | normalising flow | flow based model
+image inpainting | image completion
+image to image translation | image translation
+style transfer | neural style transfer
+talking head | talking face
+ocr | optical character recognition
+image captioning | caption generation
+action recognition | activity recognition | har
+person re identification | person reid | person re id
+face recognition | facial recognition
+deepfake | deep fake | face forgery
+deepfake detection | face forgery detection
+mocap | motion capture
+
+# --- speech and audio
+asr | automatic speech recognition | speech recognition | speech to text
+tts | text to speech | speech synthesis
+speech enhancement | speech denoising | noise suppression
+speaker verification | speaker recognition
+speaker diarization | diarization | diarisation
+vc ~ | voice conversion
+sed ~ | sound event detection
+kws | keyword spotting
+slu | spoken language understanding
+s2st | speech to speech translation
+audio generation | audio synthesis
+music generation | music synthesis
+audio language model | audio llm | large audio language model | lalm
+
+# --- graphs, retrieval, recommendation
+gnn | graph neural network | graph neural net
+gcn | graph convolutional network
+gat ~ | graph attention network
+mpnn | message passing neural network
+kg | knowledge graph
+kge | knowledge graph embedding
+kb ~ | knowledge base
+graph representation learning | graph embedding | network embedding
+community detection | graph clustering
+temporal graph | dynamic graph
+heterogeneous graph | heterogeneous information network | hin
+ir ~ | information retrieval
+dense retrieval | neural retrieval | embedding based retrieval
+ltr | learning to rank
+recommender system | recommendation system | recsys | recommender
+collaborative filtering | cf ~
+ctr | click through rate
+vector database | vector store | vector db
+approximate nearest neighbor search | approximate nearest neighbour search | ann search
+
+# --- systems, hardware, efficiency
+gpu | graphics processing unit
+tpu | tensor processing unit
+cpu | central processing unit
+npu | neural processing unit
+fpga | field programmable gate array
+asic | application specific integrated circuit
+hpc | high performance computing
+distributed training | parallel training
+model serving | inference serving | llm serving
+efficient inference | inference efficiency | inference acceleration | fast inference
+efficient training | training efficiency
+speculative decoding | speculative sampling
+kv | key value
+kv cache | key value cache | kv caching
+flash attention | flashattention
+ml compiler | deep learning compiler | tensor compiler
+in memory computing | processing in memory | compute in memory | pim
+hardware accelerator | ai accelerator
+edge ai | on device ai | edge intelligence
+tinyml | tiny machine learning
+iot | internet of things
+sdn | software defined networking
+os ~ | operating system
+dbms | database management system
+green ai | sustainable ai
+quantum machine learning | qml
+quantum computing | quantum computation
+
+# --- medicine and biology
+healthcare | health care | medical | clinical | medicine
+ehr | electronic health record | emr | electronic medical record
+medical imaging | medical image analysis | medical image
+ct ~ | computed tomography
+mri | magnetic resonance imaging
+fmri | functional magnetic resonance imaging | functional mri
+pet ~ | positron emission tomography
+x ray | radiograph | radiography
+cxr | chest x ray | chest radiograph
+ultrasound | sonography
+eeg | electroencephalography | electroencephalogram
+ecg | electrocardiogram | electrocardiography | ekg
+meg ~ | magnetoencephalography
+bci | brain computer interface | brain machine interface
+neural decoding | brain decoding
+neuroscience | brain science
+computational pathology | digital pathology
+wsi | whole slide image
+drug discovery | drug design
+dti | drug target interaction
+protein structure prediction | protein folding
+protein design | protein engineering
+molecule generation | molecular generation | molecular design
+single cell rna sequencing | scrna seq | single cell transcriptomics
+bioinformatics | computational biology
+
+# --- HCI, data, science
+hci | human computer interaction
+ux | user experience
+ui | user interface
+gui | graphical user interface
+gui agent | computer use agent
+augmented reality | ar ~
+vr | virtual reality
+xr | extended reality
+a11y | accessibility
+human ai collaboration | human ai interaction | human ai teaming
+eye tracking | gaze tracking
+crowdsourcing | crowd sourcing
+data visualization | data visualisation
+time series forecasting | time series prediction
+pde | partial differential equation
+ode | ordinary differential equation
+pinn | physics informed neural network
+ai for science | ai4science | scientific machine learning | sciml
+weather forecasting | weather prediction | numerical weather prediction | nwp
+"""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One concept: every member's stemmed tokens, and those a paper may say to mean it."""
+
+    members: tuple[tuple[str, ...], ...]
+    searchable: tuple[tuple[str, ...], ...]
+    spelled: dict[tuple[str, ...], str]  # a searchable member as written
+
+
+def _parse(text: str) -> tuple[list[Group], dict[tuple[str, ...], int]]:
+    groups: list[Group] = []
+    lookup: dict[tuple[str, ...], int] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        members, searchable, spelled = [], [], {}
+        for raw in line.split("|"):
+            raw = raw.strip()
+            ambiguous = raw.endswith("~")
+            key = tuple(tokens(raw.rstrip("~")))
+            if not key or key in members:
+                continue  # two spellings that stem alike ("medical imaging" / "medical image")
+            if key in lookup:
+                raise ValueError(f"thesaurus: {raw!r} is in two groups")
+            members.append(key)
+            if not ambiguous:
+                searchable.append(key)
+                spelled[key] = raw
+        if len(members) > 1:
+            for key in members:
+                lookup[key] = len(groups)
+            groups.append(Group(tuple(members), tuple(searchable), spelled))
+    return groups, lookup
+
+
+@lru_cache(maxsize=1)
+def thesaurus() -> tuple[list[Group], dict[tuple[str, ...], int], int]:
+    groups, lookup = _parse(GROUPS)
+    return groups, lookup, max(map(len, lookup))
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A stretch of a phrase's tokens that the thesaurus knows: tokens[start:end], and the other
+    spellings a paper may use for it."""
+
+    start: int
+    end: int
+    alternatives: tuple[tuple[str, ...], ...]
+    spelled: tuple[str, ...] = ()  # the alternatives as written
+
+
+def concepts(toks: list[str]) -> list[Concept]:
+    """The thesaurus concepts in a stemmed token list, longest match first, left to right.
+
+    "multimodal llm evaluation" is one concept (multimodal llm) and a plain word; "clinical nlp"
+    two concepts.
+    """
+    groups, lookup, longest = thesaurus()
+    out, i = [], 0
+    while i < len(toks):
+        for length in range(min(longest, len(toks) - i), 0, -1):
+            key = tuple(toks[i : i + length])
+            if key in lookup:
+                alternatives = tuple(m for m in groups[lookup[key]].searchable if m != key)
+                if alternatives:
+                    spelled = tuple(groups[lookup[key]].spelled[m] for m in alternatives)
+                    out.append(Concept(i, i + length, alternatives, spelled))
+                i += length
+                break
+        else:
+            i += 1
+    return out
+
+
+def respellings(text: str) -> list[str]:
+    """The text with each concept in it written each other way, one at a time
+    ("drones over fields" -> "uav over fields", "unmanned aerial vehicle over fields", ...)."""
+    ws = words(text)
+    content = [i for i, w in enumerate(ws) if w not in STOPWORDS]  # token index -> word index
+    out = []
+    for concept in concepts(tokens(text)):
+        start, end = content[concept.start], content[concept.end - 1] + 1
+        out += [" ".join([*ws[:start], alternative, *ws[end:]]) for alternative in concept.spelled]
+    return out
