@@ -340,7 +340,6 @@ gui agent | computer use agent
 augmented reality | ar ~
 vr | virtual reality
 xr | extended reality
-a11y | accessibility
 human ai collaboration | human ai interaction | human ai teaming
 eye tracking | gaze tracking
 crowdsourcing | crowd sourcing
