@@ -36,13 +36,13 @@ needs_semantic = pytest.mark.skipif(not semantic.available(), reason="semantic e
 # the thesaurus (digest/matching/thesaurus.py):
 #            holdout        fresh          blind          blind2         blind3
 # lexical    0.925 / 0.827  0.831 / 0.871  0.832 / 0.822  0.841 / 0.873  0.754 / 0.791
-# semantic   0.917 / 0.855  0.850 / 0.910  0.871 / 0.887  0.799 / 0.831  0.824 / 0.818
+# semantic   0.917 / 0.855  0.850 / 0.910  0.871 / 0.887  0.814 / 0.831  0.832 / 0.818
 # hybrid     0.950 / 0.863  0.898 / 0.935  0.866 / 0.895  0.904 / 0.884  0.813 / 0.856
 FLOORS = {
     "holdout": {"lexical": 0.90, "semantic": 0.90, "hybrid": 0.94},
     "fresh": {"lexical": 0.81, "semantic": 0.82, "hybrid": 0.88},
     "blind": {"lexical": 0.80, "semantic": 0.84, "hybrid": 0.84},
-    "blind2": {"lexical": 0.82, "semantic": 0.78, "hybrid": 0.88},
+    "blind2": {"lexical": 0.82, "semantic": 0.79, "hybrid": 0.88},
     "blind3": {"lexical": 0.74, "semantic": 0.80, "hybrid": 0.79},
 }
 # Hybrid, the default where torch is installed, must also keep recall: a floor per split.

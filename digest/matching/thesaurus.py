@@ -79,6 +79,23 @@ llm as a judge | llm judge
 homomorphic encryption | fully homomorphic encryption | fhe
 intrusion detection | intrusion detection system
 
+paraphrase generation | paraphrasing
+sts | semantic textual similarity
+keyphrase extraction | keyword extraction
+lda ~ | latent dirichlet allocation
+odqa | open domain question answering
+ser ~ | speech emotion recognition
+emotion recognition | affect recognition
+hate speech detection | hateful content detection
+toxicity detection | toxic content detection
+machine generated text detection | ai generated text detection | llm generated text detection
+code completion | code autocompletion
+apr ~ | automated program repair | automatic program repair | program repair
+vulnerability detection | vulnerability discovery
+test generation | test case generation | unit test generation
+autoformalization | auto formalization
+theorem proving | automated theorem proving | formal theorem proving
+
 # --- alignment, safety, security, privacy
 rlhf | reinforcement learning from human feedback
 rlaif | reinforcement learning from ai feedback
@@ -103,6 +120,13 @@ mechanistic interpretability | mech interp
 sae | sparse autoencoder | sparse auto encoder
 machine unlearning | unlearning
 watermarking | watermark
+
+adversarial training | adversarially robust training
+certified robustness | provable robustness | certified defense
+model inversion | model inversion attack
+gradient inversion | gradient leakage
+side channel attack | side channel
+fuzzing | fuzz testing
 
 # --- learning paradigms and methods
 ai | artificial intelligence
@@ -174,6 +198,21 @@ information theory | information theoretic
 kernel methods | kernel machines
 behavior | behaviour
 
+distribution shift | dataset shift | data drift
+feature selection | variable selection
+dimensionality reduction | dimension reduction
+clustering | cluster analysis
+data cleaning | data cleansing
+entity resolution | record linkage | entity matching
+convex optimization | convex programming | convex optimisation
+zeroth order optimization | derivative free optimization | gradient free optimization | zeroth order optimisation
+evolutionary algorithm | evolutionary computation
+multi objective optimization | multiobjective optimization | multi objective optimisation | pareto optimization
+milp | mixed integer linear programming | mixed integer programming
+minimax optimization | min max optimization | saddle point problem
+second order optimization | second order method
+gd ~ | gradient descent
+
 # --- reinforcement learning and robotics
 rl | reinforcement learning
 drl | deep reinforcement learning | deep rl
@@ -203,6 +242,14 @@ bev | bird s eye view | bird eye view
 lidar | light detection and ranging
 surgical robotics | robotic surgery | robot assisted surgery
 teleoperation | tele operation | remote operation
+
+hrl | hierarchical reinforcement learning | hierarchical rl
+safe rl | safe reinforcement learning | constrained reinforcement learning | constrained rl
+goal conditioned rl | goal conditioned reinforcement learning
+multi agent system | multiagent system
+grasp detection | grasp pose detection
+in hand manipulation | dexterous manipulation
+trajectory prediction | trajectory forecasting | motion forecasting
 
 # --- vision, graphics, 3D
 cv ~ | computer vision
@@ -239,6 +286,23 @@ deepfake | deep fake | face forgery
 deepfake detection | face forgery detection
 mocap | motion capture
 
+image classification | image recognition
+object tracking | visual tracking
+mot ~ | multi object tracking | multiple object tracking
+visual grounding | phrase grounding | referring expression comprehension
+ovd | open vocabulary detection | open vocabulary object detection
+cbir | content based image retrieval
+videoqa | video question answering
+sgg | scene graph generation
+vlp | vision language pretraining | vision language pre training
+iqa | image quality assessment
+low light image enhancement | low light enhancement
+remote sensing | earth observation
+hyperspectral imaging | hyperspectral imagery
+motion generation | motion synthesis | human motion generation | human motion synthesis
+egocentric video | first person video
+event camera | dynamic vision sensor | neuromorphic camera
+
 # --- speech and audio
 asr | automatic speech recognition | speech recognition | speech to text
 tts | text to speech | speech synthesis
@@ -253,6 +317,11 @@ s2st | speech to speech translation
 audio generation | audio synthesis
 music generation | music synthesis
 audio language model | audio llm | large audio language model | lalm
+
+text to music | text2music
+svs ~ | singing voice synthesis
+lip reading | lipreading | visual speech recognition
+audio captioning | automated audio captioning
 
 # --- graphs, retrieval, recommendation
 gnn | graph neural network | graph neural net
@@ -274,6 +343,16 @@ collaborative filtering | cf ~
 ctr | click through rate
 vector database | vector store | vector db
 approximate nearest neighbor search | approximate nearest neighbour search | ann search
+
+graph generation | graph generative model
+node embedding | node representation learning
+gcl | graph contrastive learning
+graph mining | graph data mining
+sequential recommendation | next item recommendation
+session based recommendation | session recommendation
+crs | conversational recommendation | conversational recommender system
+matrix factorization | matrix factorisation
+computational advertising | online advertising
 
 # --- systems, hardware, efficiency
 gpu | graphics processing unit
@@ -304,6 +383,21 @@ green ai | sustainable ai
 quantum machine learning | qml
 quantum computing | quantum computation
 
+data parallelism | data parallel training
+pipeline parallelism | pipeline parallel training
+activation checkpointing | gradient checkpointing | activation recomputation
+mixed precision training | mixed precision
+serverless | serverless computing | function as a service | faas
+continuous batching | iteration level batching | inflight batching
+paged attention | pagedattention
+prefix caching | prompt caching
+eda | electronic design automation
+hls | high level synthesis
+rtl | register transfer level
+chip design | integrated circuit design | ic design
+neuromorphic computing | neuromorphic hardware | neuromorphic chip
+photonic computing | optical computing
+
 # --- medicine and biology
 healthcare | health care | medical | clinical | medicine
 ehr | electronic health record | emr | electronic medical record
@@ -331,6 +425,15 @@ molecule generation | molecular generation | molecular design
 single cell rna sequencing | scrna seq | single cell transcriptomics
 bioinformatics | computational biology
 
+radiology report generation | medical report generation
+antibody design | antibody engineering
+molecular property prediction | molecule property prediction
+retrosynthesis | retrosynthetic planning | retrosynthesis prediction
+molecular docking | protein ligand docking
+cryo em | cryo electron microscopy | cryoem
+mhealth | mobile health | digital health
+sleep staging | sleep stage classification
+
 # --- HCI, data, science
 hci | human computer interaction
 ux | user experience
@@ -350,6 +453,19 @@ ode | ordinary differential equation
 pinn | physics informed neural network
 ai for science | ai4science | scientific machine learning | sciml
 weather forecasting | weather prediction | numerical weather prediction | nwp
+participatory design | co design | codesign
+haptics | haptic feedback
+hitl | human in the loop
+cscw | computer supported cooperative work
+voice assistant | voice user interface | vui
+tsc ~ | time series classification
+spatiotemporal forecasting | spatio temporal forecasting
+traffic forecasting | traffic prediction
+md ~ | molecular dynamics
+dft ~ | density functional theory
+mlip | machine learning interatomic potential | machine learned interatomic potential
+materials discovery | materials design
+neural operator | operator learning
 """
 
 
