@@ -186,3 +186,24 @@ def test_a_confirmed_reader_saving_interests_queues_their_phrase_vectors_on_the_
         pending.save(update_fields=["paused_until"])  # nothing ranking reads changed
     messages = [json.loads(m) for m in client.lrange("matching", 0, -1)]
     assert [m["headers"]["task"] for m in messages] == ["digest.tasks.vectors_store_task"]
+
+
+def test_saving_a_reader_queues_their_vectors_without_loading_the_matching_stack_in_the_saving_process(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The web process saves readers (manage page, confirm) and never imports numpy/scipy: the
+    receiver only queues; whether vectors are wanted is the matching worker's question."""
+    import redis
+
+    from digest.tasks import classify as classify_tasks
+
+    def no_matching_stack():
+        raise AssertionError("the saving process loaded digest.services.classify")
+
+    monkeypatch.setattr(classify_tasks, "_classify", no_matching_stack)
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete("matching")
+    with django_capture_on_commit_callbacks(execute=True):
+        SubscriberFactory(status="confirmed", interests="robot learning")
+    messages = [json.loads(m) for m in client.lrange("matching", 0, -1)]
+    assert [m["headers"]["task"] for m in messages] == ["digest.tasks.vectors_store_task"]

@@ -97,8 +97,8 @@ def on_subscriber_saved(sender, instance, created, raw=False, update_fields=None
         return
     if update_fields is not None and not {"interests", "status"} & set(update_fields):
         return
-    if not _classify().vectors_wanted():
-        return
+    # No vectors_wanted() check here: it imports the matching stack (numpy, scipy), which web
+    # processes never load; the task is a no-op where ranking uses no embeddings.
     subscriber_id = instance.pk
     transaction.on_commit(
         lambda: _enqueue(vectors_store_task.si(subscriber_ids=[subscriber_id]), f"phrase vectors of subscriber {subscriber_id}")
