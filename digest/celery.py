@@ -18,6 +18,11 @@ app.conf.beat_schedule = {
         "task": "digest.tasks.signup_requests_drain_task",
         "schedule": 60.0,
     },
+    # Confirmation emails whose queueing failed after the signup had committed.
+    "requeue-lost-confirmations": {
+        "task": "digest.tasks.confirmations_requeue_lost_task",
+        "schedule": 300.0,
+    },
     "purge-unconfirmed-subscribers": {
         "task": "digest.tasks.subscribers_purge_unconfirmed_task",
         "schedule": crontab(minute=17, hour=3),

@@ -65,7 +65,15 @@ class Subscriber(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(weekday__lte=6), name="subscriber_weekday_range"),
         ]
-        indexes = [models.Index(fields=["status", "send_hour"])]
+        indexes = [
+            models.Index(fields=["status", "send_hour"]),
+            # The lost-confirmation sweep (services.confirmations_requeue_lost) reads only these rows.
+            models.Index(
+                fields=["signup_at"],
+                condition=models.Q(status="pending", last_confirmation_sent_at__isnull=True),
+                name="subscriber_confirmation_lost",
+            ),
+        ]
 
     def __str__(self):
         return self.email

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -100,19 +101,20 @@ def confirmation_claim(*, subscriber_id: int, now: datetime.datetime | None = No
     return claimed == 1
 
 
-def _enqueue_confirmation(subscriber_id: int) -> None:
+def _queue_confirmation(subscriber_id: int) -> None:
     from digest.tasks.subscribers import subscriber_send_confirmation_task
 
-    def enqueue():
-        try:
-            subscriber_send_confirmation_task.delay(subscriber_id)
-        except KombuOperationalError:
-            # The broker is down: give the hourly claim back, or the address could not
-            # get its confirmation for an hour although none was sent.
-            Subscriber.objects.filter(pk=subscriber_id).update(last_confirmation_sent_at=None)
-            raise
+    try:
+        subscriber_send_confirmation_task.delay(subscriber_id)
+    except KombuOperationalError:
+        # The broker is down: give the hourly claim back, or the address could not get its
+        # confirmation for an hour although none was sent (confirmations_requeue_lost sends it).
+        Subscriber.objects.filter(pk=subscriber_id).update(last_confirmation_sent_at=None)
+        raise
 
-    transaction.on_commit(enqueue)
+
+def _enqueue_confirmation(subscriber_id: int) -> None:
+    transaction.on_commit(lambda: _queue_confirmation(subscriber_id))
 
 
 def _enqueue_manage_link(subscriber_id: int) -> None:
@@ -477,6 +479,36 @@ def subscribers_purge_unconfirmed(*, now: datetime.datetime | None = None) -> in
     # Requests that kept failing hold an address, IP and user agent: not kept longer either.
     SignupRequest.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def confirmations_requeue_lost(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
+    """Queue the confirmation email of pending signups that have none on its way. Returns how many.
+
+    A claim given back (the broker was down when the email was to be queued, after the signup
+    itself had committed) leaves a pending subscriber with no confirmation sent and, since the
+    recorded request is gone, nothing else that would send one. Only signups young enough for
+    their confirmation link to still work are taken; each goes through confirmation_claim, so a
+    sweep racing a fresh signup sends one email.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(days=settings.CONFIRM_TOKEN_MAX_AGE_DAYS)
+    lost = list(
+        Subscriber.objects.filter(status=Subscriber.Status.PENDING, last_confirmation_sent_at__isnull=True)
+        .filter(Q(signup_at__gte=cutoff) | Q(signup_at__isnull=True, created_at__gte=cutoff))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    queued = 0
+    for subscriber_id in lost:
+        if not confirmation_claim(subscriber_id=subscriber_id, now=now):
+            continue
+        try:
+            _queue_confirmation(subscriber_id)  # the claim is committed (autocommit): queue at once
+        except KombuOperationalError:
+            logger.warning("broker still down: %s lost confirmation(s) wait for the next sweep", len(lost) - queued)
+            break
+        queued += 1
+    return queued
 
 
 def _send_once(*, key: str, subscriber: Subscriber, name: str, context: dict) -> bool:

@@ -543,3 +543,54 @@ def test_with_redis_unreachable_a_signup_gets_a_clear_503_and_nothing_is_saved(c
     assert "try again in a few minutes" in response.content.decode()
     assert not Subscriber.objects.exists()
     assert not SignupRequest.objects.exists()
+
+
+def test_a_confirmation_whose_queueing_failed_after_the_signup_committed_is_sent_by_the_next_sweep(
+    client, topics, smtp_sink, django_capture_on_commit_callbacks, monkeypatch, eager_tasks
+):
+    from kombu.exceptions import OperationalError
+
+    from digest.tasks.subscribers import (
+        confirmations_requeue_lost_task,
+        signup_requests_drain_task,
+        subscriber_send_confirmation_task,
+    )
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(signup_requests_drain_task, "delay", lambda *a, **kw: None)  # the sweep drains it below
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client)
+    with monkeypatch.context() as patch:
+        patch.setattr(subscriber_send_confirmation_task, "delay", broker_down)
+        with pytest.raises(OperationalError), django_capture_on_commit_callbacks(execute=True):
+            services.signup_requests_process()  # the request is applied and gone; the email is not queued
+        # While the broker is still down, a sweep queues nothing and keeps the subscriber waiting.
+        assert confirmations_requeue_lost_task() == 0
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == Subscriber.Status.PENDING and subscriber.last_confirmation_sent_at is None
+    assert not SignupRequest.objects.exists() and smtp_sink.messages == []
+
+    assert confirmations_requeue_lost_task() == 1  # what beat runs every five minutes
+    assert confirmations_requeue_lost_task() == 0  # a second sweep finds nothing lost
+    [message] = smtp_sink.to("ada@example.org")
+    assert "Confirm" in message.subject
+
+
+def test_the_lost_confirmation_sweep_leaves_sent_confirmations_and_expired_signups_alone(smtp_sink, eager_tasks):
+    from digest.tasks.subscribers import confirmations_requeue_lost_task
+
+    now = timezone.now()
+    SubscriberFactory(status="pending", last_confirmation_sent_at=now)  # on its way
+    SubscriberFactory(status="confirmed", last_confirmation_sent_at=None)
+    SubscriberFactory(status="pending", last_confirmation_sent_at=None, signup_at=now - datetime.timedelta(days=30))
+    assert confirmations_requeue_lost_task() == 0 and smtp_sink.messages == []
+
+
+def test_the_lost_confirmation_sweep_runs_from_beat():
+    from digest.celery import app
+
+    [entry] = [e for e in app.conf.beat_schedule.values() if e["task"] == "digest.tasks.confirmations_requeue_lost_task"]
+    assert entry["schedule"] <= 600

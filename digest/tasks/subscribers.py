@@ -14,6 +14,7 @@ __all__ = [
     "subscribers_purge_unconfirmed_task",
     "signup_requests_drain_task",
     "subscriber_link_request_task",
+    "confirmations_requeue_lost_task",
 ]
 
 # Worth another try later: the server or the network hiccuped. A refused recipient or
@@ -58,3 +59,8 @@ def signup_requests_drain_task() -> int:
 @shared_task(name="digest.tasks.subscriber_link_request_task")
 def subscriber_link_request_task(subscriber_id: int | None) -> None:
     services.subscriber_link_request_apply(subscriber_id=subscriber_id)
+
+
+@shared_task(name="digest.tasks.confirmations_requeue_lost_task")
+def confirmations_requeue_lost_task() -> int:
+    return services.confirmations_requeue_lost()
