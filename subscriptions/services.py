@@ -50,6 +50,10 @@ class Preferences:
     digest_size: int = 10
 
 
+# The Preferences fields a SignupRequest row keeps under the same names (topics are kept as ids).
+_REQUEST_PREFERENCE_FIELDS = ("interests", "frequency", "weekday", "send_hour", "timezone", "digest_size")
+
+
 @dataclass(frozen=True)
 class Consent:
     ip: str | None = None
@@ -146,12 +150,7 @@ def signup_request_record(*, email: str, preferences: Preferences, consent: Cons
     request = SignupRequest(
         email=email_normalize(email),
         topic_ids=list(dict.fromkeys(topic.pk for topic in preferences.topics)),
-        interests=preferences.interests,
-        frequency=preferences.frequency,
-        weekday=preferences.weekday,
-        send_hour=preferences.send_hour,
-        timezone=preferences.timezone,
-        digest_size=preferences.digest_size,
+        **{name: getattr(preferences, name) for name in _REQUEST_PREFERENCE_FIELDS},
         signup_ip=consent.ip,
         signup_user_agent=consent.user_agent[:500],
         signup_source=consent.source[:40],
@@ -218,12 +217,7 @@ def signup_requests_process(*, limit: int = DRAIN_LIMIT) -> int:
                             email=request.email,
                             preferences=Preferences(
                                 topics=[topics[pk] for pk in request.topic_ids if pk in topics],
-                                interests=request.interests,
-                                frequency=request.frequency,
-                                weekday=request.weekday,
-                                send_hour=request.send_hour,
-                                timezone=request.timezone,
-                                digest_size=request.digest_size,
+                                **{name: getattr(request, name) for name in _REQUEST_PREFERENCE_FIELDS},
                             ),
                             consent=Consent(ip=request.signup_ip, user_agent=request.signup_user_agent,
                                             source=request.signup_source),
