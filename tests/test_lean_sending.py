@@ -207,3 +207,19 @@ def test_saving_a_reader_queues_their_vectors_without_loading_the_matching_stack
         SubscriberFactory(status="confirmed", interests="robot learning")
     messages = [json.loads(m) for m in client.lrange("matching", 0, -1)]
     assert [m["headers"]["task"] for m in messages] == ["digest.tasks.vectors_store_task"]
+
+
+def test_a_full_phrase_cache_keeps_the_phrases_a_chunk_is_about_to_rank_with(readers, monkeypatch):
+    """The in-process cache starts over when full, but never drops what the caller reads next:
+    a sending chunk loads its phrases' stored vectors and then ranks inside vectors_only()."""
+    from digest.matching import vectors
+
+    deliveries_plan(now=MORNING, ignore_hour=True)  # stores every vector these readers need
+    texts = ["robot learning", "manipulation"]
+    semantic._phrase_cache.clear()
+    semantic.embed_phrases([*texts, "an old phrase"])
+    monkeypatch.setattr(semantic, "PHRASE_CACHE_SIZE", len(semantic._phrase_cache) + 1)
+    with semantic.vectors_only():
+        vectors.phrase_vectors_require(texts=[*texts, "drones", "graphs"])  # two more: over the size
+        assert semantic.embed_phrases(texts).shape == (2, semantic.DIM)  # no model needed
+    assert "an old phrase" not in semantic._phrase_cache  # it did start over

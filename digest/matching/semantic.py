@@ -112,10 +112,17 @@ _phrase_cache: dict[str, np.ndarray] = {}
 PHRASE_CACHE_SIZE = 200_000
 
 
-def phrases_remember(vectors: dict[str, np.ndarray]) -> None:
-    """Put vectors computed elsewhere (stored ones) into the in-process phrase cache."""
+def phrases_remember(vectors: dict[str, np.ndarray], *, keep: Sequence[str] = ()) -> None:
+    """Put vectors (computed here or stored ones) into the in-process phrase cache.
+
+    A full cache starts over but for `keep`, the texts the caller is about to read back: a
+    sending chunk loads its phrases, then ranks inside vectors_only(), where a phrase dropped
+    in between could not be embedded again.
+    """
     if len(_phrase_cache) + len(vectors) > PHRASE_CACHE_SIZE:
+        kept = {t: _phrase_cache[t] for t in keep if t in _phrase_cache}
         _phrase_cache.clear()
+        _phrase_cache.update(kept)
     _phrase_cache.update(vectors)
 
 
@@ -128,7 +135,7 @@ def embed_phrases(texts: Sequence[str]) -> np.ndarray:
     """Embeddings of short phrases (interests, topic texts), cached in-process (the same ones recur every day)."""
     missing = phrases_unknown(texts)
     if missing:
-        phrases_remember(dict(zip(missing, embed(missing))))
+        phrases_remember(dict(zip(missing, embed(missing))), keep=texts)
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
     return np.stack([_phrase_cache[t] for t in texts])

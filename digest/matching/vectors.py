@@ -59,7 +59,7 @@ def phrase_vectors_load(*, texts: Sequence[str]) -> list[str]:
     if not unknown:
         return []
     found = phrase_vectors_stored(texts=unknown)
-    semantic.phrases_remember(found)
+    semantic.phrases_remember(found, keep=texts)
     return [t for t in unknown if t not in found]
 
 
