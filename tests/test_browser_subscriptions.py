@@ -26,6 +26,10 @@ DESKTOP = {"width": 1280, "height": 900}
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.e2e,
+    # Committed data for live_server and the worker; serialized_rollback puts back what the
+    # migrations created (groups, topics) without a post_migrate re-creating it first, which
+    # made a serialized test running after this file fail on a duplicate group.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (CI installs Debian's chromium)"),
 ]
 
