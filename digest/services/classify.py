@@ -95,6 +95,13 @@ def vectors_store(*, subscriber_ids: Sequence[int] = (), paper_ids: Sequence[int
     from subscriptions.models import Subscriber
 
     interests = Subscriber.objects.filter(pk__in=list(subscriber_ids)).values_list("interests", flat=True)
+    return vectors_store_for(interests=interests, paper_ids=paper_ids)
+
+
+def vectors_store_for(*, interests: Iterable[str], paper_ids: Sequence[int] = ()) -> int:
+    """As vectors_store, for interests already at hand (planning has the due readers loaded)."""
+    if not vectors_wanted():
+        return 0
     added = phrase_vectors_store(texts=matching_texts(interests=interests))
     return added + (papers_embed(paper_ids=list(paper_ids)) if paper_ids else 0)
 

@@ -189,12 +189,9 @@ def _plan_vectors(*, subscribers: list[Subscriber], edition: Edition) -> None:
     rank with stored vectors only (see _picks_for). Outside the database round trip that finds
     them all stored, this costs nothing on an ordinary day.
     """
-    from digest.services.classify import matching_texts, papers_embed, phrase_vectors_store, vectors_wanted
+    from digest.services.classify import vectors_store_for
 
-    if not vectors_wanted():
-        return
-    phrase_vectors_store(texts=matching_texts(interests=[s.interests for s in subscribers]))
-    papers_embed(paper_ids=list(edition.paper_ids))
+    vectors_store_for(interests=[s.interests for s in subscribers], paper_ids=list(edition.paper_ids))
 
 
 def deliveries_enqueue(*, delivery_ids: list[int]) -> int:
