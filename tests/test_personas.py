@@ -26,8 +26,9 @@ import pytest
 from django.core.management import call_command
 
 from digest.matching import select_for_subscriber, semantic
+from digest.matching.scoring import CLEAR_MATCH
 from digest.matching.evaluation import cached_embeddings, demo_papers, evaluate, evaluate_daily, load_personas
-from digest.models import Paper
+from digest.models import Paper, TrendingEntry
 from tests.factories import SubscriberFactory
 
 needs_semantic = pytest.mark.skipif(not semantic.available(), reason="semantic extra not installed")
@@ -120,8 +121,32 @@ def test_held_out_personas_get_on_topic_digests_through_the_real_selection_path(
         top5 = [p.paper_id for p in picks[:5]]
         precisions.append(sum(i in relevant for i in top5) / min(5, len(relevant)))
         assert all(p.reasons for p in picks)
-        # What a persona's interests pulled in is explained by one of those interests.
+        # What a persona's interests pulled in is explained by one of those interests, and only
+        # a clear match is called one.
         for pick in picks:
             if not pick.trending:
-                assert pick.reasons[0].startswith("matches your interest '"), pick.reasons
+                verb = "matches" if pick.score >= CLEAR_MATCH[method] else "loosely related to"
+                assert pick.reasons[0].startswith(f"{verb} your interest '"), (pick.score, pick.reasons)
     assert np.mean(precisions) >= FLOORS["holdout"][method]
+
+
+@needs_semantic
+@pytest.mark.django_db
+def test_a_pick_is_called_a_match_only_when_it_clearly_is(demo_db, settings):
+    """The README's reader (`robot learning, manipulation`): on Mar 12 the soft-robot benchmark
+    matches; on Apr 24 no paper is about robots, and what still clears the bar (policy
+    optimisation for LLMs) is said to be loosely related, not a match."""
+    settings.MATCHING_METHOD = "hybrid"
+    subscriber = SubscriberFactory(interests="robot learning, manipulation", digest_size=10)
+    dates = sorted(set(TrendingEntry.objects.values_list("date", flat=True)))
+    mar12, apr24 = (next(d for d in dates if (d.month, d.day) == md) for md in ((3, 12), (4, 24)))
+
+    picks = select_for_subscriber(subscriber=subscriber, day=mar12)
+    assert picks[0].paper.title.startswith("SoftZoo: A Soft Robot Co-design Benchmark")
+    assert picks[0].reasons[0] == "matches your interest 'robot learning'"
+
+    picks = select_for_subscriber(subscriber=subscriber, day=apr24)
+    matched = [p for p in picks if not p.trending]
+    assert matched, "near misses still fill the digest before the trending top-up"
+    assert not [p.reasons for p in picks if p.reasons[0].startswith("matches")]
+    assert all(p.reasons[0].startswith("loosely related to your interest '") for p in matched)

@@ -206,7 +206,8 @@ def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, sco
         reasons.append("pinned by the editors")
     if not pinned or score >= day.paperset.min_relevance:
         if kind == ranking.KIND_INTEREST and 0 <= why < len(table.phrases):
-            reasons.append(f"matches your interest '{table.phrases[why].text}'")
+            verb = "matches" if score >= day.paperset.clear_match else "loosely related to"
+            reasons.append(f"{verb} your interest '{table.phrases[why].text}'")
         elif kind == ranking.KIND_TOPIC and 0 <= why < len(day.topics):
             reasons.append(f"topic: {day.topics[why].name}")
     if 0 < pos <= 3 and not pinned:
