@@ -66,6 +66,7 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
     assert len(load_personas("blind")) >= 16
     assert len(load_personas("blind2")) >= 16
     assert len(load_personas("blind3")) >= 20
+    assert len(load_personas("blind4")) >= 20
     for persona in personas:
         assert persona["relevant"], persona["name"]
         assert set(persona["relevant"]) <= titles, persona["name"]

@@ -29,7 +29,9 @@ BLIND2_PERSONAS = ROOT / "tests" / "personas" / "personas_blind2.json"
 # A sixth ("blind3"), written and labelled the same way after blind and blind2 had been tuned on;
 # subjects the taxonomy mostly does not name (serving, pruning, multi-objective, KV cache, coresets ...).
 BLIND3_PERSONAS = ROOT / "tests" / "personas" / "personas_blind3.json"
-SPLITS = ("tune", "holdout", "fresh", "blind", "blind2", "blind3")
+# A seventh ("blind4"): 30 personas on new subjects, labelled by reading all 242 papers before any ranking.
+BLIND4_PERSONAS = ROOT / "tests" / "personas" / "personas_blind4.json"
+SPLITS = ("tune", "holdout", "fresh", "blind", "blind2", "blind3", "blind4")
 _DATE_LINE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}$")
 
 
@@ -94,7 +96,7 @@ class Scores:
 def load_personas(split: str | None = None) -> list[dict]:
     """Personas of one split (see SPLITS); None: all of them."""
     personas = json.loads(PERSONAS.read_text(encoding="utf-8"))
-    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS, BLIND3_PERSONAS):
+    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS, BLIND3_PERSONAS, BLIND4_PERSONAS):
         if extra.exists():
             personas += json.loads(extra.read_text(encoding="utf-8"))
     return [p for p in personas if split in (None, p["split"])]
