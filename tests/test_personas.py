@@ -26,8 +26,8 @@ import pytest
 from django.core.management import call_command
 
 from digest.matching import select_for_subscriber, semantic
-from digest.matching.scoring import CLEAR_MATCH
 from digest.matching.evaluation import cached_embeddings, demo_papers, evaluate, evaluate_daily, load_personas
+from digest.matching.scoring import CLEAR_MATCH
 from digest.models import Paper, TrendingEntry
 from tests.factories import SubscriberFactory
 
