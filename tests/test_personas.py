@@ -12,7 +12,11 @@ way once "blind" had been looked at while tuning, on other subjects (reward mode
 bandits, "computer vision", one-paper niches). tests/personas/personas_blind3.json holds 26 more
 ("blind3"), written and labelled the same way after blind and blind2 had been tuned on, mostly on
 subjects the topic list does not name (serving, pruning, KV cache, coresets, imitation learning ...).
-Changes to scoring are judged on fresh, blind, blind2 and blind3, the newest weighing most.
+tests/personas/personas_blind4.json holds 30 more ("blind4"), written and labelled the same way
+after blind3 had been tuned on, typed as people sign up (one to three phrases) on subjects no
+split had used (CLIP, process verifiers, verbosity, symmetries, noisy labels, open LLMs ...): the
+hardest set, and the honest figure for interests the topic list and thesaurus do not anticipate.
+Changes to scoring are judged on fresh and the blind splits, the newest weighing most.
 
 Two ways of measuring: evaluate() ranks all 242 demo papers at once; evaluate_daily() is the
 digest path, one demo day at a time, with the relevance threshold and the trending top-up.
@@ -34,26 +38,29 @@ from tests.factories import SubscriberFactory
 needs_semantic = pytest.mark.skipif(not semantic.available(), reason="semantic extra not installed")
 
 # P@5 / R@10 each method reached when the floors were set (bench/matching.py --personas), with
-# the thesaurus (digest/matching/thesaurus.py):
-#            holdout        fresh          blind          blind2         blind3
-# lexical    0.925 / 0.827  0.831 / 0.871  0.832 / 0.822  0.841 / 0.873  0.754 / 0.791
-# semantic   0.917 / 0.855  0.850 / 0.910  0.871 / 0.887  0.814 / 0.831  0.832 / 0.818
-# hybrid     0.950 / 0.863  0.898 / 0.935  0.866 / 0.895  0.904 / 0.884  0.813 / 0.856
+# the thesaurus (digest/matching/thesaurus.py) and the hubness correction (scoring.HUB_WEIGHT).
+# blind4's first figures, before anything was changed with it in view: hybrid 0.566 / 0.643.
+#            holdout        fresh          blind          blind2         blind3         blind4
+# lexical    0.925 / 0.827  0.831 / 0.871  0.832 / 0.822  0.841 / 0.873  0.754 / 0.791  0.546 / 0.623
+# semantic   0.929 / 0.862  0.883 / 0.910  0.912 / 0.920  0.812 / 0.847  0.829 / 0.847  0.500 / 0.569
+# hybrid     0.950 / 0.867  0.898 / 0.935  0.880 / 0.917  0.904 / 0.880  0.828 / 0.869  0.586 / 0.650
 FLOORS = {
     "holdout": {"lexical": 0.90, "semantic": 0.90, "hybrid": 0.94},
-    "fresh": {"lexical": 0.81, "semantic": 0.82, "hybrid": 0.88},
-    "blind": {"lexical": 0.80, "semantic": 0.84, "hybrid": 0.84},
+    "fresh": {"lexical": 0.81, "semantic": 0.85, "hybrid": 0.88},
+    "blind": {"lexical": 0.80, "semantic": 0.88, "hybrid": 0.86},
     "blind2": {"lexical": 0.82, "semantic": 0.79, "hybrid": 0.88},
-    "blind3": {"lexical": 0.74, "semantic": 0.80, "hybrid": 0.79},
+    "blind3": {"lexical": 0.74, "semantic": 0.80, "hybrid": 0.80},
+    "blind4": {"lexical": 0.52, "semantic": 0.48, "hybrid": 0.56},
 }
 # Hybrid, the default where torch is installed, must also keep recall: a floor per split.
-HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.92, "blind": 0.87, "blind2": 0.86, "blind3": 0.83}
-# The digest path day by day (hybrid): P@5 0.952 / 0.956 / 0.912 / 0.855 / 0.792, R@10 0.968 / 0.982 /
-# 0.927 / 0.866 / 0.834, and of the papers a digest says match an interest, 0.422 / 0.410 / 0.460 /
-# 0.438 / 0.390 are relevant. The last keeps the threshold honest: dropping it would raise P@5 by
-# calling everything a match.
-DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.93, "blind": 0.88, "blind2": 0.83, "blind3": 0.77}
-DAILY_MATCH_PRECISION_FLOOR = 0.38
+HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.92, "blind": 0.89, "blind2": 0.86, "blind3": 0.84, "blind4": 0.62}
+# The digest path day by day (hybrid): P@5 0.952 / 0.942 / 0.933 / 0.863 / 0.819 / 0.624, R@10 0.968 /
+# 0.982 / 0.952 / 0.866 / 0.857 / 0.670, and of the papers a digest says match an interest, 0.421 /
+# 0.401 / 0.447 / 0.407 / 0.382 / 0.402 are relevant. The last keeps the threshold honest: dropping
+# it would raise P@5 by calling everything a match (near the bar they are called loosely related,
+# see scoring.CLEAR_MATCH).
+DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.93, "blind": 0.90, "blind2": 0.83, "blind3": 0.79, "blind4": 0.60}
+DAILY_MATCH_PRECISION_FLOOR = 0.37
 
 
 def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
@@ -76,7 +83,7 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
     "method",
     ["lexical", pytest.param("semantic", marks=needs_semantic), pytest.param("hybrid", marks=needs_semantic)],
 )
-@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3"])
+@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3", "blind4"])
 def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
     scores = evaluate(method=method, split=split)
     assert scores.precision_at_5 >= FLOORS[split][method], scores.failures
@@ -85,7 +92,7 @@ def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
 
 
 @needs_semantic
-@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3"])
+@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3", "blind4"])
 def test_day_by_day_digests_put_the_relevant_papers_first_and_call_few_strays_matches(split):
     scores = evaluate_daily(method="hybrid", split=split)
     assert scores.precision_at_5 >= DAILY_FLOORS[split], scores.failures
