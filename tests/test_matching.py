@@ -200,6 +200,23 @@ def test_interests_split_on_commas_and_keep_quoted_phrases():
     ]
 
 
+@pytest.mark.parametrize(
+    "typed, phrases",
+    [
+        ("I'm interested in medical imaging and clinical NLP", ["medical imaging", "clinical NLP"]),
+        ("papers on graph neural networks & drug discovery", ["graph neural networks", "drug discovery"]),
+        ("Interests: LLM serving / speech recognition.", ["LLM serving", "speech recognition"]),
+        ("I am mostly interested in RL", ["RL"]),
+        # "and" inside one interest stays: a one-word side is not an interest of its own.
+        ("Chinese and Thai language models", ["Chinese and Thai language models"]),
+        ("vision and language, CLIP and image retrieval", ["vision and language", "CLIP and image retrieval"]),
+        ("topic modeling", ["topic modeling"]),
+    ],
+)
+def test_interests_typed_as_a_sentence_are_read_as_the_list_they_name(typed, phrases):
+    assert [p.text for p in parse_interests(typed)] == phrases
+
+
 @pytest.mark.django_db
 def test_one_subscriber_gets_exactly_what_the_bulk_path_gives_them(day_papers):
     topics = list(Topic.objects.all()[:6])

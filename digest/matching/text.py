@@ -59,13 +59,35 @@ class Phrase:
 
 
 _QUOTED = re.compile(r'"([^"]*)"')
+# What people put before their interests when they write a sentence: "I'm interested in ...".
+# Its words are in no paper, so they would only dilute the phrase (lexically, and its embedding).
+_LEAD_IN = re.compile(
+    r"^(?:(?:i\s*(?:'?m|am)\s+)?(?:mostly\s+|mainly\s+|very\s+)?interested\s+in|i\s+(?:work|research|focus)\s+on"
+    r"|(?:papers|anything|research|work)\s+(?:on|about|in))\s*:?\s+|^(?:interests?|topics?)\s*:\s*",
+    re.IGNORECASE,
+)
+# "medical imaging and clinical NLP" is two interests, "vision and language" or "Chinese and Thai
+# language models" one: split on "and" / "&" only where every part has two words or more.
+_AND = re.compile(r"\s+(?:and|&)\s+", re.IGNORECASE)
+
+
+def _pieces(rest: str) -> list[str]:
+    rest = _LEAD_IN.sub("", rest.strip())
+    pieces = [p for part in re.split(r"\s+/\s+", rest) for p in [part.strip()] if p]
+    out = []
+    for piece in pieces:
+        parts = _AND.split(piece)
+        out += parts if len(parts) > 1 and all(len(words(p)) >= 2 for p in parts) else [piece]
+    return out
 
 
 def parse_interests(text: str) -> list[Phrase]:
-    """Split free-text interests on commas and semicolons; "quoted" pieces must match as phrases.
+    """Split free-text interests on commas, semicolons and new lines; "quoted" pieces must match
+    as phrases.
 
-    `robot learning, "world models"` -> [robot learning, "world models" (quoted)]. Duplicates and
-    pieces with no word in them are dropped, order is kept.
+    `robot learning, "world models"` -> [robot learning, "world models" (quoted)]. Typed as a
+    sentence, `I'm interested in medical imaging and clinical NLP` -> [medical imaging, clinical
+    NLP]; " / " separates too. Duplicates and pieces with no word in them are dropped, order is kept.
     """
     out: list[Phrase] = []
     seen: set[str] = set()
@@ -73,8 +95,10 @@ def parse_interests(text: str) -> list[Phrase]:
         quoted = [q.strip() for q in _QUOTED.findall(piece) if q.strip()]
         rest = _QUOTED.sub(" ", piece).strip().strip("'").strip()
         phrases = [Phrase(q, True) for q in quoted]
-        if rest and words(rest):
-            phrases.append(Phrase(" ".join(rest.split()), False))
+        for part in _pieces(rest) if rest else []:
+            part = part.strip().strip("'.").strip()
+            if part and words(part):
+                phrases.append(Phrase(" ".join(part.split()), False))
         for phrase in phrases:
             if words(phrase.text) and phrase.key not in seen:
                 seen.add(phrase.key)
