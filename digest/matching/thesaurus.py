@@ -96,6 +96,76 @@ test generation | test case generation | unit test generation
 autoformalization | auto formalization
 theorem proving | automated theorem proving | formal theorem proving
 
+pretraining | pre training
+lrm ~ | large reasoning model
+long cot | long chain of thought
+tot | tree of thoughts | tree of thought
+pot ~ | program of thoughts | program of thought
+tom ~ | theory of mind
+bon | best of n | best of n sampling
+context window | context length
+positional encoding | position encoding | positional embedding | position embedding
+rotary position embedding | rotary embedding
+mha ~ | multi head attention | multihead attention
+mqa ~ | multi query attention
+gqa ~ | grouped query attention
+mla ~ | multi head latent attention
+bpe | byte pair encoding
+subword | sub word
+seq2seq | sequence to sequence
+autoregressive | auto regressive
+nar ~ | non autoregressive | nonautoregressive | non auto regressive
+dllm | diffusion language model | diffusion llm
+ntp ~ | next token prediction
+mlm ~ | masked language modeling | masked language model
+emergent abilities | emergent capabilities
+benchmark contamination | data contamination | test set contamination
+memorization | memorisation
+catastrophic forgetting | catastrophic interference
+model merging | weight merging
+multi turn | multiturn
+multi hop question answering | multihop question answering | multi hop qa | multihop qa
+table question answering | table qa | tableqa
+kbqa | knowledge base question answering | kgqa | knowledge graph question answering
+document understanding | document ai
+information extraction | ie ~
+coreference resolution | coreference | coref
+entity linking | entity disambiguation | named entity disambiguation
+stance detection | stance classification
+role playing | roleplay | role playing agent
+controllable text generation | controlled text generation | ctg ~
+query rewriting | query reformulation
+reranking | re ranking | re ranker
+bi encoder | dual encoder | two tower model
+semantic search | semantic retrieval
+hybrid search | hybrid retrieval
+graphrag | graph rag | graph based rag
+prompt compression | context compression
+prompt tuning | soft prompt tuning | soft prompting
+perplexity | ppl
+wer | word error rate
+speech translation | speech to text translation
+code llm | code large language model | code language model
+code search | code retrieval
+code summarization | code summarisation | code comment generation
+coding agent | code agent | software engineering agent | swe agent
+repository level code generation | repo level code generation
+self correction | self refinement
+web agent | browser agent | web navigation agent
+mcp | model context protocol
+aied | ai in education | ai for education
+icd coding | clinical coding | medical coding | automated icd coding
+code switching | code mixing
+story generation | storytelling
+task oriented dialogue | task oriented dialog | tod ~
+absa | aspect based sentiment analysis
+open information extraction | openie | open ie
+intent detection | intent classification | intent recognition
+bionlp | biomedical nlp | biomedical natural language processing | biomedical text mining
+fim ~ | fill in the middle
+mtp ~ | multi token prediction
+open source llm | open weight llm | open llm | open source large language model | open weight large language model
+
 # --- alignment, safety, security, privacy
 rlhf | reinforcement learning from human feedback
 rlaif | reinforcement learning from ai feedback
@@ -127,6 +197,44 @@ model inversion | model inversion attack
 gradient inversion | gradient leakage
 side channel attack | side channel
 fuzzing | fuzz testing
+
+prm | process reward model | process supervised reward model | process verifier
+orm ~ | outcome reward model | outcome supervised reward model | outcome verifier
+rm ~ | reward model | reward modeling
+genrm | generative reward model | generative verifier
+bradley terry model | bradley terry | bt model
+over refusal | overrefusal | exaggerated safety | false refusal
+reward design | reward engineering
+kl divergence | kullback leibler divergence | relative entropy
+cybersecurity | cyber security
+ctf | capture the flag
+universal adversarial perturbation | uap
+vfl | vertical federated learning
+dp sgd | differentially private sgd | differentially private stochastic gradient descent
+ldp | local differential privacy
+pii | personally identifiable information
+training data extraction | data extraction attack
+attribute inference | attribute inference attack
+log anomaly detection | log based anomaly detection
+defense | defence
+de identification | deidentification
+shap | shapley additive explanations
+cam ~ | class activation map | class activation mapping
+grad cam | gradcam
+cbm ~ | concept bottleneck model
+probing classifier | diagnostic classifier
+activation steering | representation steering | activation engineering | steering vector
+data attribution | training data attribution
+algorithmic fairness | ml fairness | fairness in machine learning | fair machine learning
+debiasing | bias mitigation
+social bias | societal bias
+demographic parity | statistical parity
+equalized odds | equalised odds
+spurious correlation | shortcut learning
+ai ethics | ethics of ai | ethical ai
+ai generated image detection | synthetic image detection | fake image detection
+penetration testing | pentesting | pen testing
+data anonymization | data anonymisation
 
 # --- learning paradigms and methods
 ai | artificial intelligence
@@ -213,6 +321,100 @@ minimax optimization | min max optimization | saddle point problem
 second order optimization | second order method
 gd ~ | gradient descent
 
+tta ~ | test time adaptation
+ttt ~ | test time training
+sfda | source free domain adaptation
+zsl | zero shot learning
+mixup | mix up
+curriculum learning | curriculum training
+al ~ | active learning
+pu learning | positive unlabeled learning | positive unlabelled learning
+weak supervision | weakly supervised learning
+multimodal | multi modal
+multi view | multiview
+multi label classification | multilabel classification
+multi agent | multiagent
+iid | independent and identically distributed
+hyperparameter | hyper parameter
+backpropagation | back propagation | backprop
+autoencoder | auto encoder
+batch normalization | batch normalisation | batchnorm | batch norm
+layer normalization | layer normalisation | layernorm | layer norm
+rmsnorm | rms norm | root mean square normalization
+ptq | post training quantization | post training quantisation
+qat | quantization aware training | quantisation aware training
+qlora | quantized lora | quantized low rank adaptation
+lottery ticket hypothesis | lottery ticket | lth
+low rank approximation | low rank factorization | low rank decomposition
+overparameterization | over parameterization | overparametrization | over parametrization
+implicit bias | implicit regularization | implicit regularisation
+ood generalization | ood generalisation | out of distribution generalization | out of distribution generalisation
+compositional generalization | compositional generalisation
+length generalization | length generalisation
+sharpness aware minimization | sharpness aware minimisation
+loss landscape | loss surface
+flat minima | flat minimum
+edge of stability | eos ~
+lr ~ | learning rate
+learning rate schedule | learning rate scheduling | lr schedule
+nonconvex | non convex
+convergence rate | rate of convergence
+generalization bound | generalisation bound | generalization error bound
+rkhs | reproducing kernel hilbert space
+gmm | gaussian mixture model
+kde | kernel density estimation
+mle | maximum likelihood estimation | maximum likelihood
+elbo | evidence lower bound
+sde ~ | stochastic differential equation
+neural ode | neural ordinary differential equation
+cfg ~ | classifier free guidance
+cfm | conditional flow matching
+kan ~ | kolmogorov arnold network
+hypernetwork | hyper network
+inr | implicit neural representation | neural field
+tda ~ | topological data analysis
+svd | singular value decomposition
+tsne | t sne | t distributed stochastic neighbor embedding
+gbdt | gradient boosted decision tree | gradient boosting decision tree
+ensemble learning | ensemble method | model ensembling
+gaussian process regression | gpr ~ | kriging
+surrogate model | metamodel
+sbi | simulation based inference | likelihood free inference
+amortized inference | amortised inference
+hmc | hamiltonian monte carlo
+smc ~ | sequential monte carlo | particle filter | particle filtering
+cate | conditional average treatment effect | heterogeneous treatment effect | hte
+ope | off policy evaluation
+nearest neighbor | nearest neighbour
+combinatorial optimization | combinatorial optimisation
+mil ~ | multiple instance learning | multi instance learning
+dataset | data set
+deduplication | data deduplication
+inter annotator agreement | inter rater agreement | inter rater reliability
+math | mathematics | maths
+symbolic regression | equation discovery
+personalized federated learning | personalised federated learning | pfl
+erm | empirical risk minimization | empirical risk minimisation
+black box optimization | blackbox optimization | black box optimisation
+admm | alternating direction method of multipliers
+lp ~ | linear programming
+sdp ~ | semidefinite programming | semi definite programming
+bilevel optimization | bi level optimization | bilevel optimisation
+dro | distributionally robust optimization | distributionally robust optimisation
+l2o | learning to optimize | learned optimizer
+pac bayes | pac bayesian
+ib ~ | information bottleneck
+mi ~ | mutual information
+wasserstein distance | earth mover s distance | emd ~
+mmd | maximum mean discrepancy
+k means | kmeans
+nonparametric | non parametric
+time series | timeseries
+coreset | core set
+data mixture | data mixing
+data scarcity | data scarce | scarce data
+bayesian optimal experimental design | bayesian experimental design
+
 # --- reinforcement learning and robotics
 rl | reinforcement learning
 drl | deep reinforcement learning | deep rl
@@ -250,6 +452,35 @@ multi agent system | multiagent system
 grasp detection | grasp pose detection
 in hand manipulation | dexterous manipulation
 trajectory prediction | trajectory forecasting | motion forecasting
+
+mcts | monte carlo tree search
+trpo | trust region policy optimization | trust region policy optimisation
+a2c | advantage actor critic
+sac ~ | soft actor critic
+ddpg | deep deterministic policy gradient
+td learning | temporal difference learning
+cql | conservative q learning
+iql ~ | implicit q learning
+gae ~ | generalized advantage estimation | generalised advantage estimation
+rloo | reinforce leave one out
+intrinsic motivation | intrinsic reward
+contextual bandit | contextual multi armed bandit
+ucb ~ | upper confidence bound
+cfr | counterfactual regret minimization | counterfactual regret minimisation
+self play | selfplay
+pbt | population based training
+domain randomization | domain randomisation
+quadruped | quadrupedal
+objectnav | object navigation | object goal navigation
+tamp | task and motion planning
+wbc ~ | whole body control
+dof ~ | degrees of freedom | degree of freedom
+vpr | visual place recognition
+hd map | high definition map
+end to end driving | end to end autonomous driving
+traffic signal control | traffic light control
+hri | human robot interaction
+multi robot | multirobot
 
 # --- vision, graphics, 3D
 cv ~ | computer vision
@@ -303,6 +534,61 @@ motion generation | motion synthesis | human motion generation | human motion sy
 egocentric video | first person video
 event camera | dynamic vision sensor | neuromorphic camera
 
+referring image segmentation | referring expression segmentation | referring segmentation
+vos | video object segmentation
+sod ~ | salient object detection
+cod ~ | camouflaged object detection
+hoi ~ | human object interaction
+hpe ~ | human pose estimation
+hmr | human mesh recovery
+text guided image editing | text driven image editing | text based image editing
+video compression | video coding
+vqvae | vq vae | vector quantized variational autoencoder
+vq ~ | vector quantization | vector quantisation
+mae ~ | masked autoencoder | masked auto encoder
+mim ~ | masked image modeling
+clip ~ | contrastive language image pretraining | contrastive language image pre training
+lvlm | large vision language model
+vision encoder | visual encoder | image encoder
+video understanding | video comprehension
+video llm | videollm | video large language model
+tal ~ | tad ~ | temporal action localization | temporal action detection | temporal action localisation
+moment retrieval | video moment retrieval | temporal grounding | video temporal grounding
+text video retrieval | text to video retrieval | video text retrieval
+image text retrieval | image text matching
+fine grained visual classification | fine grained image classification | fgvc
+long tailed recognition | long tailed classification | long tailed learning
+osr ~ | open set recognition
+cil ~ | class incremental learning
+stereo matching | disparity estimation
+monocular depth estimation | monocular depth prediction | mde ~
+sdf ~ | signed distance function | signed distance field
+sds ~ | score distillation sampling
+4dgs | 4d gaussian splatting
+single view 3d reconstruction | single image 3d reconstruction
+document layout analysis | layout analysis
+chart understanding | chart comprehension
+satellite imagery | satellite image
+aerial imagery | aerial image
+precision agriculture | smart farming | digital agriculture
+dit ~ | diffusion transformer
+generative ai | genai | gen ai | generative artificial intelligence | aigc | ai generated content
+resnet | residual network
+unet | u net
+fid ~ | frechet inception distance
+auroc | area under the roc curve | area under the receiver operating characteristic curve
+ece ~ | expected calibration error
+ndcg | normalized discounted cumulative gain
+object detector | object detection
+cir ~ | composed image retrieval
+image forgery detection | image manipulation detection | image tampering detection
+video prediction | future frame prediction | video forecasting
+video frame interpolation | frame interpolation
+vsr ~ | video super resolution
+lcm ~ | latent consistency model
+gflownet | generative flow network
+artifact | artefact
+
 # --- speech and audio
 asr | automatic speech recognition | speech recognition | speech to text
 tts | text to speech | speech synthesis
@@ -322,6 +608,14 @@ text to music | text2music
 svs ~ | singing voice synthesis
 lip reading | lipreading | visual speech recognition
 audio captioning | automated audio captioning
+
+vad ~ | voice activity detection
+speech language model | spoken language model | speech lm | speech llm
+audio visual | audiovisual
+audio classification | audio tagging
+audio deepfake detection | synthetic speech detection | speech anti spoofing | audio anti spoofing
+t2a | text to audio
+speech separation | speaker separation
 
 # --- graphs, retrieval, recommendation
 gnn | graph neural network | graph neural net
@@ -353,6 +647,21 @@ session based recommendation | session recommendation
 crs | conversational recommendation | conversational recommender system
 matrix factorization | matrix factorisation
 computational advertising | online advertising
+
+gin ~ | graph isomorphism network
+graph autoencoder | graph auto encoder
+oversmoothing | over smoothing
+oversquashing | over squashing
+hypergraph neural network | hgnn ~
+knowledge graph reasoning | kg reasoning
+pq ~ | product quantization
+hnsw | hierarchical navigable small world
+subgraph | sub graph
+ecommerce | e commerce
+llm4rec | llm based recommendation | llm for recommendation
+cross domain recommendation | cdr ~
+multi behavior recommendation | multi behaviour recommendation
+hypergraph | hyper graph
 
 # --- systems, hardware, efficiency
 gpu | graphics processing unit
@@ -398,6 +707,20 @@ chip design | integrated circuit design | ic design
 neuromorphic computing | neuromorphic hardware | neuromorphic chip
 photonic computing | optical computing
 
+model parallelism | model parallel training
+tensor parallelism | tensor model parallelism
+fsdp | fully sharded data parallel
+pd disaggregation | prefill decode disaggregation | disaggregated serving
+token merging | tome ~
+kv cache compression | kv compression
+autotuning | auto tuning
+vqc | variational quantum circuit | parameterized quantum circuit | parametrized quantum circuit
+qnn ~ | quantum neural network
+real time | realtime
+n m sparsity | semi structured sparsity
+all reduce | allreduce
+bug localization | fault localization | bug localisation | fault localisation
+
 # --- medicine and biology
 healthcare | health care | medical | clinical | medicine
 ehr | electronic health record | emr | electronic medical record
@@ -434,6 +757,32 @@ cryo em | cryo electron microscopy | cryoem
 mhealth | mobile health | digital health
 sleep staging | sleep stage classification
 
+icu | intensive care unit
+emergency department | emergency room
+oct ~ | optical coherence tomography
+fundus image | fundus photograph | retinal image | fundus photography
+tumor | tumour
+pediatric | paediatric
+alzheimer s disease | alzheimer disease
+asd ~ | autism spectrum disorder
+mental illness | mental disorder | psychiatric disorder
+covid 19 | covid19 | covid
+spatial transcriptomics | spatially resolved transcriptomics
+ddi | drug drug interaction
+dta | drug target affinity | binding affinity prediction
+ppi ~ | protein protein interaction
+mammography | mammogram
+echocardiography | echocardiogram | cardiac ultrasound
+ppg | photoplethysmography | photoplethysmogram
+wearable sensor | wearable device
+survival analysis | time to event analysis | time to event modeling
+neuroimaging | brain imaging
+computer aided diagnosis | computer assisted diagnosis | cadx
+clinical decision support | cdss | clinical decision support system
+drug repurposing | drug repositioning
+inverse folding | fixed backbone design | fixed backbone sequence design
+sbdd | structure based drug design
+
 # --- HCI, data, science
 hci | human computer interaction
 ux | user experience
@@ -466,6 +815,13 @@ dft ~ | density functional theory
 mlip | machine learning interatomic potential | machine learned interatomic potential
 materials discovery | materials design
 neural operator | operator learning
+
+mr ~ | mixed reality
+blv | blind and low vision | blind or low vision | visually impaired
+cognitive load | cognitive workload | mental workload
+older adult | elderly | older people
+dhh | deaf and hard of hearing
+self driving lab | self driving laboratory | autonomous laboratory | autonomous lab
 """
 
 
