@@ -208,3 +208,20 @@ def test_the_number_of_queries_does_not_grow_with_the_number_of_papers():
     # Lookups, one insert of papers, one of appearances: the same for 10 papers as for 500.
     assert counts[0] == counts[1] <= 5
     assert Paper.objects.count() == 510
+
+
+@pytest.mark.parametrize("command", [["import_papers", MAR_12], ["fetch_papers", "--source", "hf"]])
+def test_a_bad_date_is_a_one_line_usage_error_not_a_traceback(command, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", *command, "--date", "garbage"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error: argument --date: 'garbage' is not a date like 2024-03-12" in result.stderr

@@ -1,5 +1,6 @@
 """import_papers PATH... : load trending pages, HF daily_papers JSON or arXiv Atom files."""
 
+import argparse
 import datetime
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from digest.sources import FORMATS, SourceError, parse_papers
 
 
 def iso_date(value: str) -> datetime.date:
+    # argparse turns ArgumentTypeError into a one-line usage error (exit 2); anything
+    # else raised from a type= callable escapes as a traceback.
     try:
         return datetime.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"--date: {value!r} is not a date like 2024-03-12") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2024-03-12") from None
 
 
 class Command(BaseCommand):
