@@ -104,6 +104,19 @@ class TrendingDateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=TrendingEntry.objects.filter(day_filter).values("paper_id"))
 
 
+# The largest id a (signed 64-bit) primary key can hold: a longer number in a URL would make
+# the database driver raise (OverflowError on SQLite), not match nothing.
+MAX_ID = 2**63 - 1
+
+
+def _id_or_none(value: str) -> int | None:
+    """A filter value read as a row id, or None when it cannot be one."""
+    if not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
+
+
 class TopicFilter(admin.SimpleListFilter):
     """Papers in a topic: a curator's override wins, otherwise the classifier's score."""
 
@@ -116,7 +129,10 @@ class TopicFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if not self.value():
             return queryset
-        rows = PaperTopic.objects.filter(topic_id=self.value()).filter(
+        topic_id = _id_or_none(self.value())
+        if topic_id is None:  # a typed or stale URL: no topic has that id, so no paper is in it
+            return queryset.none()
+        rows = PaperTopic.objects.filter(topic_id=topic_id).filter(
             Q(override=True) | Q(override__isnull=True, score__gte=PaperAdmin.topic_min_score)
         )
         return queryset.filter(pk__in=rows.values("paper_id"))

@@ -165,6 +165,31 @@ def test_paper_list_filters_by_trending_date_topic_source_and_flags(curator_clie
     assert ids(pinned__exact=1) == {fresh.pk}
 
 
+@pytest.mark.parametrize("value", ["garbage", "99999999999999999999", "-1", "1.5", "٣"])
+def test_a_topic_filter_value_that_is_no_topic_lists_no_papers_instead_of_failing(curator_client, value):
+    PaperTopic.objects.create(paper=PaperFactory(), topic=TopicFactory(), score=0.9)
+    response = curator_client.get(reverse("admin:digest_paper_changelist"), {"topic": value})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize(
+    "model, params",
+    [
+        ("paper", {"trending": "garbage"}),
+        ("paper", {"trending": "2026-13-45"}),
+        ("paper", {"source": "99999999999999999999"}),
+        ("paper", {"pinned__exact": "garbage"}),
+        ("delivery", {"failure": "garbage"}),
+        ("delivery", {"edition__id__exact": "99999999999999999999"}),
+    ],
+)
+def test_no_list_filter_value_makes_the_admin_fail(operator_client, model, params):
+    PaperFactory()
+    response = operator_client.get(reverse(f"admin:digest_{model}_changelist"), params)
+    assert response.status_code in (200, 302)
+
+
 def test_paper_list_shows_date_rank_upvotes_and_topics(curator_client):
     entry = TrendingEntryFactory(date=datetime.date(2026, 11, 20), rank=3)
     entry.paper.upvotes = 321
