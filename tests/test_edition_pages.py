@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from digest.models import Edition
+from digest.services import curation
 from digest.services.editions import edition_freeze
 from tests.digest_support import trending_day
 
@@ -54,6 +55,19 @@ def test_the_feed_is_atom_with_one_entry_per_sent_edition(client):
     ns = {"a": "http://www.w3.org/2005/Atom"}
     links = [e.find("a:link", ns).get("href") for e in root.findall("a:entry", ns)]
     assert links == [f"http://testserver/digest/2026-03-{d}/" for d in (14, 13, 12)]
+
+
+def test_a_paper_hidden_after_the_edition_froze_is_gone_from_its_page_and_the_feed(client):
+    kept, spam = trending_day(day=DAY, count=2)
+    spam.title = "Retracted: a paper curators hid"
+    spam.save()
+    edition_freeze(day=DAY)
+    curation.papers_hide(paper_ids=[spam.pk])
+    html = client.get("/digest/2026-03-12/").content.decode()
+    assert kept.title in html and spam.title not in html
+    assert "1 paper in this edition" in html
+    feed = client.get("/feed/").content.decode()
+    assert kept.title in feed and spam.title not in feed
 
 
 def test_the_mail_view_lists_and_shows_caught_messages(client, settings, tmp_path):

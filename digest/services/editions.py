@@ -57,8 +57,13 @@ def edition_freeze(*, day: datetime.date) -> Edition:
 
 
 def edition_papers(*, edition: Edition) -> list[Paper]:
-    """The frozen papers in edition order (those deleted since freezing are dropped)."""
-    by_id = Paper.objects.in_bulk(edition.paper_ids)
+    """The frozen papers in edition order, without those hidden or deleted since freezing.
+
+    Hiding reaches an edition already sending (matching drops hidden papers from every digest
+    still to go), so the public page and the feed built from this drop them too: curators
+    hide spam and retractions.
+    """
+    by_id = Paper.objects.filter(hidden=False).in_bulk(edition.paper_ids)
     return [by_id[paper_id] for paper_id in edition.paper_ids if paper_id in by_id]
 
 
