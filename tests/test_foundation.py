@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -18,14 +19,56 @@ def test_the_cache_is_a_real_redis():
         ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"EMAIL_PORT": "twenty-five"}, "EMAIL_PORT"),
+        # django-ratelimit reads a rate only at the first request, where a bad one was a 500.
+        ({"SIGNUP_RATE_PER_IP": "lots"}, "SIGNUP_RATE_PER_IP: must be a rate like 10/h"),
+        ({"SIGNUP_RATE_PER_EMAIL": "3/H"}, "SIGNUP_RATE_PER_EMAIL: must be a rate like 10/h"),
+        ({"ADMIN_LOGIN_RATE": "0/m"}, "ADMIN_LOGIN_RATE: must be a rate like 10/h"),
+        ({"DEBUG": "maybe"}, "DEBUG: must be true or false"),
+        ({"DELIVERY_ASYNC_COMMIT": "perhaps"}, "DELIVERY_ASYNC_COMMIT: must be true or false"),
+        ({"TOKEN_MAX_AGE_DAYS": "-1"}, "TOKEN_MAX_AGE_DAYS: must be at least 1"),
+        ({"CONFIRM_TOKEN_MAX_AGE_DAYS": "0"}, "CONFIRM_TOKEN_MAX_AGE_DAYS: must be at least 1"),
+        ({"DELIVERY_CHUNK_SIZE": "0"}, "DELIVERY_CHUNK_SIZE: must be at least 1"),
+        ({"ANYMAIL_ESP": "nonexistent"}, "ANYMAIL_ESP: must be one of django-anymail's backends (amazon_ses"),
     ],
 )
 def test_bad_settings_fail_at_start_with_the_variable_named(env, message):
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+    result = _start_django(env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_every_documented_spelling_of_good_settings_is_accepted():
+    result = _start_django(
+        {"SIGNUP_RATE_PER_IP": "100/15m", "SIGNUP_RATE_PER_EMAIL": "3/h", "ADMIN_LOGIN_RATE": "1/s",
+         "DEBUG": "Yes", "DELIVERY_ASYNC_COMMIT": "off", "EMAIL_USE_TLS": "", "TOKEN_MAX_AGE_DAYS": "1",
+         "ANYMAIL_ESP": "postmark"},
+        "from django.conf import settings as s; print(s.DEBUG, s.DELIVERY_ASYNC_COMMIT, s.EMAIL_BACKEND)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend"]
+
+
+def _start_django(env: dict, then: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {then}"],
         env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "digest.settings", **env},
         capture_output=True,
         text=True,
     )
+
+
+@pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "abc"), ("WEB_THREADS", "0"), ("PORT", "http")])
+def test_the_web_process_refuses_a_bad_gunicorn_setting_in_one_line(name, value):
+    from django.conf import settings
+
+    web = next(line for line in (settings.BASE_DIR / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    result = subprocess.run(
+        ["sh", "-c", web.removeprefix("web:")],
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", name: value},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
-    assert message in result.stderr
+    assert result.stderr.strip() == f"Setting {name}: must be a whole number of at least 1, not {value!r}"

@@ -15,6 +15,10 @@ PRODUCTION_ENV = {
     "SECRET_KEY": secrets.token_urlsafe(64),
     "ALLOWED_HOSTS": "paperboy.example.org",
     "SITE_URL": "https://paperboy.example.org",
+    # Nothing below connects to them: `check` without --database opens no connection.
+    "DATABASE_URL": "postgres://paperboy:db-password@db.internal:5432/paperboy",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "DEFAULT_FROM_EMAIL": "Paperboy <digest@paperboy.example.org>",
     "ANYMAIL_ESP": "postmark",
     "ANYMAIL_POSTMARK_SERVER_TOKEN": "server-token",
     "ANYMAIL_WEBHOOK_SECRET": "hook:" + secrets.token_urlsafe(24),
@@ -43,6 +47,21 @@ def test_production_refuses_to_start_without_its_secrets(missing, message):
     result = _manage("check", extra_env={missing: ""})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["SITE_URL", "DATABASE_URL", "REDIS_URL", "DEFAULT_FROM_EMAIL"])
+def test_production_refuses_to_start_on_a_development_default(missing):
+    # The defaults are localhost links, SQLite, the embedded Redis and a @localhost sender.
+    result = _manage("check", "--deploy", extra_env={missing: ""})
+    assert result.returncode != 0
+    assert f"Setting {missing}: is required when DJANGO_ENV=production" in result.stderr
+
+
+def test_production_offers_the_unsubscribe_mailto_only_when_one_is_configured():
+    show = ("shell", "--no-imports", "-c", "from django.conf import settings; print(repr(settings.UNSUBSCRIBE_MAILTO))")
+    assert _manage(*show).stdout.strip() == "''"
+    configured = _manage(*show, extra_env={"UNSUBSCRIBE_MAILTO": "unsubscribe@paperboy.example.org"})
+    assert configured.stdout.strip() == "'unsubscribe@paperboy.example.org'"
 
 
 def test_production_refuses_a_plain_http_site_url():
