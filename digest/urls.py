@@ -5,9 +5,19 @@ from django_ratelimit.decorators import ratelimit
 
 from digest import views
 from digest.services import tracking  # noqa: F401 - connects the anymail tracking receiver
+from subscriptions.views import BACKEND_DOWN, unavailable
 
 # Password guessing on the admin: a few POSTs per minute per IP, then the friendly 429 page.
-admin_login = ratelimit(key="ip", rate=settings.ADMIN_LOGIN_RATE, method="POST", block=True)(admin.site.login)
+_admin_login_limited = ratelimit(key="ip", rate=settings.ADMIN_LOGIN_RATE, method="POST", block=True)(admin.site.login)
+
+
+def admin_login(request, **kwargs):
+    # The counters live in Redis: with it down, the signup form's 503 page, not a 500.
+    try:
+        return _admin_login_limited(request, **kwargs)
+    except BACKEND_DOWN:
+        return unavailable(request)
+
 
 digest_patterns = [
     path("digest/", views.edition_index, name="index"),

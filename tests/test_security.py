@@ -89,6 +89,18 @@ def test_admin_login_is_rate_limited_per_ip(client, db):
     assert 429 in answers
 
 
+def test_with_redis_unreachable_the_admin_login_gets_a_clear_503(client, db, settings):
+    from django.core.cache import caches
+
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+    caches["default"].close()
+    del caches["default"]  # rebuilt from the new settings on next use
+    response = client.post("/admin/login/", {"username": "admin", "password": "guess"})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "300"
+    assert "Back in a moment" in response.content.decode()
+
+
 def test_error_pages_show_no_settings_or_secrets(client, db):
     response = client.get("/no-such-page/" + "x" * 50)
     assert response.status_code == 404
