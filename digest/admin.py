@@ -260,15 +260,16 @@ class PaperAdmin(admin.ModelAdmin):
 
     # Actions -------------------------------------------------------------
 
-    @admin.action(description="Pin to today's edition (first, and un-hidden)", permissions=["change"])
+    @admin.action(description="Pin (first in every digest not sent yet, and un-hidden)", permissions=["change"])
     def pin(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         count = curation.papers_pin(paper_ids=ids)
-        today = Edition.objects.filter(date=timezone.localdate()).first()
-        note = ""
-        if today and today.status in (Edition.Status.SENDING, Edition.Status.SENT):
-            note = " Today's edition is already going out, so they will lead the next one."
-        self.message_user(request, f"Pinned {count} paper(s); they go first in the next edition.{note}", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Pinned {count} paper(s); they go first in every digest not sent yet, those of an edition "
+            "already going out included. Digests already sent are not changed.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Unpin", permissions=["change"])
     def unpin(self, request, queryset):

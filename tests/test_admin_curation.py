@@ -20,7 +20,7 @@ def test_pinning_unhides_and_moves_the_paper_to_the_front_of_an_open_edition():
     c.hidden = True
     c.save()
     edition = Edition.objects.create(date=DAY, paper_ids=[a.pk, b.pk])
-    assert curation.papers_pin(paper_ids=[b.pk, c.pk], today=DAY) == 2
+    assert curation.papers_pin(paper_ids=[b.pk, c.pk]) == 2
     b.refresh_from_db()
     c.refresh_from_db()
     assert b.pinned and c.pinned and not c.hidden
@@ -28,12 +28,39 @@ def test_pinning_unhides_and_moves_the_paper_to_the_front_of_an_open_edition():
     assert edition.paper_ids == [b.pk, c.pk, a.pk]
 
 
-def test_pinning_leaves_an_edition_that_is_already_sending_alone():
-    a, b = PaperFactory.create_batch(2)
-    edition = Edition.objects.create(date=DAY, paper_ids=[a.pk, b.pk], status=Edition.Status.SENDING)
-    curation.papers_pin(paper_ids=[b.pk], today=DAY)
-    edition.refresh_from_db()
-    assert edition.paper_ids == [a.pk, b.pk]
+def test_pinning_reaches_the_edition_still_sending_but_not_one_already_sent():
+    a, b, c = PaperFactory.create_batch(3)
+    sending = Edition.objects.create(date=DAY, paper_ids=[a.pk, b.pk], status=Edition.Status.SENDING)
+    sent = Edition.objects.create(date=DAY - datetime.timedelta(days=1), paper_ids=[a.pk, b.pk], status="sent")
+    curation.papers_pin(paper_ids=[c.pk, b.pk])
+    sending.refresh_from_db()
+    sent.refresh_from_db()
+    assert sending.paper_ids == [c.pk, b.pk, a.pk]
+    assert sent.paper_ids == [a.pk, b.pk]
+
+
+def test_a_pin_made_while_an_edition_is_sending_leads_the_digests_it_has_not_sent_yet(smtp_sink, settings):
+    """The edition froze (one reader got theirs) before the curator pinned a paper from another day."""
+    settings.MATCHING_METHOD = "lexical"
+    from digest.services.delivery import deliveries_plan, deliveries_send_chunk
+    from subscriptions.models import Subscriber
+
+    TrendingEntryFactory(date=DAY, rank=1)
+    TrendingEntryFactory(date=DAY, rank=2)
+    older = TrendingEntryFactory(date=DAY - datetime.timedelta(days=3), rank=1).paper
+    now = timezone.make_aware(datetime.datetime(2026, 11, 20, 12, 0))
+    first = SubscriberFactory(status=Subscriber.Status.CONFIRMED, digest_size=5)
+    plan = deliveries_plan(now=now, day=DAY, ignore_hour=True)
+    deliveries_send_chunk(delivery_ids=list(Delivery.objects.values_list("pk", flat=True)), now=now)
+    assert older.pk not in Delivery.objects.get(subscriber=first).paper_ids
+
+    curation.papers_pin(paper_ids=[older.pk])
+    second = SubscriberFactory(status=Subscriber.Status.CONFIRMED, digest_size=5)
+    deliveries_plan(now=now, day=DAY, ignore_hour=True)
+    deliveries_send_chunk(delivery_ids=list(Delivery.objects.filter(subscriber=second).values_list("pk", flat=True)), now=now)
+    assert Delivery.objects.get(subscriber=second).paper_ids[0] == older.pk
+    assert older.pk not in Delivery.objects.get(subscriber=first).paper_ids
+    assert plan.edition.pk == Delivery.objects.get(subscriber=second).edition_id
 
 
 def test_hiding_unpins_and_removes_the_paper_from_open_editions_only():

