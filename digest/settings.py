@@ -126,6 +126,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Turns django-ratelimit's Ratelimited into RATELIMIT_VIEW's friendly 429 page.
     "django_ratelimit.middleware.RatelimitMiddleware",
+    # Fills Django's empty 405 responses with a page (digest/error_pages.py).
+    "digest.error_pages.MethodNotAllowedPageMiddleware",
 ]
 
 ROOT_URLCONF = "digest.urls"
@@ -313,6 +315,7 @@ RATELIMIT_USE_CACHE = "default"
 # otherwise every visitor would share the proxy's address and its rate limit.
 RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
 RATELIMIT_VIEW = "subscriptions.views.ratelimited"
+CSRF_FAILURE_VIEW = "digest.error_pages.csrf_failure"
 
 TIME_ZONE_DEFAULT = env.str("DEFAULT_SUBSCRIBER_TIMEZONE", default="UTC")
 try:

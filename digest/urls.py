@@ -39,3 +39,6 @@ urlpatterns = [
     path("", include((digest_patterns, "digest"))),
     path("", include("subscriptions.urls")),
 ]
+
+handler404 = "digest.error_pages.not_found"
+handler500 = "digest.error_pages.server_error"
