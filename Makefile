@@ -16,9 +16,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Redis, and so the task queue, starts only under honcho: the demo papers are classified here
+# (classify_papers) rather than queued.
 run: venv
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py import_papers demo/*.txt
+	$(PY) manage.py import_papers --no-enqueue demo/*.txt
 	$(PY) manage.py classify_papers
 	$(PY) manage.py ensure_dev_admin
 	$(VENV)/bin/honcho -f Procfile.dev start

@@ -225,3 +225,22 @@ def test_a_bad_date_is_a_one_line_usage_error_not_a_traceback(command, tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error: argument --date: 'garbage' is not a date like 2024-03-12" in result.stderr
+
+
+def test_the_demo_load_of_make_run_queues_nothing_before_redis_is_up(tmp_path):
+    """`make run` imports the demo before honcho starts Redis: queueing would only warn, three times."""
+    import re
+    import subprocess
+    import sys
+
+    recipe = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    demo_load = [line.strip().replace("$(PY)", sys.executable) for line in recipe.splitlines()
+                 if re.search(r"manage\.py (migrate|import_papers|classify_papers)", line)]
+    assert [line.split()[2] for line in demo_load] == ["migrate", "import_papers", "classify_papers"]
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           "REDIS_URL": "redis://127.0.0.1:1/0", "MATCHING_METHOD": "lexical"}
+    for line in demo_load:
+        result = subprocess.run(line, shell=True, cwd=ROOT, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "could not enqueue" not in result.stderr
+    assert "classified 242 paper(s)" in result.stdout

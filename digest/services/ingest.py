@@ -83,12 +83,13 @@ class _Run:
             self.status[pk] = status
 
 
-def papers_ingest(*, records: Iterable[PaperRecord], chunk_size: int = CHUNK_SIZE) -> IngestResult:
+def papers_ingest(*, records: Iterable[PaperRecord], chunk_size: int = CHUNK_SIZE, announce: bool = True) -> IngestResult:
     """Create or update papers and their trending entries; all or nothing.
 
     Sends ``papers_changed(paper_ids=[...])`` after the surrounding transaction
-    commits, for papers that were created or changed. Ingesting the same records
-    twice changes nothing the second time (not even ``updated_at``).
+    commits, for papers that were created or changed, unless ``announce=False``
+    (the caller classifies them itself). Ingesting the same records twice changes
+    nothing the second time (not even ``updated_at``).
     """
     run = _Run()
     with gc_paused(), transaction.atomic():
@@ -96,7 +97,7 @@ def papers_ingest(*, records: Iterable[PaperRecord], chunk_size: int = CHUNK_SIZ
         while chunk := list(itertools.islice(iterator, chunk_size)):
             _ingest_chunk(chunk, run)
         changed = [pk for pk, status in run.status.items() if status != UNCHANGED]
-        if changed:
+        if changed and announce:
             transaction.on_commit(lambda: papers_changed.send(sender=papers_ingest, paper_ids=changed))
     counts = {NEW: 0, UPDATED: 0, UNCHANGED: 0}
     for status in run.status.values():

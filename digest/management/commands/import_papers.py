@@ -35,8 +35,14 @@ class Command(BaseCommand):
             help="YYYY-MM-DD. Trending pages: the page's year is the one that puts its day on or before this "
             "date (default today). HF/arXiv: the trending day for every paper (default: from the file).",
         )
+        parser.add_argument(
+            "--no-enqueue",
+            action="store_true",
+            help="Do not queue the new papers' embedding and classification for the matching worker; "
+            "run classify_papers afterwards (beat's hourly safety net also catches up).",
+        )
 
-    def handle(self, *args, paths, format, date, **options):
+    def handle(self, *args, paths, format, date, no_enqueue, **options):
         total = IngestResult()
         failed = []
         for path in paths:
@@ -49,7 +55,7 @@ class Command(BaseCommand):
             try:
                 with transaction.atomic():
                     records = parse_papers(data, name=path, format=format, date=date)
-                    result = papers_ingest(records=records)
+                    result = papers_ingest(records=records, announce=not no_enqueue)
             except SourceError as exc:
                 failed.append(path)
                 self.stderr.write(str(exc.located(path)))
