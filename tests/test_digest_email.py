@@ -188,3 +188,63 @@ def test_a_shared_render_is_identical_to_a_fresh_one_and_carries_each_readers_ow
     assert ctx_bob["unsubscribe_url"] in shared_bob.text and ctx_ada["unsubscribe_url"] not in shared_bob.text
     assert ctx_ada["manage_url"] not in shared_bob.html and "bob&amp;co@example.com" in shared_bob.html
     assert "PBPERSONAL" not in shared_ada.html + shared_ada.text + shared_bob.html + shared_bob.text
+
+
+def _rendered_both_ways(*, edition, subscriber, picks):
+    """The digest rendered fresh and through a shared render (the sending fast path): the same email."""
+    from digest.services.delivery import RenderCache, digest_render
+
+    ranks = edition_ranks(edition=edition)
+    fresh, _ = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
+    shared, _ = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks, cache=RenderCache())
+    assert shared == fresh
+    return fresh
+
+
+@pytest.mark.django_db
+def test_a_trending_pick_says_its_days_rank_once_and_the_same_number_after_a_paper_above_is_hidden():
+    from digest.services import curation
+
+    edition = frozen_edition(day=DAY, count=5)
+    first, second = edition_papers(edition=edition)[:2]
+    Paper = type(first)
+    Paper.objects.filter(pk__in=edition.paper_ids).update(upvotes=0)  # no votes: the rank is what the meta line shows
+    curation.papers_hide(paper_ids=[first.pk])
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+    assert picks[0].paper_id == second.pk and picks[0].reasons == ["trending #2 today"]
+    rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    for body in (rendered.text, rendered.html):
+        assert body.count("trending #2 today") == 1
+        assert "#2 trending" not in body and "trending #1 today" not in body and first.title not in body
+
+
+@pytest.mark.django_db
+def test_a_pinned_paper_without_votes_rank_or_links_says_pinned_once_and_no_stray_separator():
+    from tests.factories import PaperFactory
+
+    edition = frozen_edition(day=DAY, count=3)
+    pinned = PaperFactory(upvotes=0, abs_url="", pdf_url="", code_url="")  # not trending that day
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    picks = [matching.Pick(paper_id=pinned.pk, paper=pinned, score=0.0, reasons=["pinned by the editors"], pinned=True)]
+    rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    for body in (rendered.text, rendered.html):
+        assert body.count("pinned by the editors") == 1
+        assert "editor's pick" not in body and "editor&#39;s pick" not in body
+    assert '<p class="meta"' not in rendered.html
+    assert "\n    · " not in rendered.text and "\n   \n" not in rendered.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count, words", [(1, "1 paper"), (2, "2 papers")])
+def test_the_number_of_papers_is_said_in_the_singular_for_one(count, words):
+    from digest.services.delivery import digest_context
+
+    edition = frozen_edition(day=DAY, count=count)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+    rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    assert rendered.subject.startswith(f"Paperboy: {words} for 12 Mar 2026")
+    assert f"{words} picked for you" in rendered.text and f"{words} picked for you" in rendered.html
+    context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=edition_ranks(edition=edition))
+    assert context["preheader"].startswith(f"{words} for you today")

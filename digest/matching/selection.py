@@ -29,6 +29,9 @@ class Pick:
     reasons: list[str] = field(default_factory=list)
     trending: bool = False  # a top-up pick: chosen because it trends, not because it matches
     pinned: bool = False
+    # The day's trending rank when a reason already says it ("trending #3 today"): the email
+    # then does not print it a second time.
+    rank_in_reasons: int | None = None
 
 
 @dataclass
@@ -42,6 +45,9 @@ class Day:
     topic_scores: np.ndarray
     pinned: np.ndarray
     trending_pos: np.ndarray
+    # What reasons call the paper's trending rank: its best rank that day, the number the edition's
+    # page and the email's other papers show (trending_pos renumbers without hidden papers).
+    trending_rank: np.ndarray | None = None
     # Phrases scored against these papers so far, kept for the next chunk (a day's readers share
     # most phrases; a phrase scores the same in any batch, see PaperSet.phrase_scores).
     phrase_table: "PhraseTable | None" = field(default=None, repr=False)
@@ -136,6 +142,7 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
             embeddings = np.stack(stored)
     paperset = PaperSet(docs=docs, topics=specs, method=method, embeddings=embeddings)
     trending_rank: dict[int, int] = {}
+    best_rank: dict[int, int] = {}
     for paper_id, best in (
         TrendingEntry.objects.filter(date=day, paper_id__in=[p.id for p in papers])
         .values("paper_id")
@@ -144,8 +151,10 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
         .values_list("paper_id", "best")
     ):
         trending_rank[paper_id] = len(trending_rank) + 1
+        best_rank[paper_id] = best
     if not trending_rank:  # an edition of papers without that day's entries: its own order is the trend
         trending_rank = {p.id: j + 1 for j, p in enumerate(papers)}
+        best_rank = trending_rank
     result = Day(
         date=day,
         papers=papers,
@@ -154,6 +163,7 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
         topic_scores=_topic_matrix(paperset, topics, papers),
         pinned=np.array([p.pinned for p in papers], dtype=bool),
         trending_pos=np.array([trending_rank.get(p.id, 0) for p in papers], dtype=np.int32),
+        trending_rank=np.array([best_rank.get(p.id, 0) for p in papers], dtype=np.int32),
     )
     with _cache_lock:
         _cache[stamp] = result
@@ -196,10 +206,11 @@ class PhraseTable:
         return self._blocks[0]
 
 
-def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float) -> list[str]:
-    pos = int(day.trending_pos[column])
+def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float) -> tuple[list[str], int | None]:
+    """The pick's reasons, and the trending rank they cite (None when they cite none)."""
+    rank = int((day.trending_rank if day.trending_rank is not None else day.trending_pos)[column])
     if kind == ranking.KIND_TRENDING:
-        return [f"trending #{pos} today"]
+        return ([f"trending #{rank} today"], rank) if rank > 0 else (["trending today"], None)
     reasons = []
     pinned = bool(day.pinned[column])
     if pinned:
@@ -210,9 +221,10 @@ def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, sco
             reasons.append(f"{verb} your interest '{table.phrases[why].text}'")
         elif kind == ranking.KIND_TOPIC and 0 <= why < len(day.topics):
             reasons.append(f"topic: {day.topics[why].name}")
-    if 0 < pos <= 3 and not pinned:
-        reasons.append(f"trending #{pos} today")
-    return reasons
+    if 0 < rank <= 3 and not pinned:
+        reasons.append(f"trending #{rank} today")
+        return reasons, rank
+    return reasons, None
 
 
 def select_for_subscribers(
@@ -287,14 +299,16 @@ def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict
                     break
                 kind, score = int(ranked.kinds[i, slot]), float(ranked.scores[i, slot])
                 paper = d.papers[column]
+                reasons, cited_rank = _reasons(d, table, kind, int(ranked.why[i, slot]), column, score)
                 picks.append(
                     Pick(
                         paper_id=paper.id,
                         paper=paper,
                         score=round(score, 4),
-                        reasons=_reasons(d, table, kind, int(ranked.why[i, slot]), column, score),
+                        reasons=reasons,
                         trending=kind == ranking.KIND_TRENDING,
                         pinned=bool(d.pinned[column]),
+                        rank_in_reasons=cited_rank,
                     )
                 )
             result[subscriber.id] = picks

@@ -353,7 +353,8 @@ def _paper_item(pick, *, rank: int | None) -> dict:
         "snippet": _abstract_snippet_cached(paper.abstract or ""),
         "reasons": list(pick.reasons or []),
         "upvotes": paper.upvotes,
-        "rank": rank,
+        # Once is enough: a reason that says "trending #3 today" leaves the rank out of the meta line.
+        "rank": None if getattr(pick, "rank_in_reasons", None) else rank,
         "abs_url": paper.abs_url,
         "pdf_url": paper.pdf_url,
         "code_url": paper.code_url,
@@ -372,6 +373,10 @@ def _abstract_snippet_cached(text: str) -> str:
     return abstract_snippet(text)
 
 
+def papers_count(n: int) -> str:
+    return f"{n} paper" if n == 1 else f"{n} papers"
+
+
 def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:
     return {**_shared_context(edition=edition, picks=picks, ranks=ranks), **_personal_context(subscriber)}
 
@@ -383,7 +388,7 @@ def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int]) -> 
         "edition_date": edition.date,
         "date_label": edition.date.strftime("%A, %-d %B %Y"),
         "papers": papers,
-        "preheader": f"{len(papers)} papers for you today: {first}"[:180],
+        "preheader": f"{papers_count(len(papers))} for you today: {first}"[:180],
         "view_url": settings.SITE_URL + edition.get_absolute_url(),
     }
 
