@@ -8,6 +8,7 @@ from functools import lru_cache
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.forms.utils import flatatt
 from django.utils.safestring import mark_safe
 
@@ -120,10 +121,22 @@ class NoLineBreaksMixin:
         for name in self.fields:
             values = self._raw_values(name)
             if any("\r" in v or "\n" in v for v in values):
-                self.add_error(name, "Line breaks are not allowed here.")
+                message = "Line breaks are not allowed here."
             elif any(_has_control_characters(v) for v in values):
-                self.add_error(name, "This contains control characters; please type it again.")
+                message = "This contains control characters; please type it again."
+            else:
+                continue
+            # One message: the field's own check may have refused the same character already
+            # (Django's "Null characters are not allowed."), and two run together on the page.
+            self.errors.pop(name, None)
+            self.add_error(name, message)
         return cleaned
+
+
+NON_ASCII_LOCAL_PART = (
+    "Addresses with accents or other non-ASCII letters before the @ aren't supported; "
+    "please use another address."
+)
 
 
 class EmailAddressField(forms.EmailField):
@@ -136,24 +149,82 @@ class EmailAddressField(forms.EmailField):
         super().__init__(**kwargs)
 
     def clean(self, value):
-        email = email_normalize(super().clean(value) or "")
+        try:
+            email = email_normalize(super().clean(value) or "")
+        except ValidationError:
+            if _only_the_local_part_is_non_ascii(value):
+                raise ValidationError(NON_ASCII_LOCAL_PART, code="non_ascii_local_part") from None
+            raise
         # Lower-casing some Unicode letters makes the text longer than the column.
         if len(email) > 254:
             raise ValidationError("That email address is too long.")
         return email
 
 
+def _only_the_local_part_is_non_ascii(value) -> bool:
+    """Whether the address would be valid but for non-ASCII before the @ ("jöhn@example.org").
+
+    Django refuses those by design (and many ESPs cannot send to them: no SMTPUTF8). Depends on
+    the typed text only, never on whether the address is known.
+    """
+    if not isinstance(value, str):
+        return False
+    local, at, domain = value.strip().rpartition("@")
+    if not at or local.isascii():
+        return False
+    try:
+        validate_email("".join(ch if ch.isascii() else "x" for ch in local) + "@" + domain)
+    except ValidationError:
+        return False
+    return True
+
+
+def interests_normalize(text: str) -> str:
+    """Interests as the matcher should read them: NFC, no invisible format characters.
+
+    Zero-width spaces and joiners, BOMs, soft hyphens (Unicode category Cf) come from copy and
+    paste; kept, they split or glue words unseen and show up in the digest's reasons.
+    """
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFC", text)
+
+
+class InterestsField(forms.CharField):
+    """Free-text interests, normalised before the length check; text with no word in it
+    (",,,," or only punctuation) is no interests at all."""
+
+    def to_python(self, value):
+        text = interests_normalize(super().to_python(value)).strip()
+        if not any(ch.isalnum() for ch in text):
+            return ""
+        return text
+
+    def validate(self, value):
+        # Imported on first use: the digest.matching package loads bm25s and numpy (~27 MB),
+        # which nothing else in a web process needs.
+        from digest.matching.text import parse_interests
+
+        super().validate(value)
+        if value and not parse_interests(value):
+            # Letters, but none the matcher reads (its words are a-z and 0-9): say so rather
+            # than store interests that can never match.
+            raise ValidationError(
+                "We match interests on English words and found none here; rephrase, or leave this empty.",
+                code="no_words",
+            )
+
+
 class PreferencesForm(NoLineBreaksMixin, forms.Form):
     """Every digest preference; the signup form adds the address."""
 
-    require_topics_or_interests = True
+    topics_or_interests_message = "Pick at least one topic, or describe your interests below."
 
     topics = forms.MultipleChoiceField(
         label="Topics to follow",
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    interests = forms.CharField(
+    interests = InterestsField(
         label="Anything more specific?",
         required=False,
         max_length=INTERESTS_MAX_LENGTH,
@@ -191,8 +262,8 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if self.require_topics_or_interests and not self.errors and not cleaned.get("topics") and not cleaned.get("interests", "").strip():
-            self.add_error("topics", "Pick at least one topic, or describe your interests below.")
+        if not self.errors and not cleaned.get("topics") and not cleaned.get("interests"):
+            self.add_error("topics", self.topics_or_interests_message)
         return cleaned
 
     def preferences(self) -> Preferences:

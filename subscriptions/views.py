@@ -120,10 +120,13 @@ def _landing_page_parts() -> tuple[str, str]:
 
 
 def _signup_post(request: HttpRequest) -> HttpResponse:
-    if _rate_limited(request, group="signup-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
-        return ratelimited(request)
     form = SignupForm(request.POST)
     if form.is_valid():
+        # Only submissions that would record something count: a typo is not a signup, and one
+        # university NAT's visitors share an address. An invalid post writes nothing and mails
+        # nobody (it costs what a page view does), so it needs no counter of its own.
+        if _rate_limited(request, group="signup-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+            return ratelimited(request)
         email = form.cleaned_data["email"]
         if _rate_limited(request, group="signup-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
             return ratelimited(request)
@@ -156,10 +159,11 @@ def link_request(request: HttpRequest) -> HttpResponse:
 
 
 def _link_request_post(request: HttpRequest) -> HttpResponse:
-    if _rate_limited(request, group="link-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
-        return ratelimited(request)
     form = LinkRequestForm(request.POST)
     if form.is_valid():
+        # As for signups: only a request that would do something counts against the IP limit.
+        if _rate_limited(request, group="link-ip", key="ip", rate=settings.SIGNUP_RATE_PER_IP):
+            return ratelimited(request)
         email = form.cleaned_data["email"]
         if _rate_limited(request, group="link-email", key=_email_key(email), rate=settings.SIGNUP_RATE_PER_EMAIL):
             return ratelimited(request)

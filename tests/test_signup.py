@@ -326,6 +326,10 @@ def test_line_breaks_and_control_characters_are_a_form_error(
         ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"topics": ["retired"]}, "topics"),
         ({"topics": [], "interests": ""}, "topics"),
+        ({"topics": [], "interests": ",,,,"}, "topics"),
+        ({"topics": [], "interests": " ; , / \u200b "}, "topics"),
+        ({"topics": [], "interests": "机器人学习"}, "interests"),
+        ({"topics": [], "interests": "Interests:"}, "interests"),
         ({"interests": "x" * 501}, "interests"),
     ],
 )
@@ -337,6 +341,62 @@ def test_bad_values_give_a_clear_form_error_and_store_nothing(
     assert field in response.context["form"].errors
     assert 'class="error"' in response.content.decode()
     assert not Subscriber.objects.exists()
+
+
+def test_a_nul_character_gives_one_clear_message(client, topics, django_capture_on_commit_callbacks):
+    response = _signup(client, django_capture_on_commit_callbacks, interests="robots\x00arms")
+    assert response.context["form"].errors["interests"] == ["This contains control characters; please type it again."]
+    assert not SignupRequest.objects.exists()
+
+
+def test_invisible_characters_are_taken_out_of_interests_and_the_text_is_nfc(
+    client, topics, django_capture_on_commit_callbacks
+):
+    typed = "\ufeffrobot\u200b learning, re\u0301seaux\u00ad de neurones, \u2060world\u200c \u200dmodels"
+    assert _signup(client, django_capture_on_commit_callbacks, interests=typed).status_code == 302
+    assert Subscriber.objects.get().interests == "robot learning, r\u00e9seaux de neurones, world models"
+
+
+def test_punctuation_only_interests_beside_a_topic_are_stored_as_no_interests(
+    client, topics, django_capture_on_commit_callbacks
+):
+    assert _signup(client, django_capture_on_commit_callbacks, topics=["robotics"], interests=",,,,").status_code == 302
+    assert Subscriber.objects.get().interests == ""
+
+
+def test_an_address_with_accents_before_the_at_is_told_why_it_is_refused(
+    client, topics, django_capture_on_commit_callbacks
+):
+    response = _signup(client, django_capture_on_commit_callbacks, email="jöhn@example.org")
+    [error] = response.context["form"].errors["email"]
+    assert "accents" in error and "before the @" in error
+    # Anything else wrong with it is the usual message: the hint is about what was typed, nothing more.
+    response = _signup(client, django_capture_on_commit_callbacks, email="jöhn@@example")
+    assert response.context["form"].errors["email"] == ["Enter a valid email address."]
+    # An accented domain is still accepted, as before.
+    assert _signup(client, django_capture_on_commit_callbacks, email="john@exämple.org").status_code == 302
+    assert not SignupRequest.objects.exists() and Subscriber.objects.count() == 1
+
+
+def test_invalid_submissions_do_not_use_up_the_per_ip_limit(client, topics, settings, django_capture_on_commit_callbacks):
+    """One university NAT: ten typos from its address must not lock out the next valid signup."""
+    settings.SIGNUP_RATE_PER_IP = "3/h"
+    for i in range(10):
+        response = _signup(client, django_capture_on_commit_callbacks, email=f"typo{i}@", ip="203.0.113.80")
+        assert response.status_code == 200 and "email" in response.context["form"].errors
+    assert not SignupRequest.objects.exists() and not Subscriber.objects.exists()
+    codes = [_signup(client, django_capture_on_commit_callbacks, email=f"n{i}@example.org", ip="203.0.113.80").status_code
+             for i in range(4)]
+    assert codes == [302, 302, 302, 429]  # valid ones still count
+
+
+def test_invalid_fresh_link_requests_do_not_use_up_the_per_ip_limit(client, settings):
+    settings.SIGNUP_RATE_PER_IP = "2/h"
+    for _ in range(5):
+        assert client.post("/link/", {"email": "not-an-address"}, REMOTE_ADDR="203.0.113.90").status_code == 400
+    codes = [client.post("/link/", {"email": f"n{i}@example.org"}, REMOTE_ADDR="203.0.113.90").status_code
+             for i in range(3)]
+    assert codes == [302, 302, 429]
 
 
 def test_interests_alone_are_enough(client, topics, django_capture_on_commit_callbacks):

@@ -1,8 +1,8 @@
 """python manage.py import_subscribers FILE.csv [--confirmed]
 
-Columns (header row; only email is required): email, topics (slugs or names separated
-by ';' or '|'), interests, frequency (daily|weekly), weekday (0-6 or a day name, weekly
-only), send_hour (0-23), timezone (IANA name), digest_size (5-30).
+Columns (header row; email is required, and each row needs topics or interests): email,
+topics (slugs or names separated by ';' or '|'), interests, frequency (daily|weekly), weekday
+(0-6 or a day name, weekly only), send_hour (0-23), timezone (IANA name), digest_size (5-30).
 Bad rows are reported with their line number and skipped; good rows are imported.
 Existing and suppressed addresses are left alone, so running it twice changes nothing.
 """
@@ -24,9 +24,10 @@ DAY_NAMES = {name.lower(): number for number, name in WEEKDAYS} | {name[:3].lowe
 
 
 class ImportForm(SignupForm):
-    """The signup form's rules, except that a migrated list may have no topics or interests."""
+    """The signup form's rules: a row with no topic and no interests would get a digest of
+    nothing but the day's trending papers, so it is a bad row like any other."""
 
-    require_topics_or_interests = False
+    topics_or_interests_message = "the row has no topics and no interests; give at least one"
 
 
 class Command(BaseCommand):
