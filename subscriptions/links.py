@@ -53,3 +53,12 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
     """The RFC 8058 one-click URL that List-Unsubscribe carries (POST List-Unsubscribe=One-Click)."""
     token = token_make(subscriber=subscriber, purpose=Purpose.UNSUBSCRIBE)
     return _absolute(_token_path("subscriptions:unsubscribe", token))
+
+
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers for every email: the one-click URL, and a mailto only where
+    one is configured (UNSUBSCRIBE_MAILTO may be empty: nothing reads that mailbox then)."""
+    targets = f"<{unsubscribe_url}>"
+    if settings.UNSUBSCRIBE_MAILTO:
+        targets += f", <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>"
+    return {"List-Unsubscribe": targets, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

@@ -121,10 +121,10 @@ def _enqueue_confirmation(subscriber_id: int) -> None:
     transaction.on_commit(lambda: _queue_confirmation(subscriber_id))
 
 
-def _enqueue_manage_link(subscriber_id: int) -> None:
+def _enqueue_manage_link(subscriber_id: int, *, links_replaced: bool = False) -> None:
     from digest.tasks.subscribers import subscriber_send_manage_link_task
 
-    transaction.on_commit(lambda: subscriber_send_manage_link_task.delay(subscriber_id))
+    transaction.on_commit(lambda: subscriber_send_manage_link_task.delay(subscriber_id, links_replaced=links_replaced))
 
 
 # Set while a drain task is queued and not yet started: signups recorded meanwhile need no
@@ -453,7 +453,7 @@ def subscriber_revoke_links(*, subscriber: Subscriber) -> Subscriber:
         subscriber.token_key = new_token_key()
         subscriber.save(update_fields=["token_key", "updated_at"])
         if subscriber.status == Subscriber.Status.CONFIRMED:
-            _enqueue_manage_link(subscriber.pk)
+            _enqueue_manage_link(subscriber.pk, links_replaced=True)
     return subscriber
 
 
@@ -514,8 +514,12 @@ def _send_once(*, key: str, subscriber: Subscriber, name: str, context: dict) ->
     if not cache.add(f"subscriber-email:{key}", 1, timeout=SEND_ONCE_SECONDS):
         return False
     try:
-        rendered = email_render(name=name, context={"subscriber": subscriber, **context})
-        email_build(rendered=rendered, to=subscriber.email, headers={"Auto-Submitted": "auto-generated"}).send()
+        # The same one-click link as the digest's: it works for a pending address too and
+        # stops its confirmations (subscriber_unsubscribe).
+        unsubscribe_url = links.unsubscribe_url(subscriber)
+        rendered = email_render(name=name, context={"subscriber": subscriber, "unsubscribe_url": unsubscribe_url, **context})
+        headers = {"Auto-Submitted": "auto-generated", **links.list_unsubscribe_headers(unsubscribe_url)}
+        email_build(rendered=rendered, to=subscriber.email, headers=headers).send()
     except Exception:
         cache.delete(f"subscriber-email:{key}")
         raise
@@ -535,15 +539,19 @@ def subscriber_send_confirmation(*, subscriber: Subscriber) -> bool:
     )
 
 
-def subscriber_send_manage_link(*, subscriber: Subscriber) -> bool:
-    """Mail a link to the settings page; at most once per SEND_ONCE_SECONDS per set of links."""
+def subscriber_send_manage_link(*, subscriber: Subscriber, links_replaced: bool = False) -> bool:
+    """Mail a link to the settings page; at most once per SEND_ONCE_SECONDS per set of links.
+
+    ``links_replaced``: sent because every earlier link was just revoked, which the email
+    must say (the usual "nothing has changed" would be untrue).
+    """
     if subscriber.status != Subscriber.Status.CONFIRMED or _is_suppressed(subscriber.email):
         return False
     return _send_once(
         key=f"manage:{subscriber.pk}:{subscriber.token_key}",
         subscriber=subscriber,
         name="manage_link",
-        context={"manage_url": links.manage_url(subscriber), "unsubscribe_url": links.unsubscribe_url(subscriber)},
+        context={"manage_url": links.manage_url(subscriber), "links_replaced": links_replaced},
     )
 
 

@@ -69,6 +69,17 @@ def test_a_bad_value_changes_nothing_and_says_why(client, topics):
     assert subscriber.digest_size == 10 and subscriber.interests == ""
 
 
+@pytest.mark.parametrize("interests", ["", ",,,,", "\u200b, ;"])
+def test_preferences_with_no_topic_and_no_interests_are_refused(client, topics, interests):
+    subscriber = SubscriberFactory(interests="robot arms")
+    subscriber.topics.set([topics[0]])
+    response = client.post(_path(manage_url(subscriber)), _prefs(topics=[], interests=interests))
+    assert response.status_code == 400
+    assert response.context["form"].errors["topics"] == ["Pick at least one topic, or describe your interests below."]
+    subscriber.refresh_from_db()
+    assert subscriber.interests == "robot arms" and [t.slug for t in subscriber.topics.all()] == ["robotics"]
+
+
 def test_one_subscribers_link_never_reads_or_changes_another(client, topics):
     alice = SubscriberFactory(email="alice@example.org")
     bob = SubscriberFactory(email="bob@example.org", digest_size=8, interests="bob's things")
@@ -122,6 +133,28 @@ def test_replacing_links_revokes_the_old_ones_and_mails_a_new_one(
     [message] = smtp_sink.to(subscriber.email)
     new = re.search(r"https?://\S+/manage/[^\s/]+/", message.part("text/plain")).group(0)
     assert client.get(_path(new)).status_code == 200
+
+
+def test_the_email_after_replacing_links_says_the_old_ones_no_longer_work(
+    client, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    from subscriptions import services
+
+    subscriber = SubscriberFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(_path(manage_url(subscriber)) + "new-link/")
+    [message] = smtp_sink.to(subscriber.email)
+    text, html = message.part("text/plain"), message.part("text/html")
+    assert "new" in message.subject.lower()
+    for body in (text, html):
+        assert "old links no longer work" in body
+        assert "nothing has changed" not in body.lower()
+
+    # An ordinary request for a link (signing up again, say) still says nothing changed.
+    other = SubscriberFactory()
+    assert services.subscriber_send_manage_link(subscriber=other)
+    [ordinary] = smtp_sink.to(other.email)
+    assert "nothing has changed" in ordinary.part("text/plain") and "no longer work" not in ordinary.part("text/plain")
 
 
 def test_an_unsubscribed_subscribers_page_offers_a_fresh_signup_and_changes_nothing(client, topics):

@@ -1,6 +1,7 @@
-"""Leaving: RFC 8058 one-click, the unsubscribe page, suppression and the purge of unconfirmed signups."""
+"""Leaving: RFC 8058 one-click (List-Unsubscribe on every email), the unsubscribe page, suppression and the purge of unconfirmed signups."""
 
 import datetime
+import re
 
 import pytest
 import time_machine
@@ -11,6 +12,7 @@ from digest.tasks.subscribers import subscribers_purge_unconfirmed_task
 from subscriptions import services
 from subscriptions.links import manage_url, unsubscribe_url
 from subscriptions.models import Subscriber, Suppression
+from subscriptions.tokens import Purpose, TokenError, token_read
 from tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +195,93 @@ def test_the_purge_runs_daily_from_beat():
     entries = [e for e in app.conf.beat_schedule.values() if e["task"] == "digest.tasks.subscribers_purge_unconfirmed_task"]
     assert len(entries) == 1
     assert "digest.tasks.subscribers_purge_unconfirmed_task" in app.tasks
+
+
+# --- List-Unsubscribe on the subscriber emails (confirmation, manage link) -------------------------
+
+def _one_click_url(message) -> str:
+    """The https target of List-Unsubscribe, after checking the header's whole shape."""
+    header = " ".join(str(message.message["List-Unsubscribe"]).split())
+    match = re.fullmatch(r"<(https?://[^>]+/unsubscribe/[^>/]+/)>(, <mailto:[^>]+>)?", header)
+    assert match, header
+    return match.group(1)
+
+
+def _send(kind: str):
+    if kind == "confirmation":
+        subscriber = SubscriberFactory(status=Subscriber.Status.PENDING)
+        assert services.confirmation_claim(subscriber_id=subscriber.pk)
+        assert services.subscriber_send_confirmation(subscriber=subscriber)
+    else:
+        subscriber = SubscriberFactory()
+        assert services.subscriber_send_manage_link(subscriber=subscriber)
+    return subscriber
+
+
+@pytest.mark.parametrize("kind", ["confirmation", "manage link"])
+def test_confirmation_and_manage_link_emails_carry_one_click_list_unsubscribe_headers(smtp_sink, settings, kind):
+    settings.UNSUBSCRIBE_MAILTO = "unsubscribe@paperboy.example.org"
+    subscriber = _send(kind)
+    [message] = smtp_sink.to(subscriber.email)
+    header = " ".join(str(message.message["List-Unsubscribe"]).split())
+    assert header.endswith(", <mailto:unsubscribe@paperboy.example.org?subject=unsubscribe>")
+    assert str(message.message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+    assert str(message.message["Auto-Submitted"]) == "auto-generated"
+    assert message.part("text/plain").strip()
+    # The one-click token is the digest's own: signed for unsubscribing, and for this subscriber.
+    token = _one_click_url(message).rstrip("/").rsplit("/", 1)[1]
+    assert token_read(token=token, purpose=Purpose.UNSUBSCRIBE) == subscriber
+    with pytest.raises(TokenError):
+        token_read(token=token, purpose=Purpose.MANAGE)
+
+
+def test_one_click_from_a_confirmation_email_unsubscribes_a_pending_address_and_no_more_mail_follows(
+    client, strict_client, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    subscriber = _send("confirmation")
+    [message] = smtp_sink.to(subscriber.email)
+    response = strict_client.post(_path(_one_click_url(message)), data="List-Unsubscribe=One-Click",
+                                  content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED and subscriber.unsubscribe_source == "one-click"
+
+    # The confirm link in that same email no longer starts a subscription ...
+    confirm = re.search(r"https?://\S+/confirm/[^\s/]+/", message.part("text/plain")).group(0)
+    client.post(_path(confirm))
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    # ... and nothing mails the address again: not the hourly re-send, the lost-confirmation
+    # sweep or a fresh-link request.
+    with time_machine.travel(timezone.now() + datetime.timedelta(hours=2)):
+        assert not services.confirmation_claim(subscriber_id=subscriber.pk)
+        assert services.confirmations_requeue_lost() == 0
+        with django_capture_on_commit_callbacks(execute=True):
+            services.subscriber_link_request(email=subscriber.email)
+        assert services.subscriber_send_confirmation(subscriber=subscriber) is False
+    assert len(smtp_sink.to(subscriber.email)) == 1
+
+
+def test_without_an_unsubscribe_mailto_every_email_offers_only_the_one_click_link(smtp_sink, settings):
+    from digest import matching
+    from digest.models import Delivery
+    from digest.services.delivery import digest_message_build
+    from digest.services.editions import edition_ranks
+    from tests.digest_support import frozen_edition
+
+    settings.UNSUBSCRIBE_MAILTO = ""
+    settings.MATCHING_METHOD = "lexical"
+    for kind in ["confirmation", "manage link"]:
+        subscriber = _send(kind)
+        [message] = smtp_sink.to(subscriber.email)
+        assert "mailto" not in str(message.message["List-Unsubscribe"])
+        assert _one_click_url(message)
+
+    day = datetime.date(2026, 3, 12)
+    edition = frozen_edition(day=day, count=5)
+    reader = SubscriberFactory()
+    picks = matching.select_for_subscribers(subscribers=[reader], day=day, candidate_ids=edition.paper_ids)[reader.pk]
+    digest = digest_message_build(delivery=Delivery.objects.create(edition=edition, subscriber=reader),
+                                  subscriber=reader, edition=edition, picks=picks, ranks=edition_ranks(edition=edition))
+    assert re.fullmatch(r"<https?://[^>\s]+/unsubscribe/[^>/]+/>", digest.extra_headers["List-Unsubscribe"])
+    assert digest.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

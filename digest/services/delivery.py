@@ -510,11 +510,12 @@ def digest_message_build(
     render_cache: RenderCache | dict | None = None,
 ) -> EmailMultiAlternatives:
     """The digest email with the bulk-mail headers every provider and RFC 8058 expect."""
+    from subscriptions import links
+
     rendered, context = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks, cache=render_cache)
     domain = _mail_domain()
     headers = {
-        "List-Unsubscribe": f"<{context['unsubscribe_url']}>, <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        **links.list_unsubscribe_headers(context["unsubscribe_url"]),
         "List-Id": f"{settings.SITE_NAME} digest <digest.{domain}>",
         "Auto-Submitted": "auto-generated",
         "Precedence": "bulk",

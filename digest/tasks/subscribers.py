@@ -39,11 +39,11 @@ def subscriber_send_confirmation_task(subscriber_id: int) -> bool:
 
 
 @shared_task(name="digest.tasks.subscriber_send_manage_link_task", **_RETRY)
-def subscriber_send_manage_link_task(subscriber_id: int) -> bool:
+def subscriber_send_manage_link_task(subscriber_id: int, links_replaced: bool = False) -> bool:
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
         return False
-    return services.subscriber_send_manage_link(subscriber=subscriber)
+    return services.subscriber_send_manage_link(subscriber=subscriber, links_replaced=links_replaced)
 
 
 @shared_task(name="digest.tasks.subscribers_purge_unconfirmed_task")
