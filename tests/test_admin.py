@@ -285,6 +285,25 @@ def test_topic_query_preview_ranks_recent_papers_without_saving(curator_client):
     assert topic.query == "robot"
 
 
+def test_topic_preview_falls_back_to_the_latest_trending_days_and_says_so(curator_client):
+    """The demo's papers trended in March and April: months before today, and still previewed."""
+    latest = timezone.localdate() - datetime.timedelta(days=200)
+    hit = TrendingEntryFactory(date=latest, paper=PaperFactory(title="Robot arms that fold laundry",
+                                                               abstract="Robot manipulation.")).paper  # fmt: skip
+    TrendingEntryFactory(date=latest - datetime.timedelta(days=30), paper=PaperFactory(title="Older robot paper"))
+    data = curator_client.get(reverse("admin:digest_topic_preview"), {"query": "robot"}).json()
+    assert [p["id"] for p in data["papers"]] == [hit.pk]
+    assert data["candidates"] == 1 and data["end"] == latest.isoformat()
+    assert f"the 14 days to {latest:%-d %b %Y}, the latest with trending papers" in data["window"]
+
+
+def test_topic_preview_without_any_trending_papers_scores_every_paper(curator_client):
+    hit = PaperFactory(title="Robot arms that fold laundry", abstract="Robot manipulation.")
+    data = curator_client.get(reverse("admin:digest_topic_preview"), {"query": "robot"}).json()
+    assert [p["id"] for p in data["papers"]] == [hit.pk]
+    assert data["window"] == "all papers (none has trended yet)"
+
+
 def test_topic_preview_is_for_staff_who_may_edit_topics(client, db):
     assert client.get(reverse("admin:digest_topic_preview"), {"query": "x"}).status_code == 302  # to login
 

@@ -8,7 +8,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.html import escape
@@ -446,22 +446,32 @@ def sending_health_report(*, now: datetime.datetime | None = None, days: int = 3
 
 
 def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: datetime.date | None = None) -> dict:
-    """Which recent papers a topic query would match, best first, without saving anything."""
+    """Which recent papers a topic query would match, best first, without saving anything.
+
+    "Recent" is the `days` days up to today; when none trended then (a site whose imports
+    stopped, the demo's March and April pages), the `days` days up to the latest day that has
+    trending papers, and with no trending papers at all every paper. `window` says which,
+    in words the admin shows.
+    """
     from digest.matching.text import parse_query
 
     today = today or timezone.localdate()
     phrases = parse_query(query or "")
-    recent_ids = (
-        TrendingEntry.objects.filter(date__gt=today - datetime.timedelta(days=days), date__lte=today)
-        .values("paper_id")
-    )
-    papers = list(Paper.objects.filter(pk__in=recent_ids).only("pk", "title", "abstract", "arxiv_id"))
-    result = {"query": query, "days": days, "candidates": len(papers), "phrases": [p.text for p in phrases], "papers": []}
+    start, end, window = _topic_preview_window(days=days, today=today)
+    recent = Paper.objects.all()
+    if end is not None:
+        recent = recent.filter(pk__in=TrendingEntry.objects.filter(date__gt=start, date__lte=end).values("paper_id"))
+    papers = list(recent.only("pk", "title", "abstract", "arxiv_id"))
+    result = {
+        "query": query, "days": days, "window": window, "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None, "candidates": len(papers), "phrases": [p.text for p in phrases],
+        "papers": [], "matching": 0, "threshold": _topic_threshold(),
+    }  # fmt: skip
     if not phrases or not papers:
         return result
     scores = _topic_scores(phrases=phrases, papers=papers, query=query)
     order = sorted(range(len(papers)), key=lambda i: -scores[i])
-    threshold = _topic_threshold()
+    threshold = result["threshold"]
     for i in order:
         if scores[i] <= 0 or len(result["papers"]) >= limit:
             break
@@ -473,6 +483,24 @@ def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: d
     result["matching"] = sum(1 for s in scores if s >= threshold)
     result["threshold"] = threshold
     return result
+
+
+def _topic_preview_window(*, days: int, today: datetime.date) -> tuple[datetime.date | None, datetime.date | None, str]:
+    """(start, end, words): trending days start < date <= end, or (None, None, ...) for every paper."""
+    start = today - datetime.timedelta(days=days)
+    if TrendingEntry.objects.filter(date__gt=start, date__lte=today).exists():
+        return start, today, f"the last {days} days"
+    latest = (
+        TrendingEntry.objects.filter(date__lte=today).aggregate(day=Max("date"))["day"]
+        or TrendingEntry.objects.aggregate(day=Max("date"))["day"]  # only dated ahead (a --date typo)
+    )
+    if latest is None:
+        return None, None, "all papers (none has trended yet)"
+    return (
+        latest - datetime.timedelta(days=days),
+        latest,
+        f"the {days} days to {latest:%-d %b %Y}, the latest with trending papers (none in the last {days} days)",
+    )
 
 
 def _topic_scores(*, phrases, papers, query: str):

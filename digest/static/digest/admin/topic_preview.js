@@ -21,8 +21,9 @@
         status.textContent = "Type some keywords or \"quoted phrases\" to see matches.";
         return;
       }
-      status.textContent = data.matching + " of " + data.candidates + " papers from the last " + data.days +
-        " days match (score ≥ " + data.threshold + ")" + (data.papers.length ? "; best first:" : ".");
+      // data.window names the papers scored: the last N days, or the latest N days with trending papers.
+      status.textContent = data.matching + " of " + data.candidates + " papers (" + data.window +
+        ") match (score ≥ " + data.threshold + ")" + (data.papers.length ? "; best first:" : ".");
       data.papers.forEach(function (p) {
         var li = document.createElement("li");
         if (p.matches) li.className = "pb-match";
