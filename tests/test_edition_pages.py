@@ -70,6 +70,21 @@ def test_a_paper_hidden_after_the_edition_froze_is_gone_from_its_page_and_the_fe
     assert kept.title in feed and spam.title not in feed
 
 
+def test_a_paper_pinned_from_another_day_has_no_stray_separator_on_the_edition_page(client):
+    import re
+
+    from tests.factories import PaperFactory
+
+    trending_day(day=DAY, count=1)
+    pinned = PaperFactory(upvotes=0, title="Pinned from last week", abs_url="https://arxiv.org/abs/2403.00001")
+    curation.papers_pin(paper_ids=[pinned.pk])
+    edition_freeze(day=DAY)
+    html = client.get("/digest/2026-03-12/").content.decode()
+    card = html[html.index(pinned.title) :]
+    meta = re.search(r'<p class="meta">(.*?)</p>', card, re.S).group(1)
+    assert meta.strip().startswith('<a href="https://arxiv.org/abs/2403.00001">Abstract</a>')
+
+
 def test_the_mail_view_lists_and_shows_caught_messages(client, settings, tmp_path):
     settings.MAIL_CATCHER_DIR = tmp_path
     (tmp_path / "20260312-080000-abcd.eml").write_bytes(
