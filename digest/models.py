@@ -44,7 +44,7 @@ class Paper(models.Model):
     categories = models.JSONField(default=list, blank=True)
     fingerprint = models.CharField(max_length=500)
     hidden = models.BooleanField(default=False, help_text="Never include in any digest.")
-    pinned = models.BooleanField(default=False, help_text="Put first in the next edition.")
+    pinned = models.BooleanField(default=False, help_text="Put first in every digest not sent yet (an edition already going out included).")
     # Sentence embedding (float32 bytes), computed once per paper in the worker.
     embedding = models.BinaryField(null=True, blank=True, editable=False)
     topics = models.ManyToManyField("Topic", through="PaperTopic", related_name="papers", blank=True)
