@@ -388,3 +388,19 @@ def test_a_phrase_no_paper_shares_a_word_with_moves_towards_its_one_clearly_best
     toward = vectors[7, : semantic.DIM]
     assert moved_q[0] @ toward > q[0] @ toward
     assert np.allclose(moved_q[1], q[1])
+
+
+def test_reading_interests_loads_no_numerical_stack_into_a_web_process(settings):
+    """Forms check interests with matching.text; that must not pull numpy, scipy or bm25s into the web."""
+    code = (
+        "import django, sys; django.setup()\n"
+        "from digest.matching.text import parse_interests\n"
+        "from subscriptions import forms, views\n"
+        "parse_interests('medical imaging, clinical NLP')\n"
+        "print(sorted(m for m in ('numpy', 'scipy', 'bm25s', 'torch') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "digest.settings"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                            cwd=settings.BASE_DIR)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

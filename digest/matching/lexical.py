@@ -15,6 +15,22 @@ import scipy.sparse as sp
 from .text import STOPWORDS, Phrase, bigrams, contains_phrase, stem, tokens, words
 from .thesaurus import concepts
 
+
+def _bm25s_logging_as_configured() -> None:
+    # bm25s sets its logger to DEBUG when it is imported, which is after Django applied LOGGING:
+    # without this every index build logged "Building index" whatever the settings said.
+    import logging
+
+    from django.conf import settings
+
+    if not settings.configured:
+        return
+    level = (getattr(settings, "LOGGING", None) or {}).get("loggers", {}).get("bm25s", {}).get("level")
+    logging.getLogger("bm25s").setLevel(level or logging.NOTSET)
+
+
+_bm25s_logging_as_configured()
+
 TITLE_REPEAT = 2  # field boost by repetition: a word in the title counts as much as two in the abstract
 BIGRAM_WEIGHT = 0.4
 
