@@ -1,8 +1,11 @@
 """Planning, claiming, sending and recording deliveries: the services, against a real SMTP server."""
 
 import datetime
+import io
+import json
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from digest.models import Delivery, Edition, SentPaper
@@ -18,10 +21,11 @@ from digest.services.delivery import (
     retry_delay_seconds,
     subscribers_due,
 )
-from digest.services.editions import edition_freeze
+from digest.matching import select_for_subscriber
+from digest.services.editions import WEEK_DAYS, edition_freeze, edition_week_candidate_ids
 from subscriptions.models import Subscriber, Suppression
 from tests.digest_support import SITE, trending_day
-from tests.factories import PaperFactory, SubscriberFactory
+from tests.factories import PaperFactory, SubscriberFactory, TrendingEntryFactory
 
 DAY = datetime.date(2026, 3, 12)
 # 08:00 UTC on the edition's day.
@@ -75,6 +79,37 @@ def test_weekly_readers_get_it_on_their_weekday_only(papers):
     _plan()
     assert set(Delivery.objects.values_list("subscriber_id", flat=True)) == {thursday.pk}
     assert monday.pk not in set(Delivery.objects.values_list("subscriber_id", flat=True))
+
+
+def test_a_weekly_digest_is_the_weeks_papers_not_the_days(papers, smtp_sink):
+    """A weekly reader's digest ranks what trended on any of the seven days up to the edition's,
+    and says so; a daily reader on the same day gets that day's papers only."""
+    monday = DAY - datetime.timedelta(days=3)
+    robots = PaperFactory(title="Learning Dexterous Robot Manipulation", abstract="Robot manipulation policies.")
+    TrendingEntryFactory(paper=robots, date=monday, rank=4, upvotes=50)
+    long_ago = PaperFactory(title="Robot Manipulation from Last Month", abstract="Robot manipulation policies.")
+    TrendingEntryFactory(paper=long_ago, date=DAY - datetime.timedelta(days=7), rank=1, upvotes=90)
+    weekly = SubscriberFactory(
+        frequency=Subscriber.Frequency.WEEKLY, weekday=DAY.weekday(), interests="robot manipulation", digest_size=5
+    )
+    daily = SubscriberFactory(interests="robot manipulation", digest_size=5)
+    out = io.StringIO()
+    call_command("preview_digest", "--email", weekly.email, "--date", DAY.isoformat(), "--json", stdout=out)
+    assert json.loads(out.getvalue())[0]["paper_id"] == robots.pk
+    _plan()
+    assert _send_all().sent == 2
+
+    weekly_ids = Delivery.objects.get(subscriber=weekly).paper_ids
+    assert weekly_ids[0] == robots.pk and long_ago.pk not in weekly_ids
+    assert robots.pk not in Delivery.objects.get(subscriber=daily).paper_ids
+    [message] = smtp_sink.to(weekly.email)
+    text = message.part("text/plain")
+    assert "Learning Dexterous Robot Manipulation" in text and "this week" in text and "today" not in text
+    # Ranked again (a re-run, or preview_digest afterwards), the week leaves out what they got.
+    picks = select_for_subscriber(
+        subscriber=weekly, day=DAY, candidate_ids=edition_week_candidate_ids(day=DAY), window_days=WEEK_DAYS
+    )
+    assert robots.pk not in [p.paper_id for p in picks]
 
 
 def test_it_skips_paused_unconfirmed_and_suppressed_readers(papers):

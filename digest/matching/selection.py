@@ -48,6 +48,9 @@ class Day:
     # What reasons call the paper's trending rank: its best rank that day, the number the edition's
     # page and the email's other papers show (trending_pos renumbers without hidden papers).
     trending_rank: np.ndarray | None = None
+    # Days the trend is read over, ending at `date`: 1 for daily readers, 7 for weekly ones, whose
+    # digest is the week's papers ("trending #2 this week").
+    window_days: int = 1
     # Phrases scored against these papers so far, kept for the next chunk (a day's readers share
     # most phrases; a phrase scores the same in any batch, see PaperSet.phrase_scores).
     phrase_table: "PhraseTable | None" = field(default=None, repr=False)
@@ -92,8 +95,13 @@ _cache: "OrderedDict[tuple, Day]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, method: str | None = None) -> Day:
-    """Index the candidates once. Cached in-process by everything the scores depend on."""
+def day_load(
+    *, day: datetime.date, candidate_ids: Sequence[int] | None = None, method: str | None = None, window_days: int = 1
+) -> Day:
+    """Index the candidates once. Cached in-process by everything the scores depend on.
+
+    window_days > 1: trending ranks are the best over the days up to `day` (a weekly digest).
+    """
     ids = list(candidate_ids) if candidate_ids is not None else candidate_ids_for_day(day)
     # The stamp reads only what it compares: the full rows (abstracts, 3 KB embeddings) are loaded
     # once per change, not for every chunk of every edition.
@@ -107,6 +115,7 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
     method = method or settings.MATCHING_METHOD
     stamp = (
         day,
+        window_days,
         method,
         tuple((i, *current[i]) for i in paper_ids),
         tuple((t.id, t.name, t.description, t.query) for t in topics),
@@ -144,14 +153,18 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
     trending_rank: dict[int, int] = {}
     best_rank: dict[int, int] = {}
     for paper_id, best in (
-        TrendingEntry.objects.filter(date=day, paper_id__in=[p.id for p in papers])
+        TrendingEntry.objects.filter(
+            date__range=(day - datetime.timedelta(days=window_days - 1), day), paper_id__in=[p.id for p in papers]
+        )
         .values("paper_id")
-        .annotate(best=Min("rank"))
-        .order_by("best", "paper_id")
+        .annotate(best=Min("rank"), votes=Max("upvotes"))
+        .order_by("best", *(["-votes"] if window_days > 1 else []), "paper_id")
         .values_list("paper_id", "best")
     ):
         trending_rank[paper_id] = len(trending_rank) + 1
         best_rank[paper_id] = best
+    if window_days > 1:  # each day has a #1: over a week a paper's place in the week's order is its rank
+        best_rank = trending_rank
     if not trending_rank:  # an edition of papers without that day's entries: its own order is the trend
         trending_rank = {p.id: j + 1 for j, p in enumerate(papers)}
         best_rank = trending_rank
@@ -164,6 +177,7 @@ def day_load(*, day: datetime.date, candidate_ids: Sequence[int] | None = None, 
         pinned=np.array([p.pinned for p in papers], dtype=bool),
         trending_pos=np.array([trending_rank.get(p.id, 0) for p in papers], dtype=np.int32),
         trending_rank=np.array([best_rank.get(p.id, 0) for p in papers], dtype=np.int32),
+        window_days=window_days,
     )
     with _cache_lock:
         _cache[stamp] = result
@@ -209,8 +223,9 @@ class PhraseTable:
 def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float) -> tuple[list[str], int | None]:
     """The pick's reasons, and the trending rank they cite (None when they cite none)."""
     rank = int((day.trending_rank if day.trending_rank is not None else day.trending_pos)[column])
+    period = "today" if day.window_days == 1 else "this week"
     if kind == ranking.KIND_TRENDING:
-        return ([f"trending #{rank} today"], rank) if rank > 0 else (["trending today"], None)
+        return ([f"trending #{rank} {period}"], rank) if rank > 0 else ([f"trending {period}"], None)
     reasons = []
     pinned = bool(day.pinned[column])
     if pinned:
@@ -222,13 +237,18 @@ def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, sco
         elif kind == ranking.KIND_TOPIC and 0 <= why < len(day.topics):
             reasons.append(f"topic: {day.topics[why].name}")
     if 0 < rank <= 3 and not pinned:
-        reasons.append(f"trending #{rank} today")
+        reasons.append(f"trending #{rank} {period}")
         return reasons, rank
     return reasons, None
 
 
 def select_for_subscribers(
-    *, subscribers: list, day: datetime.date, candidate_ids: list[int] | None = None, method: str | None = None
+    *,
+    subscribers: list,
+    day: datetime.date,
+    candidate_ids: list[int] | None = None,
+    method: str | None = None,
+    window_days: int = 1,
 ) -> dict[int, list[Pick]]:
     """Each subscriber's digest for `day`: {subscriber id: [Pick, ...]} in digest order.
 
@@ -240,8 +260,9 @@ def select_for_subscribers(
     Inside semantic.vectors_only() phrase and paper vectors come from the database only and a
     missing one raises vectors.VectorsMissing before anything is ranked (sending catches it).
     `method` overrides settings.MATCHING_METHOD (sending's documented lexical fallback).
+    `window_days` 7: the week's candidates for weekly readers (editions.edition_week_candidate_ids).
     """
-    d = day_load(day=day, candidate_ids=candidate_ids, method=method)
+    d = day_load(day=day, candidate_ids=candidate_ids, method=method, window_days=window_days)
     result: dict[int, list[Pick]] = {}
     if not subscribers:
         return result
@@ -315,9 +336,14 @@ def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict
 
 
 def select_for_subscriber(
-    *, subscriber, day: datetime.date, candidate_ids: list[int] | None = None, method: str | None = None
+    *,
+    subscriber,
+    day: datetime.date,
+    candidate_ids: list[int] | None = None,
+    method: str | None = None,
+    window_days: int = 1,
 ) -> list[Pick]:
     """One subscriber's digest: the bulk path with a chunk of one, so both always agree."""
-    return select_for_subscribers(subscribers=[subscriber], day=day, candidate_ids=candidate_ids, method=method)[
-        subscriber.id
-    ]
+    return select_for_subscribers(
+        subscribers=[subscriber], day=day, candidate_ids=candidate_ids, method=method, window_days=window_days
+    )[subscriber.id]

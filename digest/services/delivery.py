@@ -44,7 +44,13 @@ from markupsafe import escape
 
 from digest.emails import RenderedEmail, email_build, email_render
 from digest.models import Delivery, Edition, Paper, SentPaper
-from digest.services.editions import edition_freeze, edition_latest_day, edition_ranks
+from digest.services.editions import (
+    WEEK_DAYS,
+    edition_freeze,
+    edition_latest_day,
+    edition_ranks,
+    edition_week_candidate_ids,
+)
 from subscriptions.models import Subscriber, Suppression
 
 logger = logging.getLogger(__name__)
@@ -715,13 +721,27 @@ def _picks_for(
     from digest.tasks.sending import deliveries_retry_later
 
     day, candidates = edition.date, list(edition.paper_ids)
+    weekly = [s for s in subscribers if s.frequency == Subscriber.Frequency.WEEKLY]
+    daily = [s for s in subscribers if s.frequency != Subscriber.Frequency.WEEKLY]
+    week = edition_week_candidate_ids(day=day) if weekly else []
+
+    def select(method=None) -> dict[int, list]:
+        picks = {}
+        if daily:
+            picks = matching.select_for_subscribers(subscribers=daily, day=day, candidate_ids=candidates, method=method)
+        if weekly:
+            picks |= matching.select_for_subscribers(
+                subscribers=weekly, day=day, candidate_ids=week, method=method, window_days=WEEK_DAYS
+            )
+        return picks
+
     try:
         with semantic.vectors_only():
-            return matching.select_for_subscribers(subscribers=subscribers, day=day, candidate_ids=candidates)
+            return select()
     except VectorsMissing as missing:
         if vector_waits < len(VECTOR_WAIT_COUNTDOWNS):
             if vector_waits == 0:
-                vectors_store_task.delay(subscriber_ids=[s.pk for s in subscribers], paper_ids=candidates)
+                vectors_store_task.delay(subscriber_ids=[s.pk for s in subscribers], paper_ids=list({*candidates, *week}))
             countdown = VECTOR_WAIT_COUNTDOWNS[vector_waits]
             logger.info("edition %s: %s; %d deliveries wait %ss for the matching queue", day, missing, len(rows), countdown)
             deliveries_retry_later(delivery_ids=[r.pk for r in rows], countdown=countdown, vector_waits=vector_waits + 1)
@@ -732,9 +752,7 @@ def _picks_for(
             "%d digests ranked lexically instead", day, missing, vector_waits, len(subscribers),
         )
         with semantic.vectors_only():
-            return matching.select_for_subscribers(
-                subscribers=subscribers, day=day, candidate_ids=candidates, method="lexical"
-            )
+            return select(method="lexical")
 
 
 # The consent evidence and life-cycle stamps sending never reads: loading their dates for every

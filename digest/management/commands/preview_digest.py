@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from digest.models import Delivery, Edition, TrendingEntry
-from digest.services.editions import edition_candidate_ids, edition_latest_day
+from digest.services.editions import WEEK_DAYS, edition_candidate_ids, edition_latest_day, edition_week_candidate_ids
 from subscriptions.models import Subscriber, Suppression
 
 
@@ -67,7 +67,12 @@ class Command(BaseCommand):
         note = _why_nothing_is_sent(subscriber=subscriber, day=day)
         if note:
             self.stderr.write(f"Note: {note}.")
-        picks = select_for_subscriber(subscriber=subscriber, day=day, candidate_ids=candidates)
+        if subscriber.frequency == Subscriber.Frequency.WEEKLY:  # as sending ranks weekly readers
+            picks = select_for_subscriber(
+                subscriber=subscriber, day=day, candidate_ids=edition_week_candidate_ids(day=day), window_days=WEEK_DAYS
+            )
+        else:
+            picks = select_for_subscriber(subscriber=subscriber, day=day, candidate_ids=candidates)
         if not picks and not note:
             self.stderr.write("Note: nothing new for this reader that day: sending would skip them.")
         if options["json"]:
