@@ -25,7 +25,7 @@ DEFAULT_TOPICS: list[dict[str, str]] = [
      "query": '"object detection", detection, detector, segmentation, YOLO, tracking, "semantic segmentation", "segment anything"'},
     {"name": "Robotics and autonomous driving", "slug": "robotics",
      "description": "Robot learning, control, locomotion, manipulation, drones and autonomous driving.",
-     "query": 'robot, robotics, "robot learning", manipulation, locomotion, control, "autonomous driving", UAV, drone, "feedback policies"'},
+     "query": 'robot, robotics, "robot learning", manipulation, locomotion, "robot control", "motion control", "autonomous driving", UAV, drone, "feedback policies"'},
     {"name": "Reinforcement learning", "slug": "reinforcement-learning",
      "description": "Reinforcement learning algorithms, offline RL, policy optimization, bandits and off-policy evaluation.",
      "query": '"reinforcement learning", RL, policy, "offline reinforcement learning", "off-policy", reward, bandits, REINFORCE, "policy optimization"'},
