@@ -151,6 +151,9 @@ def test_signup_mails_a_confirmation_whose_link_confirms_only_on_post(
     assert subscriber.confirm_ip == "198.51.100.9"
     assert subscriber.confirm_user_agent == "Firefox confirm"
     assert subscriber.confirmed_at is not None
+    # A weekly reader is told when the first digest comes: on their day, not within the hour.
+    welcome = " ".join(client.get(confirmed["Location"]).content.decode().split())
+    assert "Your first digest comes on your chosen day, at your chosen hour." in welcome
 
     again = client.post("/" + path, REMOTE_ADDR="192.0.2.1", HTTP_USER_AGENT="Second click")
     assert again.status_code == 200 and "You're subscribed" in again.content.decode()
