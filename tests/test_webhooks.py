@@ -143,3 +143,17 @@ def test_the_event_task_run_twice_acts_once(client, django_capture_on_commit_cal
     event = WebhookEvent.objects.get()
     assert tracking_event_process_task(event.pk).startswith("soft bounce 1")
     assert tracking_event_process_task(event.pk) == "already processed"
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    ["a" * 400 + "@example.org", "eve\x00@example.org", "not an address", "  "],
+)
+def test_an_event_for_a_malformed_address_is_answered_and_suppresses_nothing(
+    client, django_capture_on_commit_callbacks, recipient
+):
+    """An ESP (or someone with the secret) may send anything as the address: no 500 (PostgreSQL
+    refuses NUL characters and over-long values), no suppression row for something no reader has."""
+    response, _ = _post(client, _bounce(recipient), django_capture_on_commit_callbacks, **_auth())
+    assert response.status_code in (200, 400)
+    assert not Suppression.objects.exists()

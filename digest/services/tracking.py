@@ -10,6 +10,8 @@ import hashlib
 import logging
 
 from anymail.signals import AnymailTrackingEvent, EventType, tracking
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
@@ -54,10 +56,27 @@ def _event_id(event: AnymailTrackingEvent, esp_name: str) -> str:
     return f"{esp_name}:sha256:{hashlib.sha256(basis.encode()).hexdigest()}"
 
 
+def _address(value) -> str | None:
+    """The event's address as stored, or None when it is no address a reader could have: an ESP
+    (or anyone holding the secret) may send anything, and PostgreSQL refuses NUL characters and
+    values over the column's 254. Nothing is suppressed for such an event."""
+    address = str(value or "").strip().lower()
+    if not address or len(address) > 254:
+        return None
+    try:
+        validate_email(address)
+    except ValidationError:
+        return None
+    return address
+
+
 def tracking_event_store(*, event: AnymailTrackingEvent, esp_name: str) -> WebhookEvent | None:
     """Store an event once; queue its handling after commit. Returns None for events we ignore or replays."""
     kind = tracking_event_kind(event)
-    if kind is None or not event.recipient:
+    recipient = _address(event.recipient)
+    if kind is None or recipient is None:
+        if kind is not None:
+            logger.warning("ignored a %s event for a malformed address %r", kind, str(event.recipient)[:80])
         return None
     from digest.tasks.sending import tracking_event_process_task
 
@@ -67,7 +86,7 @@ def tracking_event_store(*, event: AnymailTrackingEvent, esp_name: str) -> Webho
             defaults={
                 "event_type": kind,
                 "esp_name": esp_name[:40],
-                "recipient": event.recipient.strip().lower()[:254],
+                "recipient": recipient,
                 "message_id": str(event.message_id or "")[:255],
                 "reason": str(event.description or event.mta_response or event.reject_reason or "")[:2000],
                 "occurred_at": event.timestamp,
