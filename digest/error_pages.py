@@ -5,9 +5,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
 
-def _page(request: HttpRequest | None, template: str, *, status: int, context: dict | None = None) -> HttpResponse:
-    html = render_to_string(template, {"site_name": settings.SITE_NAME, **(context or {})}, request)
-    return HttpResponse(html, status=status)
+def _html(request: HttpRequest | None, template: str, context: dict | None = None) -> str:
+    return render_to_string(template, {"site_name": settings.SITE_NAME, **(context or {})}, request)
+
+
+def _page(request: HttpRequest | None, template: str, *, status: int) -> HttpResponse:
+    return HttpResponse(_html(request, template), status=status)
 
 
 def not_found(request: HttpRequest, exception=None) -> HttpResponse:
@@ -36,8 +39,6 @@ class MethodNotAllowedPageMiddleware:
         response = self.get_response(request)
         if response.status_code == 405 and not response.streaming and not response.content:
             allowed = [method.strip() for method in response.get("Allow", "").split(",") if method.strip()]
-            response.content = render_to_string(
-                "405.html", {"site_name": settings.SITE_NAME, "allowed": allowed, "opens": "GET" in allowed}, request
-            )
+            response.content = _html(request, "405.html", {"allowed": allowed, "opens": "GET" in allowed})
             response["Content-Type"] = "text/html; charset=utf-8"
         return response

@@ -236,13 +236,15 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="" if PRODUCTION else "unsubscribe@localhost")
 ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
 # The ESP is a module name under anymail.backends; a typo would otherwise fail only when sending.
-_ANYMAIL_ESPS = {
-    module.name
-    for module in pkgutil.iter_modules(importlib.util.find_spec("anymail.backends").submodule_search_locations)
-    if not module.name.startswith("base")
-}
-if ANYMAIL_ESP and ANYMAIL_ESP not in _ANYMAIL_ESPS:
-    _fail("ANYMAIL_ESP", f"must be one of django-anymail's backends ({', '.join(sorted(_ANYMAIL_ESPS))}), not {ANYMAIL_ESP!r}")
+# Listed only when one is set: every process start reads these settings.
+if ANYMAIL_ESP:
+    _ANYMAIL_ESPS = {
+        module.name
+        for module in pkgutil.iter_modules(importlib.util.find_spec("anymail.backends").submodule_search_locations)
+        if not module.name.startswith("base")
+    }
+    if ANYMAIL_ESP not in _ANYMAIL_ESPS:
+        _fail("ANYMAIL_ESP", f"must be one of django-anymail's backends ({', '.join(sorted(_ANYMAIL_ESPS))}), not {ANYMAIL_ESP!r}")
 ANYMAIL = {
     key[len("ANYMAIL_"):]: value
     for key, value in env.ENVIRON.items()

@@ -87,6 +87,8 @@ def test_a_weekly_digest_is_the_weeks_papers_not_the_days(papers, smtp_sink):
     monday = DAY - datetime.timedelta(days=3)
     robots = PaperFactory(title="Learning Dexterous Robot Manipulation", abstract="Robot manipulation policies.")
     TrendingEntryFactory(paper=robots, date=monday, rank=4, upvotes=50)
+    hidden = PaperFactory(title="Robot Manipulation, Retracted", abstract="Robot manipulation policies.", hidden=True)
+    TrendingEntryFactory(paper=hidden, date=monday, rank=1, upvotes=99)
     long_ago = PaperFactory(title="Robot Manipulation from Last Month", abstract="Robot manipulation policies.")
     TrendingEntryFactory(paper=long_ago, date=DAY - datetime.timedelta(days=7), rank=1, upvotes=90)
     weekly = SubscriberFactory(
@@ -100,7 +102,7 @@ def test_a_weekly_digest_is_the_weeks_papers_not_the_days(papers, smtp_sink):
     assert _send_all().sent == 2
 
     weekly_ids = Delivery.objects.get(subscriber=weekly).paper_ids
-    assert weekly_ids[0] == robots.pk and long_ago.pk not in weekly_ids
+    assert weekly_ids[0] == robots.pk and long_ago.pk not in weekly_ids and hidden.pk not in weekly_ids
     assert robots.pk not in Delivery.objects.get(subscriber=daily).paper_ids
     [message] = smtp_sink.to(weekly.email)
     text = message.part("text/plain")

@@ -55,7 +55,8 @@ WEEK_DAYS = 7
 def edition_week_candidate_ids(*, day: datetime.date) -> list[int]:
     """What a weekly reader's digest on `day` ranks: the day's candidates, then those of each of
     the six days before it that had trending papers (each day's frozen list where there is one).
-    A weekly digest of one day's papers would never show them what trended on the other six."""
+    A weekly digest of one day's papers would never show them what trended on the other six.
+    Hidden papers are left in: ranking drops them (selection.day_load), as for a day's list."""
     days = (
         TrendingEntry.objects.filter(date__range=(day - datetime.timedelta(days=WEEK_DAYS - 1), day))
         .values_list("date", flat=True)
@@ -65,8 +66,7 @@ def edition_week_candidate_ids(*, day: datetime.date) -> list[int]:
     ids = edition_candidate_ids(day=day)
     for other in earlier:
         ids += edition_candidate_ids(day=other)
-    hidden = set(Paper.objects.filter(pk__in=ids, hidden=True).values_list("id", flat=True))
-    return [i for i in dict.fromkeys(ids) if i not in hidden]
+    return list(dict.fromkeys(ids))
 
 
 def edition_freeze(*, day: datetime.date) -> Edition:
