@@ -45,10 +45,10 @@ from markupsafe import escape
 from digest.emails import RenderedEmail, email_build, email_render
 from digest.models import Delivery, Edition, Paper, SentPaper
 from digest.services.editions import (
-    WEEK_DAYS,
     edition_freeze,
     edition_latest_day,
     edition_ranks,
+    edition_readers_picks,
     edition_week_candidate_ids,
 )
 from subscriptions.models import Subscriber, Suppression
@@ -714,26 +714,15 @@ def _picks_for(
 
     None means the rows were re-queued to wait for missing vectors; nothing was claimed.
     """
-    from digest import matching
     from digest.matching import semantic
     from digest.matching.vectors import VectorsMissing
     from digest.tasks.classify import vectors_store_task
     from digest.tasks.sending import deliveries_retry_later
 
     day, candidates = edition.date, list(edition.paper_ids)
-    weekly = [s for s in subscribers if s.frequency == Subscriber.Frequency.WEEKLY]
-    daily = [s for s in subscribers if s.frequency != Subscriber.Frequency.WEEKLY]
-    week = edition_week_candidate_ids(day=day) if weekly else []
 
     def select(method=None) -> dict[int, list]:
-        picks = {}
-        if daily:
-            picks = matching.select_for_subscribers(subscribers=daily, day=day, candidate_ids=candidates, method=method)
-        if weekly:
-            picks |= matching.select_for_subscribers(
-                subscribers=weekly, day=day, candidate_ids=week, method=method, window_days=WEEK_DAYS
-            )
-        return picks
+        return edition_readers_picks(day=day, subscribers=subscribers, candidate_ids=candidates, method=method)
 
     try:
         with semantic.vectors_only():
@@ -741,6 +730,8 @@ def _picks_for(
     except VectorsMissing as missing:
         if vector_waits < len(VECTOR_WAIT_COUNTDOWNS):
             if vector_waits == 0:
+                weekly = any(s.frequency == Subscriber.Frequency.WEEKLY for s in subscribers)
+                week = edition_week_candidate_ids(day=day) if weekly else []
                 vectors_store_task.delay(subscriber_ids=[s.pk for s in subscribers], paper_ids=list({*candidates, *week}))
             countdown = VECTOR_WAIT_COUNTDOWNS[vector_waits]
             logger.info("edition %s: %s; %d deliveries wait %ss for the matching queue", day, missing, len(rows), countdown)

@@ -69,6 +69,36 @@ def edition_week_candidate_ids(*, day: datetime.date) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
+def edition_readers_picks(
+    *, day: datetime.date, subscribers: list, candidate_ids: list[int] | None = None, method: str | None = None
+) -> dict[int, list]:
+    """Each reader's picks from `day`'s edition, by subscriber id: daily readers rank the day's
+    candidates, weekly readers the week's (edition_week_candidate_ids, trending ranks over the
+    week). Sending and preview_digest both call this, so a preview is what sending would send.
+
+    `candidate_ids`: the day's list when the caller has it (a sending chunk has the frozen one).
+    """
+    from digest import matching  # lazy: importing this module must not load numpy into web processes
+    from subscriptions.models import Subscriber
+
+    weekly = [s for s in subscribers if s.frequency == Subscriber.Frequency.WEEKLY]
+    daily = [s for s in subscribers if s.frequency != Subscriber.Frequency.WEEKLY]
+    picks: dict[int, list] = {}
+    if daily:
+        if candidate_ids is None:
+            candidate_ids = edition_candidate_ids(day=day)
+        picks |= matching.select_for_subscribers(subscribers=daily, day=day, candidate_ids=candidate_ids, method=method)
+    if weekly:
+        picks |= matching.select_for_subscribers(
+            subscribers=weekly,
+            day=day,
+            candidate_ids=edition_week_candidate_ids(day=day),
+            method=method,
+            window_days=WEEK_DAYS,
+        )
+    return picks
+
+
 def edition_freeze(*, day: datetime.date) -> Edition:
     """Get the day's edition, freezing its paper list the first time (idempotent, race-safe).
 

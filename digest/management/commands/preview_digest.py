@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from digest.models import Delivery, Edition, TrendingEntry
-from digest.services.editions import WEEK_DAYS, edition_candidate_ids, edition_latest_day, edition_week_candidate_ids
+from digest.services.editions import edition_candidate_ids, edition_latest_day, edition_readers_picks
 from subscriptions.models import Subscriber, Suppression
 
 
@@ -43,8 +43,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON array (notes go to stderr).")
 
     def handle(self, *args, **options):
-        from digest.matching import select_for_subscriber
-
         email = options["email"].strip().lower()
         subscriber = Subscriber.objects.filter(email__iexact=email).first()
         if subscriber is None:
@@ -67,12 +65,7 @@ class Command(BaseCommand):
         note = _why_nothing_is_sent(subscriber=subscriber, day=day)
         if note:
             self.stderr.write(f"Note: {note}.")
-        if subscriber.frequency == Subscriber.Frequency.WEEKLY:  # as sending ranks weekly readers
-            picks = select_for_subscriber(
-                subscriber=subscriber, day=day, candidate_ids=edition_week_candidate_ids(day=day), window_days=WEEK_DAYS
-            )
-        else:
-            picks = select_for_subscriber(subscriber=subscriber, day=day, candidate_ids=candidates)
+        picks = edition_readers_picks(day=day, subscribers=[subscriber], candidate_ids=candidates).get(subscriber.pk, [])
         if not picks and not note:
             self.stderr.write("Note: nothing new for this reader that day: sending would skip them.")
         if options["json"]:
