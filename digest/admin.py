@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
-from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Case, Count, F, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -50,16 +50,38 @@ def _can_see_addresses(request) -> bool:
 
 
 class PaperTopicInline(admin.TabularInline):
+    """Every topic the classifier scored, the paper's own topics first: with ~25 rows of scores a
+    curator could not tell which topics the paper is actually listed under."""
+
     model = PaperTopic
     extra = 1
-    fields = ("topic", "score", "override")
-    readonly_fields = ("score",)
+    fields = ("topic", "listed", "score_shown", "override")
+    readonly_fields = ("listed", "score_shown")
     autocomplete_fields = ("topic",)
     verbose_name = "topic"
-    verbose_name_plural = "Topics (the classifier's score; set “override” to decide by hand — it wins over the score)"
+    verbose_name_plural = "Topics (set “override” to decide by hand: it wins over the classifier's score)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("topic").order_by("-score")
+        listed = Case(
+            When(override=True, then=Value(0)),
+            When(override__isnull=True, score__gte=PaperAdmin.topic_min_score, then=Value(0)),
+            default=Value(1),
+        )
+        return super().get_queryset(request).select_related("topic").annotate(_unlisted=listed).order_by("_unlisted", "-score")
+
+    @admin.display(description="listed under it?")
+    def listed(self, obj):
+        if obj.pk is None:
+            return ""
+        if obj.override is not None:
+            return "yes, by hand" if obj.override else "no, by hand"
+        return "yes" if obj.score >= PaperAdmin.topic_min_score else "no"
+
+    @admin.display(description="classifier score")
+    def score_shown(self, obj):
+        if obj.pk is None:
+            return ""
+        return f"{obj.score:.2f} (lists at {PaperAdmin.topic_min_score:.2f})"
 
 
 class TrendingEntryInline(admin.TabularInline):

@@ -541,3 +541,17 @@ def test_a_failing_mail_server_makes_the_test_send_an_error_message(curator_clie
                                    {"subscriber": reader.pk}, follow=True)  # fmt: skip
     assert response.status_code == 200
     assert "The test could not be sent" in _messages(response)[0]
+
+
+def test_a_papers_topics_inline_lists_its_own_topics_first_and_says_which_it_is_under(curator_client):
+    """With a score for every topic, the inline leads with the topics the paper is listed under."""
+    paper = PaperFactory()
+    PaperTopic.objects.create(paper=paper, topic=TopicFactory(name="Knot theory"), score=0.05)
+    PaperTopic.objects.create(paper=paper, topic=TopicFactory(name="Origami"), score=0.1, override=True)
+    PaperTopic.objects.create(paper=paper, topic=TopicFactory(name="Bird song"), score=0.9, override=False)
+    PaperTopic.objects.create(paper=paper, topic=TopicFactory(name="Lichens"), score=0.7)
+    page = curator_client.get(reverse("admin:digest_paper_change", args=[paper.pk]))
+    formset = next(f for f in page.context["inline_admin_formsets"] if f.formset.prefix == "topic_scores")
+    rows = [(form.original.topic.name, formset.opts.listed(form.original)) for form in formset if form.original]
+    assert rows == [("Lichens", "yes"), ("Origami", "yes, by hand"), ("Bird song", "no, by hand"), ("Knot theory", "no")]
+    assert "0.70 (lists at 0.30)" in page.content.decode()
