@@ -31,7 +31,11 @@ BLIND2_PERSONAS = ROOT / "tests" / "personas" / "personas_blind2.json"
 BLIND3_PERSONAS = ROOT / "tests" / "personas" / "personas_blind3.json"
 # A seventh ("blind4"): 30 personas on new subjects, labelled by reading all 242 papers before any ranking.
 BLIND4_PERSONAS = ROOT / "tests" / "personas" / "personas_blind4.json"
-SPLITS = ("tune", "holdout", "fresh", "blind", "blind2", "blind3", "blind4")
+# An eighth ("blind5"): 30 personas typed as people sign up, mostly on sub-fields no split had named
+# (domain-specific LLMs, DRO, submodular selection, outlier features, annotation budgets ...), labelled
+# by reading all 242 papers before any ranking was looked at.
+BLIND5_PERSONAS = ROOT / "tests" / "personas" / "personas_blind5.json"
+SPLITS = ("tune", "holdout", "fresh", "blind", "blind2", "blind3", "blind4", "blind5")
 _DATE_LINE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}$")
 
 
@@ -96,7 +100,7 @@ class Scores:
 def load_personas(split: str | None = None) -> list[dict]:
     """Personas of one split (see SPLITS); None: all of them."""
     personas = json.loads(PERSONAS.read_text(encoding="utf-8"))
-    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS, BLIND3_PERSONAS, BLIND4_PERSONAS):
+    for extra in (FRESH_PERSONAS, BLIND_PERSONAS, BLIND2_PERSONAS, BLIND3_PERSONAS, BLIND4_PERSONAS, BLIND5_PERSONAS):
         if extra.exists():
             personas += json.loads(extra.read_text(encoding="utf-8"))
     return [p for p in personas if split in (None, p["split"])]
