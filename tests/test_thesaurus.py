@@ -47,6 +47,20 @@ def test_an_interest_finds_papers_that_write_its_concept_another_way():
         assert (scores[:3] > 0).all() and (scores[3:] == 0).all(), typed
 
 
+def test_a_subject_noun_finds_papers_that_use_its_adjective():
+    """'learning theory' is the subject of 'a theoretical analysis of learning' (the stemmer alone
+    keeps 'theori' and 'theoret' apart); 'synthetic data' is still not 'program synthesis'."""
+    assert tokens("theory") == tokens("theoretical") == tokens("theoretically")
+    assert tokens("geometry") == tokens("geometric") and tokens("medicine") == tokens("medical")
+    assert tokens("synthesis") != tokens("synthetic") and tokens("analysis") != tokens("analytic")
+    index = index_of(
+        ("Learning, theoretically", "A theoretical analysis of learning in deep networks."),
+        ("Learning in practice", "An empirical study of learning in deep networks."),
+    )
+    scores = index.score([Phrase("learning theory")])[0]
+    assert scores[0] > scores[1]
+
+
 def test_another_spelling_counts_as_much_as_the_typed_word_and_raises_no_bound(monkeypatch):
     index = index_of(("Drone mapping", "We fly a drone over farms."), ("UAV mapping", "We fly a UAV over farms."))
     drones, uav = index.score([Phrase("drones"), Phrase("uav")])

@@ -20,6 +20,22 @@ _stemmer = snowballstemmer.stemmer("english")
 # Snowball over-conflates a few words that mean different things in ML titles
 # ("optimizer" is not "optimization", "optimal" neither).
 STEM_EXCEPTIONS = {"optimizer": "optimizer", "optimizers": "optimizer", "optimal": "optimal", "optimality": "optimal"}
+# ...and under-conflates a noun in -y with its adjective in -ic(al): "theory" is "theori" but
+# "theoretical" "theoret", so "learning theory" missed "a theoretical analysis of learning".
+# Only pairs that mean the same subject in papers ("analytic" is not "analysis", "synthetic" not
+# "synthesis", "probabilistic" not "probability" bounds).
+_DERIVED = {
+    "theori": "theoretical theoretically",
+    "geometri": "geometric geometrical geometrically",
+    "economi": "economic economics economical",
+    "symmetri": "symmetric symmetrical",
+    "medicin": "medical medically",
+    "chemistri": "chemical",
+    "histori": "historical",
+    "anatomi": "anatomical",
+    "strategi": "strategic",
+}
+STEM_EXCEPTIONS |= {word: root for root, forms in _DERIVED.items() for word in forms.split()}
 
 
 @lru_cache(maxsize=200_000)
