@@ -66,7 +66,8 @@ HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.91, "blind": 0.89, "blind2":
 # it would raise P@5 by calling everything a match (near the bar they are called loosely related,
 # see scoring.CLEAR_MATCH).
 DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.93, "blind": 0.90, "blind2": 0.83, "blind3": 0.79, "blind4": 0.60, "blind5": 0.81}
-DAILY_MATCH_PRECISION_FLOOR = 0.33
+DAILY_MATCH_PRECISION_FLOOR = 0.37
+DAILY_MATCH_PRECISION_FLOOR_BLIND5 = 0.33  # its subjects sit further from the topic list
 
 
 def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
@@ -103,7 +104,7 @@ def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
 def test_day_by_day_digests_put_the_relevant_papers_first_and_call_few_strays_matches(split):
     scores = evaluate_daily(method="hybrid", split=split)
     assert scores.precision_at_5 >= DAILY_FLOORS[split], scores.failures
-    assert scores.match_precision >= DAILY_MATCH_PRECISION_FLOOR
+    assert scores.match_precision >= (DAILY_MATCH_PRECISION_FLOOR_BLIND5 if split == "blind5" else DAILY_MATCH_PRECISION_FLOOR)
 
 
 @pytest.fixture
