@@ -384,17 +384,21 @@ def papers_count(n: int) -> str:
 
 
 def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:
-    return {**_shared_context(edition=edition, picks=picks, ranks=ranks), **_personal_context(subscriber)}
+    personal = _personal_context(subscriber)
+    return {**_shared_context(edition=edition, picks=picks, ranks=ranks, frequency=personal["frequency"]), **personal}
 
 
-def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int]) -> dict:
+def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], frequency: str) -> dict:
     papers = [_paper_item(p, rank=ranks.get(p.paper_id)) for p in picks]
     first = ", ".join(p["title"] for p in papers[:2])
+    # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks).
+    weekly = frequency == Subscriber.Frequency.WEEKLY.value
+    day = edition.date.strftime("%A, %-d %B %Y")
     return {
         "edition_date": edition.date,
-        "date_label": edition.date.strftime("%A, %-d %B %Y"),
+        "date_label": f"The week to {day}" if weekly else day,
         "papers": papers,
-        "preheader": f"{papers_count(len(papers))} for you today: {first}"[:180],
+        "preheader": f"{papers_count(len(papers))} for you {'this week' if weekly else 'today'}: {first}"[:180],
         "view_url": settings.SITE_URL + edition.get_absolute_url(),
     }
 
@@ -457,7 +461,7 @@ def digest_render(
     )
     pieces = cache.get(key)
     if pieces is None:
-        full = {**_shared_context(edition=edition, picks=picks, ranks=ranks), **context}
+        full = {**_shared_context(edition=edition, picks=picks, ranks=ranks, frequency=context["frequency"]), **context}
         shared = email_render(name="digest", context={**full, **{k: _sentinel(k) for k in _PERSONAL}})
         # Split once at the sentinels: each reader's copy is then one join, not nine scans of the bodies.
         pieces = cache[key] = tuple(_SENTINELS.split(part) for part in (shared.subject, shared.text, shared.html))
