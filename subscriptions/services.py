@@ -24,6 +24,7 @@ from digest.models import Topic
 
 from . import links
 from .models import SignupRequest, Subscriber, Suppression, new_token_key
+from .signals import subscriber_confirmed
 
 logger = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: st
     if _is_suppressed(subscriber.email):
         return False
     now = timezone.now()
-    Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
+    confirmed = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
         status=Subscriber.Status.CONFIRMED,
         confirmed_at=now,
         confirm_ip=ip,
@@ -392,6 +393,8 @@ def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: st
         updated_at=now,
     )
     subscriber.refresh_from_db()
+    if confirmed:
+        subscriber_confirmed.send(sender=Subscriber, subscriber=subscriber)
     return subscriber.status == Subscriber.Status.CONFIRMED
 
 

@@ -228,3 +228,20 @@ def test_a_full_phrase_cache_keeps_the_phrases_a_chunk_is_about_to_rank_with(rea
         vectors.phrase_vectors_require(texts=[*texts, "drones", "graphs"])  # two more: over the size
         assert semantic.embed_phrases(texts).shape == (2, semantic.DIM)  # no model needed
     assert "an old phrase" not in semantic._phrase_cache  # it did start over
+
+
+def test_confirming_through_the_link_queues_the_readers_phrase_vectors(settings, django_capture_on_commit_callbacks):
+    """Confirming is a conditional UPDATE (no post_save), yet the matching worker must hear of it."""
+    import redis
+
+    from subscriptions.services import subscriber_confirm
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    pending = SubscriberFactory(status="pending", interests="robot learning")
+    client.delete("matching")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert subscriber_confirm(subscriber=pending, ip="127.0.0.1", user_agent="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert subscriber_confirm(subscriber=pending, ip="127.0.0.1", user_agent="test")  # a double click
+    messages = [json.loads(m) for m in client.lrange("matching", 0, -1)]
+    assert [m["headers"]["task"] for m in messages] == ["digest.tasks.vectors_store_task"]

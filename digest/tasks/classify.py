@@ -12,6 +12,7 @@ from django.dispatch import receiver
 from digest.models import Topic
 from digest.signals import papers_changed
 from subscriptions.models import Subscriber
+from subscriptions.signals import subscriber_confirmed
 
 __all__ = ["embed_papers_task", "classify_papers_task", "classify_topic_task", "classify_missing_task",
            "vectors_store_task"]
@@ -87,6 +88,11 @@ def on_topic_saved(sender, instance, created, raw=False, **kwargs):
     if changed and instance.active:
         topic_id = instance.pk
         transaction.on_commit(lambda: _enqueue(classify_topic_task.si(topic_id), f"re-classification of topic {topic_id}"))
+
+
+@receiver(subscriber_confirmed, dispatch_uid="matching-subscriber-confirmed")
+def on_subscriber_confirmed(sender, subscriber, **kwargs):
+    on_subscriber_saved(sender, subscriber, created=False)
 
 
 @receiver(post_save, sender=Subscriber, dispatch_uid="matching-subscriber-saved")
