@@ -30,6 +30,7 @@ from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic
 from digest.services import curation
 from digest.services.ingest import papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
+from digest.sources.records import arxiv_id_from
 
 @receiver(post_migrate, dispatch_uid="digest-admin-roles-sync")
 def _roles_sync(sender, app_config=None, **kwargs):
@@ -246,10 +247,14 @@ class PaperAdmin(admin.ModelAdmin):
         return qs.order_by(F("last_trending").desc(nulls_last=True), "last_rank", "-pk")
 
     def get_search_results(self, request, queryset, search_term):
-        # A pasted arXiv id or URL (with or without version) finds the paper exactly.
-        match = ARXIV_ID_RE.search(search_term or "")
-        if match and len(search_term.split()) == 1:
-            return queryset.filter(arxiv_id=match.group(1)), False
+        # A pasted arXiv id or URL (with or without version, old style 'hep-th/9901001' too, or a
+        # page that names one, like huggingface.co/papers/2403.01234) finds the paper exactly.
+        term = (search_term or "").strip()
+        if term and len(term.split()) == 1:
+            arxiv_id = arxiv_id_from(term.replace("/pdf/", "/abs/").removesuffix(".pdf").replace("://www.", "://"))
+            match = ARXIV_ID_RE.search(term)
+            if arxiv_id or match:
+                return queryset.filter(arxiv_id=arxiv_id or match.group(1)), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="Title", ordering="title")

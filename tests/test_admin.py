@@ -139,9 +139,14 @@ def test_paper_search_finds_by_title_abstract_author_and_any_form_of_arxiv_id(cu
     PaperFactory.create_batch(3)
     url = reverse("admin:digest_paper_changelist")
     for term in ("robot grasping", "zebrafish", "Hopper", "2411.01234", "2411.01234v3",
-                 "https://arxiv.org/abs/2411.01234v2"):  # fmt: skip
+                 "https://arxiv.org/abs/2411.01234v2", "https://arxiv.org/pdf/2411.01234v1.pdf",
+                 "https://huggingface.co/papers/2411.01234"):  # fmt: skip
         results = list(curator_client.get(url, {"q": term}).context["cl"].result_list)
         assert [p.pk for p in results] == [target.pk], term
+    old_style = PaperFactory(arxiv_id="hep-th/9901001")
+    for term in ("hep-th/9901001", "https://arxiv.org/abs/hep-th/9901001v2", "arXiv:hep-th/9901001"):
+        results = list(curator_client.get(url, {"q": term}).context["cl"].result_list)
+        assert [p.pk for p in results] == [old_style.pk], term
 
 
 def test_paper_list_filters_by_trending_date_topic_source_and_flags(curator_client):
