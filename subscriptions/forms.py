@@ -193,6 +193,13 @@ class InterestsField(forms.CharField):
     """Free-text interests, normalised before the length check; text with no word in it
     (",,,," or only punctuation) is no interests at all."""
 
+    def widget_attrs(self, widget):
+        # No maxlength in the page: a browser cuts a longer paste silently, mid-word; the
+        # length check below says how long it was instead.
+        attrs = super().widget_attrs(widget)
+        attrs.pop("maxlength", None)
+        return attrs
+
     def to_python(self, value):
         text = interests_normalize(super().to_python(value)).strip()
         if not any(ch.isalnum() for ch in text):

@@ -655,3 +655,15 @@ def test_the_lost_confirmation_sweep_runs_from_beat():
 
     [entry] = [e for e in app.conf.beat_schedule.values() if e["task"] == "digest.tasks.confirmations_requeue_lost_task"]
     assert entry["schedule"] <= 600
+
+
+def test_interests_longer_than_the_limit_are_refused_with_their_length_not_cut_by_the_page(
+    client, topics, django_capture_on_commit_callbacks
+):
+    page = client.get(reverse("subscriptions:signup")).content.decode()
+    interests_input = re.search(r'<input[^>]*name="interests"[^>]*>', page).group(0)
+    assert "maxlength" not in interests_input  # a browser would cut a long paste mid-word, silently
+    response = _signup(client, django_capture_on_commit_callbacks, interests="robot learning, " * 40)
+    [error] = response.context["form"].errors["interests"]
+    assert "at most 500 characters" in error and "639" in error
+    assert not SignupRequest.objects.exists()
