@@ -37,7 +37,7 @@ def _complaints_from_yesterday(sent: int, complaints: int):
     )
     WebhookEvent.objects.bulk_create(
         [
-            WebhookEvent(event_id=f"c{i}", event_type="complained", recipient=readers[i].email, occurred_at=yesterday)
+            WebhookEvent(event_id=f"c{i}", event_type=WebhookEvent.Kind.COMPLAINT, recipient=readers[i].email, occurred_at=yesterday)
             for i in range(complaints)
         ]
     )

@@ -22,9 +22,9 @@ from digest.signals import papers_changed
 COMPLAINT_WARNING_RATE = 0.001
 COMPLAINT_HOLD_RATE = 0.003
 HEALTH_WINDOW_DAYS = 7
-# anymail's normalized event types.
-BOUNCE_EVENTS = ("bounced",)
-COMPLAINT_EVENTS = ("complained",)
+# The kinds tracking stores (digest.services.tracking); deferrals are not bounces.
+BOUNCE_EVENTS = WebhookEvent.BOUNCE_KINDS
+COMPLAINT_EVENTS = (WebhookEvent.Kind.COMPLAINT,)
 # Editions still open to change: a pin or a merge may rewrite their order.
 OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
 # Editions with digests still to go: a pin reaches these (a sent edition is history).
