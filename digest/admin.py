@@ -700,7 +700,10 @@ class FailedReasonFilter(admin.SimpleListFilter):
     parameter_name = "failure"
 
     def lookups(self, request, model_admin):
-        return [("transient", "Failed, transient (can be re-queued)"), ("permanent", "Failed, permanent")]
+        return [
+            ("transient", "Failed, can be re-queued (temporary, or the server refused the message)"),
+            ("permanent", "Failed, permanent (address refused)"),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "transient":
@@ -749,17 +752,17 @@ class DeliveryAdmin(admin.ModelAdmin):
             response.context_data["state_counts"] = sorted((r["state"], r["n"]) for r in rows)
         return response
 
-    @admin.action(description="Re-queue failed-transient deliveries", permissions=["change"])
+    @admin.action(description="Re-queue failed deliveries that can be retried", permissions=["change"])
     def requeue(self, request, queryset):
         ids = list(queryset.filter(state=Delivery.State.FAILED, transient_error=True).values_list("pk", flat=True))
         skipped = queryset.count() - len(ids)
         if not ids:
-            self.message_user(request, "None of the selected deliveries failed transiently.", messages.WARNING)
+            self.message_user(request, "None of the selected deliveries can be re-queued (a refused address was suppressed).", messages.WARNING)
             return
         from digest.services.delivery import deliveries_requeue
 
         count = deliveries_requeue(delivery_ids=ids)
-        extra = f" ({skipped} selected were not failed-transient and were left alone)" if skipped else ""
+        extra = f" ({skipped} selected could not be re-queued and were left alone)" if skipped else ""
         self.message_user(request, f"Re-queued {count} deliveries{extra}.", messages.SUCCESS)
 
 

@@ -249,8 +249,21 @@ class SentPaper(models.Model):
 class WebhookEvent(models.Model):
     """An ESP tracking event, stored once per event id (replays change nothing)."""
 
+    class Kind(models.TextChoices):
+        """What an event means for the address. The one list of names: tracking stores these and
+        sending health counts them (digest.services.tracking, digest.services.curation)."""
+
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        # The ESP is still retrying (greylisting, a slow server): recorded, never counted as a bounce.
+        DEFERRED = "deferred", "Deferred"
+        COMPLAINT = "complaint", "Complaint"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+    BOUNCE_KINDS = (Kind.HARD_BOUNCE, Kind.SOFT_BOUNCE)
+
     event_id = models.CharField(max_length=255, unique=True)
-    event_type = models.CharField(max_length=40)
+    event_type = models.CharField(max_length=40, choices=Kind.choices)
     esp_name = models.CharField(max_length=40, blank=True)
     recipient = models.EmailField(max_length=254, blank=True, db_index=True)
     message_id = models.CharField(max_length=255, blank=True)

@@ -56,7 +56,7 @@ def private_records(db):
     paper = PaperFactory()
     sent = SentPaper.objects.create(subscriber=subscriber, paper=paper, delivery=delivery, sent_on=edition.date)
     suppression = Suppression.objects.create(email=SECRET_ADDRESS, reason="complaint")
-    event = WebhookEvent.objects.create(event_id="e1", event_type="complained", recipient=SECRET_ADDRESS)
+    event = WebhookEvent.objects.create(event_id="e1", event_type=WebhookEvent.Kind.COMPLAINT, recipient=SECRET_ADDRESS)
     return {"subscriber": subscriber, "delivery": delivery, "sent": sent, "suppression": suppression,
             "event": event, "edition": edition, "paper": paper}  # fmt: skip
 
@@ -355,7 +355,7 @@ def test_the_health_page_shows_progress_and_warns_on_complaints(operator_client)
         [Delivery(edition=edition, subscriber=s, state=Delivery.State.SENT, sent_at=now) for s in subscribers[:400]]
         + [Delivery(edition=edition, subscriber=s) for s in subscribers[400:]]
     )
-    WebhookEvent.objects.create(event_id="c1", event_type="complained", occurred_at=now)  # 1/400 = 0.25%
+    WebhookEvent.objects.create(event_id="c1", event_type=WebhookEvent.Kind.COMPLAINT, occurred_at=now)  # 1/400 = 0.25%
     page = operator_client.get(reverse("admin:digest_sending_health")).content.decode()
     assert "400 / 500" in page
     assert "Complaint rate 0.25% over 7 days is above 0.1%" in page

@@ -170,7 +170,7 @@ def _sent(n: int, *, when: datetime.datetime):
 
 def _complaints(n: int, *, when: datetime.datetime):
     WebhookEvent.objects.bulk_create(
-        [WebhookEvent(event_id=f"c{i}-{when.timestamp()}", event_type="complained", occurred_at=when) for i in range(n)]
+        [WebhookEvent(event_id=f"c{i}-{when.timestamp()}", event_type=WebhookEvent.Kind.COMPLAINT, occurred_at=when) for i in range(n)]
     )
 
 

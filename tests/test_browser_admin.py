@@ -190,7 +190,7 @@ def test_an_operator_watches_sending_health_and_previews_with_the_address(page, 
         [Delivery(edition=edition, subscriber=s, state=Delivery.State.SENT, sent_at=now) for s in others[:250]]
         + [Delivery(edition=edition, subscriber=s) for s in others[250:]]
     )
-    WebhookEvent.objects.create(event_id="complaint-1", event_type="complained", occurred_at=now)  # 1/250 = 0.4%
+    WebhookEvent.objects.create(event_id="complaint-1", event_type=WebhookEvent.Kind.COMPLAINT, occurred_at=now)  # 1/250 = 0.4%
     yesterday = Edition.objects.create(date=newsroom["today"] - datetime.timedelta(days=1), status=Edition.Status.HELD,
                                        hold_reason="complaints 1/250 sent (0.40%)")  # fmt: skip
 

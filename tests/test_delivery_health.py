@@ -5,9 +5,10 @@ import datetime
 import pytest
 
 from digest.models import Delivery, Edition, WebhookEvent
-from digest.services.curation import edition_release
+from digest.services.curation import edition_hold_if_unhealthy, edition_release, sending_health
 from digest.services.delivery import deliveries_plan, deliveries_requeue, deliveries_send_chunk
 from tests.digest_support import SITE, trending_day
+from subscriptions.models import Subscriber, Suppression
 from tests.factories import SubscriberFactory
 
 DAY = datetime.date(2026, 3, 12)
@@ -37,7 +38,7 @@ def _complaints_from_yesterday(sent: int, complaints: int):
     )
     WebhookEvent.objects.bulk_create(
         [
-            WebhookEvent(event_id=f"c{i}", event_type="complained", recipient=readers[i].email, occurred_at=yesterday)
+            WebhookEvent(event_id=f"c{i}", event_type=WebhookEvent.Kind.COMPLAINT, recipient=readers[i].email, occurred_at=yesterday)
             for i in range(complaints)
         ]
     )
@@ -97,3 +98,90 @@ def test_a_permanent_failure_is_never_requeued(papers, smtp_sink):
     assert deliveries_requeue(delivery_ids=[delivery.pk]) == 0
     delivery.refresh_from_db()
     assert delivery.state == Delivery.State.FAILED
+
+
+# --- the mail server refusing the message itself (not a reader's address) ---
+
+NOT_VERIFIED = "554 Message rejected: Email address is not verified. The following identities failed the check"
+
+
+@pytest.fixture(params=["django.core.mail.backends.smtp.EmailBackend", "digest.mail.smtp.EmailBackend"])
+def rejecting_smtp(request, smtp_sink, settings):
+    """A real SMTP server that accepts every recipient and then refuses each message at DATA, as
+    Amazon SES does for a sender it has not verified; with Django's backend and with ours."""
+    settings.EMAIL_BACKEND = request.param
+    smtp_sink.on_data = lambda envelope: NOT_VERIFIED
+    return smtp_sink
+
+
+def test_a_message_refused_at_data_fails_its_delivery_but_suppresses_no_reader(papers, rejecting_smtp, caplog):
+    readers = SubscriberFactory.create_batch(3)
+    deliveries_plan(now=MORNING)
+    ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
+    with caplog.at_level("ERROR", logger="digest.services.delivery"):
+        result = deliveries_send_chunk(delivery_ids=ids, now=MORNING)
+
+    assert (result.sent, result.failed) == (0, 3)
+    assert not Suppression.objects.exists()
+    assert all(r.status == Subscriber.Status.CONFIRMED for r in Subscriber.objects.filter(pk__in=[r.pk for r in readers]))
+    for delivery in Delivery.objects.all():
+        assert delivery.state == Delivery.State.FAILED
+        assert "rejected the message" in delivery.last_error and "554" in delivery.last_error
+    # An error for the operator, not a quiet warning per reader.
+    assert any(r.levelname == "ERROR" and "554" in r.getMessage() for r in caplog.records)
+
+
+def test_once_the_mail_settings_are_fixed_the_refused_deliveries_can_be_requeued_and_go_out_once(
+    papers, rejecting_smtp
+):
+    readers = SubscriberFactory.create_batch(2)
+    deliveries_plan(now=MORNING)
+    ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
+    deliveries_send_chunk(delivery_ids=ids, now=MORNING)
+
+    rejecting_smtp.on_data = None  # the sender is verified now
+    assert deliveries_requeue(delivery_ids=ids) == 2
+    later = MORNING + datetime.timedelta(minutes=10)
+    assert deliveries_send_chunk(delivery_ids=ids, now=later).sent == 2
+    assert deliveries_send_chunk(delivery_ids=ids, now=later).sent == 0
+    assert [len(rejecting_smtp.to(r.email)) for r in readers] == [1, 1]
+
+
+def test_when_the_server_refuses_most_messages_sending_health_holds_the_next_edition(papers, rejecting_smtp):
+    SubscriberFactory.create_batch(3)
+    deliveries_plan(now=MORNING)
+    ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
+    deliveries_send_chunk(delivery_ids=ids, now=MORNING)
+
+    # Failures and sends are stamped with the real clock, whatever `now` planned them.
+    health = sending_health()
+    assert (health.sent, health.rejected) == (0, 3) and health.hold
+    assert any("rejected by the mail server" in m for m in health.messages)
+    tomorrow = Edition.objects.create(date=DAY + datetime.timedelta(days=1))
+    assert edition_hold_if_unhealthy(edition=tomorrow) is True
+    tomorrow.refresh_from_db()
+    assert tomorrow.status == Edition.Status.HELD and "rejected by the mail server" in tomorrow.hold_reason
+
+
+def test_one_message_refused_among_many_sent_does_not_hold(papers, smtp_sink):
+    readers = SubscriberFactory.create_batch(4)
+    refused = readers[0].email
+    smtp_sink.on_data = lambda envelope: NOT_VERIFIED if refused in envelope.rcpt_tos else None
+    deliveries_plan(now=MORNING)
+    deliveries_send_chunk(delivery_ids=list(Delivery.objects.values_list("id", flat=True)), now=MORNING)
+    health = sending_health()
+    assert (health.sent, health.rejected, health.hold) == (3, 1, False)
+
+
+def test_the_health_page_shows_the_refused_messages_and_the_hold(papers, rejecting_smtp, client):
+    from django.urls import reverse
+
+    from tests.admin_support import make_staff
+
+    SubscriberFactory.create_batch(2)
+    deliveries_plan(now=MORNING)
+    deliveries_send_chunk(delivery_ids=list(Delivery.objects.values_list("id", flat=True)), now=MORNING)
+    client.force_login(make_staff("operator", "operators"))
+    page = client.get(reverse("admin:digest_sending_health")).content.decode()
+    assert "Rejected by the mail server: <strong>2</strong>" in page
+    assert "no reader was suppressed" in page and "the next edition will be held" in page

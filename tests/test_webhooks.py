@@ -91,7 +91,7 @@ def test_three_soft_bounces_in_seven_days_suppress(client, django_capture_on_com
               django_capture_on_commit_callbacks, **_auth())
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.CONFIRMED
-    _post(client, _bounce(reader.email, type="Transient", id=3, details="smtp;421 later"),
+    _post(client, _bounce(reader.email, type="SoftBounce", id=3, details="smtp;421 later"),
           django_capture_on_commit_callbacks, **_auth())
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.SUPPRESSED
@@ -157,3 +157,101 @@ def test_an_event_for_a_malformed_address_is_answered_and_suppresses_nothing(
     response, _ = _post(client, _bounce(recipient), django_capture_on_commit_callbacks, **_auth())
     assert response.status_code in (200, 400)
     assert not Suppression.objects.exists()
+
+
+# --- what the events do to the sending-health figures and the hold --------
+
+
+def _sent_yesterday(n: int) -> list:
+    from digest.models import Delivery, Edition
+
+    edition = Edition.objects.create(date=timezone.localdate() - datetime.timedelta(days=1), status=Edition.Status.SENT)
+    readers = SubscriberFactory.create_batch(n)
+    yesterday = timezone.now() - datetime.timedelta(days=1)
+    Delivery.objects.bulk_create(
+        [Delivery(edition=edition, subscriber=r, state=Delivery.State.SENT, sent_at=yesterday) for r in readers]
+    )
+    return readers
+
+
+def test_a_complaint_through_the_webhook_counts_in_sending_health_and_holds_the_next_edition(
+    client, django_capture_on_commit_callbacks
+):
+    from digest.models import Edition
+    from digest.services.curation import edition_hold_if_unhealthy, sending_health
+
+    readers = _sent_yesterday(200)
+    complaint = _bounce(readers[0].email, record="SpamComplaint", type="SpamComplaint", id=7)
+    _post(client, complaint, django_capture_on_commit_callbacks, **_auth())
+    _post(client, _bounce(readers[1].email, id=8), django_capture_on_commit_callbacks, **_auth())
+
+    health = sending_health()
+    assert (health.sent, health.complaints, health.bounces) == (200, 1, 1)
+    assert health.hold  # 1 in 200 is 0.5%, above the 0.3% hold rate
+    edition = Edition.objects.create(date=timezone.localdate())
+    assert edition_hold_if_unhealthy(edition=edition) is True
+    assert Edition.objects.get(pk=edition.pk).status == Edition.Status.HELD
+
+
+def test_the_health_page_shows_the_webhooks_bounces_and_complaints(client, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from tests.admin_support import make_staff
+
+    readers = _sent_yesterday(200)
+    _post(client, _bounce(readers[0].email, record="SpamComplaint", type="SpamComplaint", id=7),
+          django_capture_on_commit_callbacks, **_auth())
+    _post(client, _bounce(readers[1].email, id=8), django_capture_on_commit_callbacks, **_auth())
+    _post(client, _bounce(readers[2].email, id=9, type="SoftBounce", details="smtp;452 full"),
+          django_capture_on_commit_callbacks, **_auth())
+
+    client.force_login(make_staff("operator", "operators"))
+    page = client.get(reverse("admin:digest_sending_health")).content.decode()
+    assert "Bounces: <strong>2</strong>" in page
+    assert "Complaints: <strong>1</strong>" in page
+    assert "the next edition will be held" in page
+
+
+# --- deferrals and soft bounces -------------------------------------------
+
+
+def _deferral(email, *, id, message="msg-1"):
+    # Postmark files a "Transient" bounce (a greylisting retry, a delay) as anymail's DEFERRED.
+    return {**_bounce(email, id=id, type="Transient", details="smtp;451 4.7.1 greylisted, try again later"),
+            "MessageID": message}
+
+
+def test_deferrals_are_recorded_but_never_suppress(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    for n in (1, 2, 3, 4):
+        response, _ = _post(client, _deferral(reader.email, id=n), django_capture_on_commit_callbacks, **_auth())
+        assert response.status_code == 200
+    assert WebhookEvent.objects.filter(recipient=reader.email, event_type=WebhookEvent.Kind.DEFERRED).count() == 4
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+    assert not Suppression.objects.filter(email=reader.email).exists()
+
+
+def test_deferrals_are_not_bounces_in_sending_health(client, django_capture_on_commit_callbacks):
+    from digest.services.curation import sending_health
+
+    readers = _sent_yesterday(10)
+    for n in (1, 2, 3):
+        _post(client, _deferral(readers[0].email, id=n), django_capture_on_commit_callbacks, **_auth())
+    assert sending_health().bounces == 0
+
+
+def test_one_message_soft_bouncing_three_times_counts_once(client, django_capture_on_commit_callbacks):
+    reader = SubscriberFactory()
+    for n in (1, 2, 3):
+        payload = {**_bounce(reader.email, type="SoftBounce", id=n, details="smtp;452 full"), "MessageID": "msg-same"}
+        _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.CONFIRMED
+    # A third distinct message bouncing softly is the reader's mailbox, not one stuck message.
+    for n, message in ((4, "msg-second"), (5, "msg-third")):
+        payload = {**_bounce(reader.email, type="SoftBounce", id=n, details="smtp;452 full"), "MessageID": message}
+        _post(client, payload, django_capture_on_commit_callbacks, **_auth())
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.SUPPRESSED
+    assert "3 soft bounces" in Suppression.objects.get(email=reader.email).reason

@@ -22,9 +22,9 @@ from digest.signals import papers_changed
 COMPLAINT_WARNING_RATE = 0.001
 COMPLAINT_HOLD_RATE = 0.003
 HEALTH_WINDOW_DAYS = 7
-# anymail's normalized event types.
-BOUNCE_EVENTS = ("bounced",)
-COMPLAINT_EVENTS = ("complained",)
+# The kinds tracking stores (digest.services.tracking); deferrals are not bounces.
+BOUNCE_EVENTS = WebhookEvent.BOUNCE_KINDS
+COMPLAINT_EVENTS = (WebhookEvent.Kind.COMPLAINT,)
 # Editions still open to change: a pin or a merge may rewrite their order.
 OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
 # Editions with digests still to go: a pin reaches these (a sent edition is history).
@@ -289,11 +289,22 @@ class SendingHealth:
     complaint_rate: float
     warning: bool
     hold: bool
+    # Deliveries that failed because the server refused our message (sender, settings, content).
+    rejected: int = 0
+    hold_reason: str = ""
     messages: list[str] = field(default_factory=list)
 
 
 def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_WINDOW_DAYS) -> SendingHealth:
-    """Bounce and complaint rates over the last `days` days (events / messages sent)."""
+    """Bounce and complaint rates over the last `days` days (events / messages sent), and the
+    deliveries the mail server refused outright.
+
+    Holds the next edition when complaints run above the hold rate, or when the server refused
+    more messages than it took (an unverified sender, broken settings): sending it would only
+    fail again, and an operator should look first.
+    """
+    from digest.services.delivery import SERVER_REJECTED
+
     now = now or timezone.now()
     since = now - datetime.timedelta(days=days)
     sent = Delivery.objects.filter(state=Delivery.State.SENT, sent_at__gte=since, sent_at__lte=now).count()
@@ -302,8 +313,13 @@ def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_W
         bounces=Count("id", filter=Q(event_type__in=BOUNCE_EVENTS)),
         complaints=Count("id", filter=Q(event_type__in=COMPLAINT_EVENTS)),
     )
+    rejected = Delivery.objects.filter(
+        state=Delivery.State.FAILED, last_error__startswith=SERVER_REJECTED, updated_at__gte=since, updated_at__lte=now
+    ).count()
     bounce_rate = events["bounces"] / sent if sent else 0.0
     complaint_rate = events["complaints"] / sent if sent else 0.0
+    complaints_hold = complaint_rate > COMPLAINT_HOLD_RATE
+    rejections_hold = rejected > sent
     health = SendingHealth(
         since=since,
         sent=sent,
@@ -311,23 +327,38 @@ def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_W
         complaints=events["complaints"],
         bounce_rate=bounce_rate,
         complaint_rate=complaint_rate,
-        warning=complaint_rate > COMPLAINT_WARNING_RATE,
-        hold=complaint_rate > COMPLAINT_HOLD_RATE,
+        warning=complaint_rate > COMPLAINT_WARNING_RATE or rejected > 0,
+        hold=complaints_hold or rejections_hold,
+        rejected=rejected,
     )
-    if health.hold:
-        health.messages.append(
-            f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_HOLD_RATE:.1%}: "
-            "the next edition will be held until an operator releases it."
+    held = " the next edition will be held until an operator releases it."
+    if complaints_hold:
+        health.hold_reason = (
+            f"complaints {health.complaints}/{sent} sent ({complaint_rate:.2%}) "
+            f"over {days} days, above {COMPLAINT_HOLD_RATE:.1%}"
         )
-    elif health.warning:
+        health.messages.append(
+            f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_HOLD_RATE:.1%}:{held}"
+        )
+    elif health.warning and complaint_rate > COMPLAINT_WARNING_RATE:
         health.messages.append(
             f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_WARNING_RATE:.1%}."
+        )
+    if rejected:
+        if rejections_hold and not health.hold_reason:
+            health.hold_reason = f"{rejected} messages rejected by the mail server, {sent} sent, over {days} days"
+        health.messages.append(
+            f"{rejected} messages over {days} days were rejected by the mail server itself (its sender, "
+            f"settings or content, not the readers' addresses; no reader was suppressed), {sent} were sent."
+            + (held if rejections_hold else "")
+            + " Fix the cause (see the deliveries' errors), then re-queue the failed deliveries."
         )
     return health
 
 
 def edition_hold_if_unhealthy(*, edition: Edition, now: datetime.datetime | None = None) -> bool:
-    """Hold `edition` when complaints are too high. Returns True if it must not be sent.
+    """Hold `edition` when sending health says so (complaints too high, or the server refusing
+    most messages). Returns True if it must not be sent.
 
     Call it before an edition starts sending (delivery planning). A held edition
     stays held until an operator releases it (edition_release); once released, the
@@ -340,10 +371,7 @@ def edition_hold_if_unhealthy(*, edition: Edition, now: datetime.datetime | None
     health = sending_health(now=now)
     if not health.hold:
         return False
-    reason = (
-        f"complaints {health.complaints}/{health.sent} sent ({health.complaint_rate:.2%}) "
-        f"over {HEALTH_WINDOW_DAYS} days, above {COMPLAINT_HOLD_RATE:.1%}"
-    )
+    reason = health.hold_reason
     # Conditional update: only a draft is held; a concurrent start of sending wins.
     held = Edition.objects.filter(pk=edition.pk, status=Edition.Status.DRAFT).update(
         status=Edition.Status.HELD, hold_reason=reason[:200]

@@ -541,16 +541,28 @@ def digest_message_build(
 # ---------------------------------------------------------------- errors
 
 
+# How a delivery's last_error starts when the server (or ESP) refused the message itself:
+# sending health counts these (curation.sending_health), so the prefix is the record.
+SERVER_REJECTED = "the mail server rejected the message (not the reader's address):"
+
+
 class SendError(Exception):
-    def __init__(self, text: str, *, transient: bool, suppress: bool = False):
+    """`rejected`: a permanent refusal of our message (sender, configuration, content), not of the
+    reader's address. Nobody is suppressed; the row fails at once, loudly, and may be re-queued."""
+
+    def __init__(self, text: str, *, transient: bool, suppress: bool = False, rejected: bool = False):
         super().__init__(text)
         self.transient = transient
         self.suppress = suppress
+        self.rejected = rejected
 
 
 def send_error_classify(exc: Exception) -> SendError | None:
     """Sort a sending exception into transient (retry) or permanent (record, maybe suppress).
 
+    Only a refused recipient suppresses (a 5xx to RCPT, or the ESP's per-recipient refusal). Any
+    other 5xx (a 554 at DATA: SES's "Email address is not verified", a content filter) refuses
+    our message, not the reader: suppressing then would lose every reader of the chunk forever.
     None means "not a sending error": a bug, which must surface rather than be retried.
     """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -566,8 +578,9 @@ def send_error_classify(exc: Exception) -> SendError | None:
         return SendError(f"SMTP authentication failed: {exc.smtp_code}", transient=True)
     if isinstance(exc, smtplib.SMTPResponseException):
         msg = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        permanent = 500 <= exc.smtp_code < 600
-        return SendError(f"{exc.smtp_code} {msg}", transient=not permanent, suppress=permanent)
+        if 500 <= exc.smtp_code < 600:
+            return SendError(f"{SERVER_REJECTED} {exc.smtp_code} {msg}", transient=False, rejected=True)
+        return SendError(f"{exc.smtp_code} {msg}", transient=True)
     if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError)):
         return SendError(f"connection: {exc!r}", transient=True)
     if isinstance(exc, smtplib.SMTPException):
@@ -577,7 +590,10 @@ def send_error_classify(exc: Exception) -> SendError | None:
     if isinstance(exc, AnymailAPIError):
         status = exc.status_code
         retryable = status is None or status == 429 or status >= 500
-        return SendError(f"ESP API error {status}: {exc}", transient=retryable)
+        if retryable:
+            return SendError(f"ESP API error {status}: {exc}", transient=True)
+        # A 4xx that is not a refused recipient (those raise the exceptions above): our request.
+        return SendError(f"{SERVER_REJECTED} ESP API error {status}: {exc}", transient=False, rejected=True)
     return None
 
 
@@ -643,8 +659,9 @@ def delivery_record_final(
 ) -> None:
     """Close a claimed row without sending (skipped, suppressed) or after a failure.
 
-    `transient` marks a failure that was only ever temporary (retries ran out): an
-    operator may re-queue those from the admin (deliveries_requeue).
+    `transient` marks a failure that was not the address's fault (temporary errors whose
+    retries ran out, or the server refusing our message): an operator may re-queue those
+    from the admin (deliveries_requeue), once the cause is fixed.
     """
     Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
         state=state, last_error=reason[:2000], lease_until=None, transient_error=transient, updated_at=now
@@ -654,8 +671,8 @@ def delivery_record_final(
 def deliveries_requeue(*, delivery_ids: list[int]) -> int:
     """Give failed-transient rows a fresh set of attempts and queue them; returns how many.
 
-    Only rows that failed on temporary errors qualify: a permanent failure suppressed
-    the address. The send cutoff still applies when the worker claims them.
+    Only rows that failed through no fault of the address qualify (temporary errors, or the
+    server refusing our message); a refused recipient was suppressed. The send cutoff still applies when the worker claims them.
     """
     with transaction.atomic():
         ids = list(
@@ -915,8 +932,12 @@ def _after_failure(*, row: Delivery, error: SendError, now: datetime.datetime, r
         else:
             result.retrying += 1
         return
-    logger.warning("delivery %s: permanent error: %s", row.pk, error)
-    delivery_record_final(delivery=row, state=State.FAILED, reason=str(error), now=now)
+    if error.rejected:
+        # Our sender, settings or content, so likely every message: the operator must see it.
+        logger.error("delivery %s: %s (reader not suppressed; fix the cause, then re-queue)", row.pk, error)
+    else:
+        logger.warning("delivery %s: permanent error: %s", row.pk, error)
+    delivery_record_final(delivery=row, state=State.FAILED, reason=str(error), now=now, transient=error.rejected)
     result.failed += 1
     if error.suppress:
         from subscriptions.services import subscriber_suppress

@@ -20,10 +20,12 @@ from digest.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
-HARD_BOUNCE = "hard_bounce"
-SOFT_BOUNCE = "soft_bounce"
-COMPLAINT = "complaint"
-UNSUBSCRIBED = "unsubscribed"
+# The stored names live on the model, so sending health counts exactly what is stored here.
+HARD_BOUNCE = WebhookEvent.Kind.HARD_BOUNCE
+SOFT_BOUNCE = WebhookEvent.Kind.SOFT_BOUNCE
+DEFERRED = WebhookEvent.Kind.DEFERRED
+COMPLAINT = WebhookEvent.Kind.COMPLAINT
+UNSUBSCRIBED = WebhookEvent.Kind.UNSUBSCRIBED
 
 SOFT_BOUNCES_TO_SUPPRESS = 3
 SOFT_BOUNCE_WINDOW = datetime.timedelta(days=7)
@@ -38,7 +40,8 @@ def tracking_event_kind(event: AnymailTrackingEvent) -> str | None:
     if event.event_type == EventType.UNSUBSCRIBED:
         return UNSUBSCRIBED
     if event.event_type == EventType.DEFERRED:
-        return SOFT_BOUNCE
+        # The ESP is still trying (greylisting answers 4xx to the first attempts): not a bounce.
+        return DEFERRED
     if event.event_type in (EventType.BOUNCED, EventType.REJECTED):
         raw = event.esp_event if isinstance(event.esp_event, dict) else {}
         esp_type = str(raw.get("Type") or raw.get("bounce_class") or raw.get("severity") or "").lower()
@@ -84,7 +87,7 @@ def tracking_event_store(*, event: AnymailTrackingEvent, esp_name: str) -> Webho
         stored, created = WebhookEvent.objects.get_or_create(
             event_id=_event_id(event, esp_name),
             defaults={
-                "event_type": kind,
+                "event_type": str(kind),
                 "esp_name": esp_name[:40],
                 "recipient": recipient,
                 "message_id": str(event.message_id or "")[:255],
@@ -103,6 +106,18 @@ def _on_tracking_event(sender, event, esp_name, **kwargs):
     tracking_event_store(event=event, esp_name=esp_name)
 
 
+def soft_bounced_messages(*, recipient: str, since: datetime.datetime) -> int:
+    """How many distinct messages to `recipient` soft-bounced since `since`.
+
+    Per message, not per event: an ESP may report one message's bounce more than once
+    (each retry), and one stuck message says little about the mailbox. Events without a
+    message id cannot be grouped, so each counts on its own.
+    """
+    bounces = WebhookEvent.objects.filter(recipient=recipient, event_type=SOFT_BOUNCE, created_at__gte=since)
+    with_id = bounces.exclude(message_id="").values("message_id").distinct().count()
+    return with_id + bounces.filter(message_id="").count()
+
+
 def tracking_event_process(*, webhook_event_id: int) -> str:
     """Act on a stored event exactly once (the processed_at claim guards redelivered tasks)."""
     now = timezone.now()
@@ -115,10 +130,10 @@ def tracking_event_process(*, webhook_event_id: int) -> str:
     if stored.event_type in (HARD_BOUNCE, COMPLAINT):
         subscriber_suppress(email=stored.recipient, reason=f"{stored.event_type.replace('_', ' ')}: {stored.reason}"[:200])
         return "suppressed"
+    if stored.event_type == DEFERRED:
+        return "deferred, not a bounce"
     if stored.event_type == SOFT_BOUNCE:
-        recent = WebhookEvent.objects.filter(
-            recipient=stored.recipient, event_type=SOFT_BOUNCE, created_at__gte=now - SOFT_BOUNCE_WINDOW
-        ).count()
+        recent = soft_bounced_messages(recipient=stored.recipient, since=now - SOFT_BOUNCE_WINDOW)
         if recent >= SOFT_BOUNCES_TO_SUPPRESS:
             subscriber_suppress(email=stored.recipient, reason=f"{recent} soft bounces in 7 days"[:200])
             return "suppressed"
