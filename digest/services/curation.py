@@ -262,9 +262,10 @@ def _rewrite_paper_lists(*, keep: Paper, dup_ids: list[int]) -> None:
     dups = set(dup_ids)
     for edition in Edition.objects.select_for_update().exclude(paper_ids=[]):
         new = _replace_ids(edition.paper_ids, keep_id=keep.pk, dup_ids=dups)
-        if new != edition.paper_ids:
-            edition.paper_ids = new
-            edition.save(update_fields=["paper_ids"])
+        carry = _replace_ids(edition.carry_ids, keep_id=keep.pk, dup_ids=dups)
+        if new != edition.paper_ids or carry != edition.carry_ids:
+            edition.paper_ids, edition.carry_ids = new, carry
+            edition.save(update_fields=["paper_ids", "carry_ids"])
     # Deliveries: only those not yet sent matter for what goes out; sent ones are
     # rewritten too so "what did this email carry" still resolves to a paper.
     # JSON containment is not portable to SQLite, so scan in Python (merges are rare).
