@@ -187,8 +187,15 @@ def edition_papers(*, edition: Edition) -> list[Paper]:
 
 def edition_ranks(*, edition: Edition) -> dict[int, int]:
     """Each frozen paper's best trending rank on the edition's day."""
+    return edition_day_ranks(day=edition.date, paper_ids=edition.paper_ids)
+
+
+def edition_day_ranks(*, day: datetime.date, paper_ids: Iterable[int]) -> dict[int, int]:
+    """Each paper's best trending rank on `day`; none for a paper seen only on arXiv that day (its
+    rank is a place in a feed sorted by submission date, no trending signal)."""
     rows = (
-        TrendingEntry.objects.filter(date=edition.date, paper_id__in=edition.paper_ids)
+        TrendingEntry.objects.filter(date=day, paper_id__in=list(paper_ids))
+        .exclude(source__in=TrendingEntry.UNRANKED_SOURCES)
         .values("paper_id")
         .annotate(rank=Min("rank"))
         .values_list("paper_id", "rank")
