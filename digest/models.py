@@ -81,6 +81,11 @@ class TrendingEntry(models.Model):
         ARXIV = "arxiv", "arXiv"
         MANUAL = "manual", "Manual"
 
+    # Sources whose rank is no trending signal: an arXiv feed lists the newest submissions in
+    # date order, so its "#3" says nothing about interest. A paper seen only there that day is
+    # "new on arXiv", never "trending #3".
+    UNRANKED_SOURCES = (Source.ARXIV,)
+
     # No separate index on paper: the unique (paper, date, source) constraint leads with it.
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="trending", db_index=False)
     date = models.DateField()
@@ -170,6 +175,10 @@ class Edition(models.Model):
     # Paper ids in the edition's order (pins first, hides removed), set when frozen.
     paper_ids = models.JSONField(default=list, blank=True)
     frozen_at = models.DateTimeField(null=True, blank=True)
+    # Papers that trended on this day after it froze (appended to paper_ids then, see
+    # editions.edition_late_papers_add), waiting to become candidates of the next edition too:
+    # readers already sent this one get them there. The next edition's freeze empties it.
+    carry_ids = models.JSONField(default=list, blank=True)
     # Sending health (digest/services/curation.py): why it was held, and when an
     # operator released it anyway (so the same numbers do not hold it again).
     hold_reason = models.CharField(max_length=200, blank=True)

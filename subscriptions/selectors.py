@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import available_timezones
 
+from django.db.models import Case, Value, When
+
 from digest.models import Topic, TrendingEntry
 
 from . import page_cache
@@ -54,17 +56,24 @@ class TrendingPaper:
     upvotes: int
     url: str
     rank: int
+    # Seen only in an arXiv feed that day: no votes, no trending signal; the page says "new on arXiv".
+    new_on_arxiv: bool = False
 
 
 def trending_latest(*, limit: int = 10) -> tuple[datetime.date | None, list[TrendingPaper]]:
-    """The most recent day with trending entries and its papers, best rank first, one row per paper."""
+    """The most recent day with trending entries and its papers, best rank first, one row per paper.
+
+    Papers with a trending signal come first; those seen only on arXiv (whose rank is a place in
+    a feed sorted by submission date) after them, marked new_on_arxiv.
+    """
     latest = TrendingEntry.objects.order_by("-date").values_list("date", flat=True).first()
     if latest is None:
         return None, []
+    unranked = Case(When(source__in=TrendingEntry.UNRANKED_SOURCES, then=Value(1)), default=Value(0))
     entries = (
         TrendingEntry.objects.filter(date=latest, paper__hidden=False)
         .select_related("paper")
-        .order_by("rank", "-upvotes")[: limit * 4]
+        .order_by(unranked, "rank", "-upvotes")[: limit * 4]
     )
     papers: dict[int, TrendingPaper] = {}
     for entry in entries:
@@ -78,6 +87,7 @@ def trending_latest(*, limit: int = 10) -> tuple[datetime.date | None, list[Tren
                 upvotes=upvotes,
                 url=paper.page_url or paper.abs_url,
                 rank=entry.rank,
+                new_on_arxiv=entry.source in TrendingEntry.UNRANKED_SOURCES,
             )
         elif upvotes > previous.upvotes:
             papers[paper.pk] = TrendingPaper(**{**previous.__dict__, "upvotes": upvotes})

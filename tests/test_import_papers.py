@@ -185,9 +185,10 @@ def test_changed_papers_are_announced_after_commit(django_capture_on_commit_call
         with django_capture_on_commit_callbacks(execute=True):
             import_papers(HF)
         assert received == [sorted(Paper.objects.values_list("pk", flat=True))]
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with django_capture_on_commit_callbacks(execute=True):
             import_papers(HF)
-        assert callbacks == [] and len(received) == 1  # nothing changed, nothing announced
+        # Nothing changed, nothing announced (the only callback left checks the day's frozen edition).
+        assert len(received) == 1
     finally:
         papers_changed.disconnect(listener)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Max, Min
+from django.db.models import F, Max, Min, Q
 
 from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
 
@@ -48,6 +48,8 @@ class Day:
     # What reasons call the paper's trending rank: its best rank that day, the number the edition's
     # page and the email's other papers show (trending_pos renumbers without hidden papers).
     trending_rank: np.ndarray | None = None
+    # Papers whose only entries in the window come from arXiv (no trending signal): "new on arXiv".
+    new_only: np.ndarray | None = None
     # Days the trend is read over, ending at `date`: 1 for daily readers, 7 for weekly ones, whose
     # digest is the week's papers ("trending #2 this week").
     window_days: int = 1
@@ -150,21 +152,29 @@ def day_load(
                 stored[j] = vector
             embeddings = np.stack(stored)
     paperset = PaperSet(docs=docs, topics=specs, method=method, embeddings=embeddings)
+    # Ranks come from sources with a trending signal. A paper seen only on arXiv in the window (its
+    # rank is a position in a feed sorted by submission date) comes after every paper that trends,
+    # so the top-up takes those first, and its reasons cite no rank: it is "new on arXiv".
+    signal = Min("rank", filter=~Q(source__in=TrendingEntry.UNRANKED_SOURCES))
     trending_rank: dict[int, int] = {}
     best_rank: dict[int, int] = {}
-    for paper_id, best in (
+    new_only: set[int] = set()
+    for paper_id, best, listed in (
         TrendingEntry.objects.filter(
             date__range=(day - datetime.timedelta(days=window_days - 1), day), paper_id__in=[p.id for p in papers]
         )
         .values("paper_id")
-        .annotate(best=Min("rank"), votes=Max("upvotes"))
-        .order_by("best", *(["-votes"] if window_days > 1 else []), "paper_id")
-        .values_list("paper_id", "best")
+        .annotate(best=signal, listed=Min("rank"), votes=Max("upvotes"))
+        .order_by(F("best").asc(nulls_last=True), *(["-votes"] if window_days > 1 else []), "listed", "paper_id")
+        .values_list("paper_id", "best", "listed")
     ):
         trending_rank[paper_id] = len(trending_rank) + 1
-        best_rank[paper_id] = best
+        if best is None:
+            new_only.add(paper_id)
+        else:
+            best_rank[paper_id] = best
     if window_days > 1:  # each day has a #1: over a week a paper's place in the week's order is its rank
-        best_rank = trending_rank
+        best_rank = {pid: rank for pid, rank in trending_rank.items() if pid not in new_only}
     if not trending_rank:  # an edition of papers without that day's entries: its own order is the trend
         trending_rank = {p.id: j + 1 for j, p in enumerate(papers)}
         best_rank = trending_rank
@@ -177,6 +187,7 @@ def day_load(
         pinned=np.array([p.pinned for p in papers], dtype=bool),
         trending_pos=np.array([trending_rank.get(p.id, 0) for p in papers], dtype=np.int32),
         trending_rank=np.array([best_rank.get(p.id, 0) for p in papers], dtype=np.int32),
+        new_only=np.array([p.id in new_only for p in papers], dtype=bool),
         window_days=window_days,
     )
     with _cache_lock:
@@ -224,6 +235,8 @@ def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, sco
     """The pick's reasons, and the trending rank they cite (None when they cite none)."""
     rank = int((day.trending_rank if day.trending_rank is not None else day.trending_pos)[column])
     period = "today" if day.window_days == 1 else "this week"
+    if kind == ranking.KIND_TRENDING and day.new_only is not None and day.new_only[column]:
+        return [f"new on arXiv {period}"], None
     if kind == ranking.KIND_TRENDING:
         return ([f"trending #{rank} {period}"], rank) if rank > 0 else ([f"trending {period}"], None)
     reasons = []

@@ -8,7 +8,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.html import escape
@@ -262,9 +262,10 @@ def _rewrite_paper_lists(*, keep: Paper, dup_ids: list[int]) -> None:
     dups = set(dup_ids)
     for edition in Edition.objects.select_for_update().exclude(paper_ids=[]):
         new = _replace_ids(edition.paper_ids, keep_id=keep.pk, dup_ids=dups)
-        if new != edition.paper_ids:
-            edition.paper_ids = new
-            edition.save(update_fields=["paper_ids"])
+        carry = _replace_ids(edition.carry_ids, keep_id=keep.pk, dup_ids=dups)
+        if new != edition.paper_ids or carry != edition.carry_ids:
+            edition.paper_ids, edition.carry_ids = new, carry
+            edition.save(update_fields=["paper_ids", "carry_ids"])
     # Deliveries: only those not yet sent matter for what goes out; sent ones are
     # rewritten too so "what did this email carry" still resolves to a paper.
     # JSON containment is not portable to SQLite, so scan in Python (merges are rare).
@@ -559,17 +560,12 @@ def edition_papers_for_admin(*, edition: Edition) -> tuple[list[Paper], bool]:
     A frozen edition shows exactly what goes out; a draft shows what freezing it
     now would produce (pins first, hides removed), from the delivery code's own order.
     """
-    from digest.services.editions import edition_paper_order
+    from digest.services.editions import edition_day_ranks, edition_paper_order
 
     frozen = edition.frozen_at is not None
     ids = list(edition.paper_ids) if frozen else edition_paper_order(day=edition.date)
     by_id = Paper.objects.in_bulk(ids)
-    ranks = dict(
-        TrendingEntry.objects.filter(date=edition.date, paper_id__in=ids)
-        .values("paper_id")
-        .annotate(best=Min("rank"))
-        .values_list("paper_id", "best")
-    )
+    ranks = edition_day_ranks(day=edition.date, paper_ids=ids)
     papers = []
     for pid in ids:
         paper = by_id.get(pid)
@@ -600,7 +596,7 @@ def edition_preview_render(*, edition: Edition, subscriber, redact_address: bool
     personal links are disabled, and the address replaced when the viewer may not see it.
     """
     from digest.emails import RenderedEmail
-    from digest.services.editions import edition_paper_order
+    from digest.services.editions import edition_day_ranks, edition_paper_order
 
     try:
         from digest import matching
@@ -616,12 +612,7 @@ def edition_preview_render(*, edition: Edition, subscriber, redact_address: bool
     picks = select(subscriber=subscriber, day=edition.date, candidate_ids=candidate_ids)
     if not picks:
         raise PreviewUnavailable(f"This subscriber would get nothing from {edition} (everything was sent already).")
-    ranks = dict(
-        TrendingEntry.objects.filter(date=edition.date, paper_id__in=candidate_ids)
-        .values("paper_id")
-        .annotate(best=Min("rank"))
-        .values_list("paper_id", "best")
-    )
+    ranks = edition_day_ranks(day=edition.date, paper_ids=candidate_ids)
     # The delivery code's own render, then the personal links swapped for a dead one.
     rendered, context = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks=ranks)
     replacements = [(str(context[key]), DISABLED_LINK) for key in ("manage_url", "unsubscribe_url") if context.get(key)]

@@ -6,12 +6,20 @@ the same list even if the day's trending papers change while the fan-out runs. A
 curator's pin and hide still reach the digests not sent yet: a pin moves the paper to
 the front of the list (curation.papers_pin), and hidden papers are left out wherever
 the list is read.
+
+A paper that trends on a day after its edition froze (beat fetches arXiv every 6 hours and
+Hugging Face every 3, so an edition can freeze before the day's HF papers arrive) is appended
+to the frozen list once its import commits (edition_late_papers_add), so the readers not sent
+yet rank it as usual, and is carried into the next edition to freeze (Edition.carry_ids), so
+the readers already sent get it there. The sent-papers ledger keeps anyone from getting it twice.
 """
 
 import datetime
 
+from collections.abc import Iterable
+
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from digest.models import Edition, Paper, TrendingEntry
@@ -23,22 +31,38 @@ def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
 
 
 def edition_paper_order(*, day: datetime.date) -> list[int]:
-    """The day's papers in edition order: curator pins first, then by trending rank; hides removed."""
-    ranked = list(
+    """The day's papers in edition order: curator pins first, then by trending rank, then the late
+    papers of the week's earlier editions (edition_carried_ids); hides removed."""
+    pinned = list(Paper.objects.filter(pinned=True, hidden=False).order_by("-updated_at", "id").values_list("id", flat=True))
+    carried = edition_carried_ids(day=day)
+    if carried:
+        shown = set(Paper.objects.filter(pk__in=carried, hidden=False).values_list("id", flat=True))
+        carried = [pid for pid in carried if pid in shown]
+    return list(dict.fromkeys([*pinned, *_day_ranked_ids(day=day), *carried]))
+
+
+def _day_ranked_ids(*, day: datetime.date) -> list[int]:
+    """The day's trending papers, hidden ones left out: those with a trending signal by their best
+    rank, then those seen only in an arXiv feed (its order is submission date) in feed order."""
+    signal = Min("rank", filter=~Q(source__in=TrendingEntry.UNRANKED_SOURCES))
+    return list(
         TrendingEntry.objects.filter(date=day, paper__hidden=False)
         .values("paper_id")
-        .annotate(rank=Min("rank"), upvotes=Max("upvotes"))
-        .order_by("rank", "-upvotes", "paper_id")
+        .annotate(signal=signal, rank=Min("rank"), upvotes=Max("upvotes"))
+        .order_by(F("signal").asc(nulls_last=True), "rank", "-upvotes", "paper_id")
         .values_list("paper_id", flat=True)
     )
-    pinned = list(Paper.objects.filter(pinned=True, hidden=False).order_by("-updated_at", "id").values_list("id", flat=True))
-    seen: set[int] = set()
-    order = []
-    for paper_id in [*pinned, *ranked]:
-        if paper_id not in seen:
-            seen.add(paper_id)
-            order.append(paper_id)
-    return order
+
+
+def edition_carried_ids(*, day: datetime.date) -> list[int]:
+    """Late papers of the editions of the WEEK_DAYS - 1 days before `day`, oldest day first: the
+    next edition to freeze carries them to the readers sent theirs before the papers came. Older
+    late papers are history (a backfill of last month must not reach everyone)."""
+    rows = Edition.objects.filter(
+        date__range=(day - datetime.timedelta(days=WEEK_DAYS - 1), day - datetime.timedelta(days=1)),
+        frozen_at__isnull=False,
+    ).exclude(carry_ids=[]).order_by("date").values_list("carry_ids", flat=True)
+    return list(dict.fromkeys(pid for ids in rows for pid in ids))
 
 
 def edition_candidate_ids(*, day: datetime.date) -> list[int]:
@@ -103,18 +127,51 @@ def edition_freeze(*, day: datetime.date) -> Edition:
     """Get the day's edition, freezing its paper list the first time (idempotent, race-safe).
 
     The conditional UPDATE (frozen_at IS NULL) makes concurrent callers agree on one
-    list: only the first one writes, every caller then reads the same row.
+    list: only the first one writes, every caller then reads the same row. It claims the row
+    before the list is read, so an import of the day that commits meanwhile is either in the
+    list or, as its on-commit step waits for this row's lock, appended as late
+    (edition_late_papers_add). Freezing also takes the late papers the editions before it were
+    waiting to carry (edition_carried_ids), and empties those lists under the same locks.
     """
     edition, _ = Edition.objects.get_or_create(date=day)
     if edition.frozen_at is None:
         with transaction.atomic():
-            Edition.objects.filter(pk=edition.pk, frozen_at__isnull=True).exclude(status=Edition.Status.HELD).update(
-                paper_ids=edition_paper_order(day=day),
-                frozen_at=timezone.now(),
-                status=Edition.Status.SENDING,
+            claimed = (
+                Edition.objects.filter(pk=edition.pk, frozen_at__isnull=True)
+                .exclude(status=Edition.Status.HELD)
+                .update(frozen_at=timezone.now(), status=Edition.Status.SENDING)
             )
+            if claimed:
+                earlier = Edition.objects.select_for_update().filter(date__lt=day).exclude(carry_ids=[])
+                earlier_ids = list(earlier.order_by("date").values_list("pk", flat=True))
+                Edition.objects.filter(pk=edition.pk).update(paper_ids=edition_paper_order(day=day))
+                Edition.objects.filter(pk__in=earlier_ids).update(carry_ids=[])
         edition.refresh_from_db()
     return edition
+
+
+def edition_late_papers_add(*, days: Iterable[datetime.date]) -> dict[datetime.date, list[int]]:
+    """Append to each frozen edition of `days` the day's trending papers it lacks; returns them by day.
+
+    papers_ingest calls this after its import commits. The papers go at the end of the frozen
+    list, so the order readers already got stays put, and into the edition's carry_ids, for the
+    next edition. Hidden papers stay out. Each edition is locked on its own (a freeze locks its
+    row and then earlier ones: holding one lock at a time cannot deadlock with it); running it
+    again adds nothing.
+    """
+    added: dict[datetime.date, list[int]] = {}
+    frozen = Edition.objects.filter(date__in=set(days), frozen_at__isnull=False).order_by("date")
+    for pk in frozen.values_list("pk", flat=True):
+        with transaction.atomic():
+            edition = Edition.objects.select_for_update().get(pk=pk)
+            present = set(edition.paper_ids)
+            late = [pid for pid in _day_ranked_ids(day=edition.date) if pid not in present]
+            if late:
+                edition.paper_ids = [*edition.paper_ids, *late]
+                edition.carry_ids = list(dict.fromkeys([*edition.carry_ids, *late]))
+                edition.save(update_fields=["paper_ids", "carry_ids"])
+                added[edition.date] = late
+    return added
 
 
 def edition_papers(*, edition: Edition) -> list[Paper]:
@@ -130,8 +187,15 @@ def edition_papers(*, edition: Edition) -> list[Paper]:
 
 def edition_ranks(*, edition: Edition) -> dict[int, int]:
     """Each frozen paper's best trending rank on the edition's day."""
+    return edition_day_ranks(day=edition.date, paper_ids=edition.paper_ids)
+
+
+def edition_day_ranks(*, day: datetime.date, paper_ids: Iterable[int]) -> dict[int, int]:
+    """Each paper's best trending rank on `day`; none for a paper seen only on arXiv that day (its
+    rank is a place in a feed sorted by submission date, no trending signal)."""
     rows = (
-        TrendingEntry.objects.filter(date=edition.date, paper_id__in=edition.paper_ids)
+        TrendingEntry.objects.filter(date=day, paper_id__in=list(paper_ids))
+        .exclude(source__in=TrendingEntry.UNRANKED_SOURCES)
         .values("paper_id")
         .annotate(rank=Min("rank"))
         .values_list("paper_id", "rank")

@@ -5,6 +5,8 @@ existing paper by arXiv id (versions are already stripped) or, failing that, by
 title fingerprint. Metadata from the newest day wins; older records only fill
 fields that are still empty. Each appearance (paper, day, source) is one
 TrendingEntry row, written once and refreshed (rank, upvotes) when seen again.
+A day whose edition froze before the import commits gets its new papers appended
+(editions.edition_late_papers_add).
 
 Work is done in chunks of CHUNK_SIZE records with a fixed number of queries each
 (lookups by arXiv id and by fingerprint, the papers' latest days, one insert, one
@@ -25,6 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from digest.models import Paper, TrendingEntry
+from digest.services.editions import edition_late_papers_add
 from digest.signals import papers_changed
 from digest.sources import PaperRecord, parse_papers
 from digest.sources.records import gc_paused
@@ -99,6 +102,12 @@ def papers_ingest(*, records: Iterable[PaperRecord], chunk_size: int = CHUNK_SIZ
         changed = [pk for pk, status in run.status.items() if status != UNCHANGED]
         if changed and announce:
             transaction.on_commit(lambda: papers_changed.send(sender=papers_ingest, paper_ids=changed))
+        # After commit, when the entries are visible to a freeze: a paper of a day whose edition
+        # froze before this import is appended to it (and carried into the next edition). Every
+        # importer comes through here. Robust: the import stands; the next one of the day retries.
+        days = sorted({day for _, day, _ in run.entries_written})
+        if days:
+            transaction.on_commit(lambda: edition_late_papers_add(days=days), robust=True)
     counts = {NEW: 0, UPDATED: 0, UNCHANGED: 0}
     for status in run.status.values():
         counts[status] += 1

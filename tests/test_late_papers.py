@@ -1,0 +1,178 @@
+"""Papers that trend on a day after its edition froze still reach readers, each once.
+
+Beat fetches arXiv every 6 hours and Hugging Face every 3, so an edition can freeze on an
+arXiv-only list before the day's HF papers arrive. Such a late paper is appended to the frozen
+list (readers not sent yet rank it as usual) and becomes a candidate of the next edition (readers
+already sent get it there); the sent-papers ledger keeps anyone from getting it twice.
+"""
+
+import datetime
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.core.management import call_command
+
+from digest.models import Delivery, Edition, Paper, SentPaper
+from digest.services import curation
+from digest.services.delivery import _render_cache, deliveries_plan, deliveries_send_chunk
+from digest.services import editions
+from digest.services.editions import edition_candidate_ids, edition_freeze
+from subscriptions.models import Subscriber
+from tests.digest_support import SITE, trending_day
+from tests.factories import SubscriberFactory, TrendingEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+DATA = Path(__file__).resolve().parent / "data"
+ARXIV = str(DATA / "arxiv_query.atom.xml")
+HF = str(DATA / "hf_daily_papers_2024-03-12.json")
+DAY = datetime.date(2026, 12, 2)
+NEXT = DAY + datetime.timedelta(days=1)
+INTERESTS = "knowledge distillation, diffusion"
+
+
+@pytest.fixture(autouse=True)
+def _site(settings):
+    settings.SITE_URL = SITE
+    settings.MATCHING_METHOD = "lexical"
+    _render_cache.clear()
+
+
+@pytest.fixture
+def do_import(django_capture_on_commit_callbacks):
+    def run(path: str, day: datetime.date = DAY) -> None:
+        # The late papers are added once the import commits, as in production.
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("import_papers", "--date", day.isoformat(), "--no-enqueue", path, stdout=StringIO())
+
+    return run
+
+
+def _send(subscriber, day: datetime.date = DAY) -> list[int]:
+    now = datetime.datetime.combine(day, datetime.time(8), tzinfo=datetime.UTC)
+    with time_machine.travel(now, tick=False):
+        deliveries_plan(now=now, day=day, ignore_hour=True)
+        delivery = Delivery.objects.get(subscriber=subscriber, edition__date=day)
+        deliveries_send_chunk(delivery_ids=[delivery.pk], now=now)
+    delivery.refresh_from_db()
+    return delivery.paper_ids
+
+
+def _preview(email: str, day: datetime.date = DAY) -> list[dict]:
+    out = StringIO()
+    call_command("preview_digest", "--email", email, "--date", day.isoformat(), "--json", stdout=out, stderr=StringIO())
+    return json.loads(out.getvalue())
+
+
+def _koala() -> Paper:
+    return Paper.objects.get(title__startswith="KOALA")
+
+
+def test_a_paper_that_trends_after_the_edition_froze_reaches_a_reader_not_sent_yet(smtp_sink, do_import):
+    do_import(ARXIV)
+    early = SubscriberFactory(digest_size=5, interests="object detection")
+    _send(early)  # freezes the edition on the three arXiv papers
+    assert len(Edition.objects.get(date=DAY).paper_ids) == 3
+
+    do_import(HF)
+    SubscriberFactory(digest_size=5, interests=INTERESTS, email="late@example.org")
+
+    previewed = _preview("late@example.org")
+    assert previewed[0]["paper_id"] == _koala().pk
+    assert "matches your interest" in previewed[0]["reasons"][0]
+    late = Subscriber.objects.get(email="late@example.org")
+    assert _koala().pk in _send(late)
+
+
+def test_the_frozen_list_keeps_its_order_and_gets_the_late_papers_at_the_end(smtp_sink, do_import):
+    do_import(ARXIV)
+    edition = edition_freeze(day=DAY)
+    frozen = list(edition.paper_ids)
+
+    do_import(HF)
+    do_import(HF)  # importing again adds nothing twice
+
+    edition.refresh_from_db()
+    assert edition.paper_ids[:3] == frozen
+    assert len(edition.paper_ids) == len(set(edition.paper_ids)) == 3 + 4 - 1  # FemtoDet is in both files
+    assert _koala().pk in edition.paper_ids and _koala().pk in edition.carry_ids
+
+
+def test_a_reader_already_sent_the_day_gets_the_late_paper_in_the_next_edition_once(smtp_sink, do_import):
+    do_import(ARXIV)
+    reader = SubscriberFactory(digest_size=5, interests=INTERESTS)
+    first = _send(reader)
+
+    do_import(HF)
+    trending_day(day=NEXT, count=3, title="Protein folding")
+    second = _send(reader, NEXT)
+
+    assert _koala().pk in second
+    assert SentPaper.objects.filter(subscriber=reader, paper=_koala()).count() == 1
+    assert not set(first) & set(second)
+    # Carried once: the edition after next does not carry it again.
+    assert Edition.objects.get(date=DAY).carry_ids == []
+    trending_day(day=NEXT + datetime.timedelta(days=1), count=3, title="Graph theory")
+    assert _koala().pk not in edition_candidate_ids(day=NEXT + datetime.timedelta(days=1))
+
+
+def test_a_carried_paper_is_not_a_trending_top_up_of_the_next_edition(smtp_sink, do_import):
+    do_import(ARXIV)
+    edition_freeze(day=DAY)
+    do_import(HF)
+    trending_day(day=NEXT, count=3, title="Protein folding")
+    reader = SubscriberFactory(digest_size=5, interests="protein folding")
+
+    picks = _preview(reader.email, NEXT)
+
+    assert _koala().pk not in [row["paper_id"] for row in picks]
+
+
+def test_a_weekly_reader_finds_the_late_paper_in_the_week(smtp_sink, do_import):
+    do_import(ARXIV)
+    edition_freeze(day=DAY)
+    do_import(HF)
+    SubscriberFactory(
+        digest_size=5, interests=INTERESTS, email="weekly@example.org",
+        frequency=Subscriber.Frequency.WEEKLY, weekday=DAY.weekday(),
+    )
+    assert _koala().pk in [row["paper_id"] for row in _preview("weekly@example.org")]
+
+
+def test_the_public_page_lists_the_late_papers_readers_got(client, do_import):
+    do_import(ARXIV)
+    edition_freeze(day=DAY)
+    do_import(HF)
+    html = client.get(f"/digest/{DAY.isoformat()}/").content.decode()
+    assert "KOALA" in html
+
+
+def test_a_hide_still_reaches_a_late_paper(smtp_sink, do_import):
+    do_import(ARXIV)
+    edition_freeze(day=DAY)
+    do_import(HF)
+    curation.papers_hide(paper_ids=[_koala().pk])
+    SubscriberFactory(digest_size=5, interests=INTERESTS, email="late@example.org")
+    assert _koala().pk not in [row["paper_id"] for row in _preview("late@example.org")]
+    trending_day(day=NEXT, count=2, title="Protein folding")
+    assert _koala().pk not in edition_freeze(day=NEXT).paper_ids
+
+
+def test_a_day_that_has_not_frozen_is_left_alone():
+    trending_day(day=DAY, count=3)
+    assert editions.edition_late_papers_add(days=[DAY]) == {}
+    assert not Edition.objects.filter(date=DAY).exists()
+
+
+def test_late_papers_of_an_old_day_are_not_carried_into_an_edition_a_week_later():
+    old = DAY - datetime.timedelta(days=30)
+    trending_day(day=old, count=2)
+    edition_freeze(day=old)
+    late = TrendingEntryFactory(date=old, rank=3).paper
+    assert editions.edition_late_papers_add(days=[old]) == {old: [late.pk]}
+    trending_day(day=DAY, count=2)
+    assert late.pk not in edition_freeze(day=DAY).paper_ids
+    assert Edition.objects.get(date=old).carry_ids == []
