@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('digest', '0010_robotics_query_without_bare_control'),
+        ('digest', '0011_webhookevent_kinds'),
     ]
 
     operations = [
