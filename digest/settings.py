@@ -320,6 +320,9 @@ DELIVERY_ASYNC_COMMIT = _bool("DELIVERY_ASYNC_COMMIT", True)
 # Subscriber links.
 TOKEN_MAX_AGE_DAYS = _number("TOKEN_MAX_AGE_DAYS", env.int, 60, minimum=1)
 CONFIRM_TOKEN_MAX_AGE_DAYS = _number("CONFIRM_TOKEN_MAX_AGE_DAYS", env.int, 7, minimum=1)
+# Unsubscribe links still expire, but readers use them from digests months old: a dead one
+# there is a "report spam" click instead.
+UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS = _number("UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS", env.int, 365, minimum=1)
 SIGNUP_RATE_PER_IP = _rate("SIGNUP_RATE_PER_IP", "10/h")
 SIGNUP_RATE_PER_EMAIL = _rate("SIGNUP_RATE_PER_EMAIL", "3/h")
 ADMIN_LOGIN_RATE = _rate("ADMIN_LOGIN_RATE", "10/m")

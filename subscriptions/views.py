@@ -66,11 +66,11 @@ def unavailable(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _token_problem(request: HttpRequest, error: TokenError) -> HttpResponse:
+def _token_problem(request: HttpRequest, error: TokenError, *, purpose: Purpose | None = None) -> HttpResponse:
     return _page(
         request,
         "link_problem.html",
-        {"reason": error.reason, "form": LinkRequestForm()},
+        {"reason": error.reason, "form": LinkRequestForm(), "unsubscribing": purpose is Purpose.UNSUBSCRIBE},
         status=error.status,
     )
 
@@ -288,7 +288,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber = token_read(token=token, purpose=Purpose.UNSUBSCRIBE)
     except TokenError as error:
-        return _token_problem(request, error)
+        return _token_problem(request, error, purpose=Purpose.UNSUBSCRIBE)
     if request.method == "POST":
         if request.POST.get("List-Unsubscribe") != "One-Click":
             return HttpResponse(
@@ -315,6 +315,6 @@ def unsubscribe_confirm(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber = token_read(token=token, purpose=Purpose.UNSUBSCRIBE)
     except TokenError as error:
-        return _token_problem(request, error)
+        return _token_problem(request, error, purpose=Purpose.UNSUBSCRIBE)
     services.subscriber_unsubscribe(subscriber=subscriber, source="unsubscribe-page")
     return _page(request, "unsubscribed.html", {"subscriber": subscriber})
