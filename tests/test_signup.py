@@ -346,6 +346,24 @@ def test_bad_values_give_a_clear_form_error_and_store_nothing(
     assert not Subscriber.objects.exists()
 
 
+def test_an_empty_form_names_every_missing_part_at_once(client, topics):
+    # Nothing typed or ticked (the schedule fields keep their defaults): not the email error
+    # first and "pick a topic" only once the email is fixed.
+    response = client.post(reverse("subscriptions:signup"), _form(email="", topics=[], interests=""))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert set(errors) == {"email", "topics"}
+    assert errors["topics"] == ["Pick at least one topic, or describe your interests below."]
+    assert "Pick at least one topic, or describe your interests below." in response.content.decode()
+
+
+def test_an_interests_error_of_its_own_is_not_joined_by_the_pick_a_topic_one(
+    client, topics, django_capture_on_commit_callbacks
+):
+    response = _signup(client, django_capture_on_commit_callbacks, topics=[], interests="robots\r\nBcc: x@example.org")
+    assert set(response.context["form"].errors) == {"interests"}
+
+
 def test_a_nul_character_gives_one_clear_message(client, topics, django_capture_on_commit_callbacks):
     response = _signup(client, django_capture_on_commit_callbacks, interests="robots\x00arms")
     assert response.context["form"].errors["interests"] == ["This contains control characters; please type it again."]
