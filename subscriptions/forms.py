@@ -302,7 +302,7 @@ class SignupForm(PreferencesForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
-            # static/js/timezone.js pre-fills only a field the visitor has not chosen yet.
+            # static/js/subscribe.js pre-fills only a field the visitor has not chosen yet.
             self.fields["timezone"].widget.attrs["data-timezone-autodetect"] = ""
 
     def consent(self, *, ip: str | None, user_agent: str) -> Consent:

@@ -75,3 +75,20 @@ def test_the_web_process_refuses_a_bad_gunicorn_setting_in_one_line(name, value)
     )
     assert result.returncode != 0
     assert result.stderr.strip() == f"Setting {name}: must be a whole number of at least 1, not {value!r}"
+
+
+def test_every_static_file_the_code_and_templates_name_exists():
+    # A comment pointing at static/js/timezone.js sent readers to a file that never existed.
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    root = Path(__file__).resolve().parent.parent
+    named = re.compile(r"(?<![\w/])/?static/((?:js|css)/[\w./-]+\.(?:js|css))|\{% static '([^']+)' %\}")
+    missing = []
+    for path in [*root.glob("digest/**/*.py"), *root.glob("subscriptions/**/*.py"), *root.glob("templates/**/*.html")]:
+        for match in named.finditer(path.read_text(encoding="utf-8")):
+            name = match.group(1) or match.group(2)
+            if not finders.find(name):
+                missing.append(f"{path.relative_to(root)}: {name}")
+    assert missing == []
