@@ -160,6 +160,20 @@ def test_signup_mails_a_confirmation_whose_link_confirms_only_on_post(
     assert Subscriber.objects.get().confirm_user_agent == "Firefox confirm"  # first evidence kept
 
 
+@pytest.mark.parametrize(
+    "frequency, schedule",
+    [("weekly", "Weekly, on Friday, 12 papers, at 08:00 (Europe/Berlin)"), ("daily", "Daily, 12 papers, at 08:00 (Europe/Berlin)")],
+)
+def test_the_confirmation_email_states_the_schedule_with_a_weekly_readers_day(smtp_sink, frequency, schedule):
+    subscriber = SubscriberFactory(status=Subscriber.Status.PENDING, frequency=frequency, weekday=4, send_hour=8,
+                                   timezone="Europe/Berlin", digest_size=12)  # fmt: skip
+    assert services.confirmation_claim(subscriber_id=subscriber.pk)
+    assert services.subscriber_send_confirmation(subscriber=subscriber)
+    [message] = smtp_sink.to(subscriber.email)
+    assert schedule in " ".join(message.part("text/plain").split())
+    assert schedule in " ".join(re.sub(r"<[^>]+>", " ", message.part("text/html")).split())
+
+
 def test_a_pending_address_gets_at_most_one_confirmation_an_hour(
     client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
 ):
