@@ -67,6 +67,17 @@ def _rate(name: str, default: str) -> str:
     return value
 
 
+def _ip_meta_key(name: str) -> str:
+    # A request.META name. django-ratelimit treats a value with a dot as an import path and any
+    # other name missing from a request as a 500, so a typo or "X-Forwarded-For" must stop here.
+    value = env.str(name, default="").strip() or "REMOTE_ADDR"
+    if value != "REMOTE_ADDR" and not re.fullmatch(r"HTTP_[A-Z0-9_]+", value):
+        spelled = "HTTP_" + re.sub(r"^HTTP[_-]", "", value.upper()).replace("-", "_")
+        _fail(name, f"must be REMOTE_ADDR or a header as request.META names it, e.g. {spelled} (upper case, "
+                    f"HTTP_ before it, '_' for '-'), not {value!r}")  # fmt: skip
+    return value
+
+
 def _required_in_production(name: str, example: str) -> None:
     # The development defaults (localhost links, SQLite, the embedded Redis) would start
     # and even pass `check --deploy`, then mail every subscriber links to localhost.
@@ -309,13 +320,19 @@ DELIVERY_ASYNC_COMMIT = _bool("DELIVERY_ASYNC_COMMIT", True)
 # Subscriber links.
 TOKEN_MAX_AGE_DAYS = _number("TOKEN_MAX_AGE_DAYS", env.int, 60, minimum=1)
 CONFIRM_TOKEN_MAX_AGE_DAYS = _number("CONFIRM_TOKEN_MAX_AGE_DAYS", env.int, 7, minimum=1)
+# Unsubscribe links still expire, but readers use them from digests months old: a dead one
+# there is a "report spam" click instead.
+UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS = _number("UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS", env.int, 365, minimum=1)
 SIGNUP_RATE_PER_IP = _rate("SIGNUP_RATE_PER_IP", "10/h")
 SIGNUP_RATE_PER_EMAIL = _rate("SIGNUP_RATE_PER_EMAIL", "3/h")
 ADMIN_LOGIN_RATE = _rate("ADMIN_LOGIN_RATE", "10/m")
 RATELIMIT_USE_CACHE = "default"
 # Behind a proxy, the header that carries the client's address (e.g. HTTP_X_FORWARDED_FOR);
-# otherwise every visitor would share the proxy's address and its rate limit.
-RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
+# otherwise every visitor would share the proxy's address and its rate limit. Read by
+# digest.client_address, which takes the header's first address and falls back to REMOTE_ADDR
+# when a request has none (health checks, direct hits), where django-ratelimit raised.
+CLIENT_IP_META_KEY = _ip_meta_key("RATELIMIT_IP_META_KEY")
+RATELIMIT_IP_META_KEY = "digest.client_address.ratelimit_ip"
 RATELIMIT_VIEW = "subscriptions.views.ratelimited"
 CSRF_FAILURE_VIEW = "digest.error_pages.csrf_failure"
 

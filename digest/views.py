@@ -15,6 +15,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.html import format_html, format_html_join
 
 from digest.models import Edition
 from digest.services.delivery import abstract_snippet, authors_short
@@ -72,8 +73,10 @@ class EditionFeed(Feed):
         return f"{settings.SITE_NAME} · {item.date:%-d %B %Y}"
 
     def item_description(self, item: Edition):
+        # Atom's <summary type="html"> is read as HTML: plain titles there were markup
+        # (a title's "<img onerror=...>" ran in the reader) and their line breaks collapsed.
         titles = [p.title for p in edition_papers(edition=item)[:30]]
-        return "\n".join(f"{i}. {t}" for i, t in enumerate(titles, 1))
+        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((t,) for t in titles)))
 
     def item_pubdate(self, item: Edition):
         return item.frozen_at

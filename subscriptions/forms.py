@@ -269,7 +269,10 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.errors and not cleaned.get("topics") and not cleaned.get("interests"):
+        # Beside errors in other fields (an empty form: the email's too), not after they are
+        # fixed; but not over a topics or interests error of their own, which says more.
+        own_errors = "topics" in self.errors or "interests" in self.errors
+        if not own_errors and not cleaned.get("topics") and not cleaned.get("interests"):
             self.add_error("topics", self.topics_or_interests_message)
         return cleaned
 
@@ -306,7 +309,7 @@ class SignupForm(PreferencesForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
-            # static/js/timezone.js pre-fills only a field the visitor has not chosen yet.
+            # static/js/subscribe.js pre-fills only a field the visitor has not chosen yet.
             self.fields["timezone"].widget.attrs["data-timezone-autodetect"] = ""
 
     def consent(self, *, ip: str | None, user_agent: str) -> Consent:

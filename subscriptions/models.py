@@ -75,6 +75,13 @@ class Subscriber(models.Model):
             ),
         ]
 
+    WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+    @property
+    def weekday_name(self) -> str:
+        """The day a weekly digest comes, in words (not the locale's: emails are English)."""
+        return self.WEEKDAY_NAMES[self.weekday]
+
     def __str__(self):
         return self.email
 

@@ -32,7 +32,11 @@ def _salt(purpose: Purpose) -> str:
 
 
 def _max_age_seconds(purpose: Purpose) -> int:
-    days = settings.CONFIRM_TOKEN_MAX_AGE_DAYS if purpose is Purpose.CONFIRM else settings.TOKEN_MAX_AGE_DAYS
+    days = {
+        Purpose.CONFIRM: settings.CONFIRM_TOKEN_MAX_AGE_DAYS,
+        Purpose.MANAGE: settings.TOKEN_MAX_AGE_DAYS,
+        Purpose.UNSUBSCRIBE: settings.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS,
+    }[purpose]
     return days * 24 * 3600
 
 

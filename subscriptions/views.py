@@ -1,6 +1,5 @@
 """Pages of the subscriber life cycle. Each view validates, calls one service, renders."""
 
-import ipaddress
 import logging
 import secrets
 
@@ -17,6 +16,8 @@ from django_ratelimit.core import is_ratelimited
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
+from digest.client_address import client_ip
+
 from . import page_cache, services
 from .forms import LinkRequestForm, ManageForm, PauseForm, PreferencesForm, SignupForm
 from .models import Subscriber
@@ -24,17 +25,6 @@ from .selectors import trending_latest
 from .tokens import Purpose, TokenError, token_make, token_read
 
 logger = logging.getLogger(__name__)
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The visitor's address for consent evidence (same source django-ratelimit uses)."""
-    meta_key = getattr(settings, "RATELIMIT_IP_META_KEY", None)
-    raw = request.META.get(meta_key, "") if isinstance(meta_key, str) else request.META.get("REMOTE_ADDR", "")
-    candidate = raw.split(",")[0].strip()
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None
 
 
 def _user_agent(request: HttpRequest) -> str:
@@ -76,11 +66,11 @@ def unavailable(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _token_problem(request: HttpRequest, error: TokenError) -> HttpResponse:
+def _token_problem(request: HttpRequest, error: TokenError, *, purpose: Purpose | None = None) -> HttpResponse:
     return _page(
         request,
         "link_problem.html",
-        {"reason": error.reason, "form": LinkRequestForm()},
+        {"reason": error.reason, "form": LinkRequestForm(), "unsubscribing": purpose is Purpose.UNSUBSCRIBE},
         status=error.status,
     )
 
@@ -298,7 +288,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber = token_read(token=token, purpose=Purpose.UNSUBSCRIBE)
     except TokenError as error:
-        return _token_problem(request, error)
+        return _token_problem(request, error, purpose=Purpose.UNSUBSCRIBE)
     if request.method == "POST":
         if request.POST.get("List-Unsubscribe") != "One-Click":
             return HttpResponse(
@@ -325,6 +315,6 @@ def unsubscribe_confirm(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber = token_read(token=token, purpose=Purpose.UNSUBSCRIBE)
     except TokenError as error:
-        return _token_problem(request, error)
+        return _token_problem(request, error, purpose=Purpose.UNSUBSCRIBE)
     services.subscriber_unsubscribe(subscriber=subscriber, source="unsubscribe-page")
     return _page(request, "unsubscribed.html", {"subscriber": subscriber})

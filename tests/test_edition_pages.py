@@ -57,6 +57,30 @@ def test_the_feed_is_atom_with_one_entry_per_sent_edition(client):
     assert links == [f"http://testserver/digest/2026-03-{d}/" for d in (14, 13, 12)]
 
 
+def test_feed_summaries_are_html_with_the_titles_escaped_and_one_list_item_each(client):
+    from html.parser import HTMLParser
+
+    trending_day(day=DAY, count=2, title="SILO <img src=x onerror=alert(1)> & Friends")
+    edition_freeze(day=DAY)
+    entry = ET.fromstring(client.get("/feed/").content).find("{http://www.w3.org/2005/Atom}entry")
+    summary = entry.find("{http://www.w3.org/2005/Atom}summary")
+    assert summary.get("type") == "html"
+
+    class Reader(HTMLParser):  # what a feed reader makes of the summary's HTML
+        tags, text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    reader = Reader(convert_charrefs=True)
+    reader.feed(summary.text)
+    assert reader.tags == ["ol", "li", "li"]  # no <img>: the title is text, each on its own line
+    assert [t for t in reader.text if t.strip()] == [f"SILO <img src=x onerror=alert(1)> & Friends 20260312-{i}" for i in (1, 2)]
+
+
 def test_a_paper_hidden_after_the_edition_froze_is_gone_from_its_page_and_the_feed(client):
     kept, spam = trending_day(day=DAY, count=2)
     spam.title = "Retracted: a paper curators hid"

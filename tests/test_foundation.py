@@ -27,6 +27,8 @@ def test_the_cache_is_a_real_redis():
         ({"DELIVERY_ASYNC_COMMIT": "perhaps"}, "DELIVERY_ASYNC_COMMIT: must be true or false"),
         ({"TOKEN_MAX_AGE_DAYS": "-1"}, "TOKEN_MAX_AGE_DAYS: must be at least 1"),
         ({"CONFIRM_TOKEN_MAX_AGE_DAYS": "0"}, "CONFIRM_TOKEN_MAX_AGE_DAYS: must be at least 1"),
+        ({"UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS": "0"}, "UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS: must be at least 1"),
+        ({"UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS": "a year"}, "UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS: cannot read"),
         ({"DELIVERY_CHUNK_SIZE": "0"}, "DELIVERY_CHUNK_SIZE: must be at least 1"),
         ({"ANYMAIL_ESP": "nonexistent"}, "ANYMAIL_ESP: must be one of django-anymail's backends (amazon_ses"),
     ],
@@ -41,11 +43,12 @@ def test_every_documented_spelling_of_good_settings_is_accepted():
     result = _start_django(
         {"SIGNUP_RATE_PER_IP": "100/15m", "SIGNUP_RATE_PER_EMAIL": "3/h", "ADMIN_LOGIN_RATE": "1/s",
          "DEBUG": "Yes", "DELIVERY_ASYNC_COMMIT": "off", "EMAIL_USE_TLS": "", "TOKEN_MAX_AGE_DAYS": "1",
-         "ANYMAIL_ESP": "postmark"},
-        "from django.conf import settings as s; print(s.DEBUG, s.DELIVERY_ASYNC_COMMIT, s.EMAIL_BACKEND)",
+         "ANYMAIL_ESP": "postmark", "UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS": "730"},
+        "from django.conf import settings as s; "
+        "print(s.DEBUG, s.DELIVERY_ASYNC_COMMIT, s.EMAIL_BACKEND, s.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS)",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend"]
+    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend", "730"]
 
 
 def _start_django(env: dict, then: str = "") -> subprocess.CompletedProcess:
@@ -72,3 +75,20 @@ def test_the_web_process_refuses_a_bad_gunicorn_setting_in_one_line(name, value)
     )
     assert result.returncode != 0
     assert result.stderr.strip() == f"Setting {name}: must be a whole number of at least 1, not {value!r}"
+
+
+def test_every_static_file_the_code_and_templates_name_exists():
+    # A comment pointing at static/js/timezone.js sent readers to a file that never existed.
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    root = Path(__file__).resolve().parent.parent
+    named = re.compile(r"(?<![\w/])/?static/((?:js|css)/[\w./-]+\.(?:js|css))|\{% static '([^']+)' %\}")
+    missing = []
+    for path in [*root.glob("digest/**/*.py"), *root.glob("subscriptions/**/*.py"), *root.glob("templates/**/*.html")]:
+        for match in named.finditer(path.read_text(encoding="utf-8")):
+            name = match.group(1) or match.group(2)
+            if not finders.find(name):
+                missing.append(f"{path.relative_to(root)}: {name}")
+    assert missing == []

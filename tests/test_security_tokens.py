@@ -127,7 +127,8 @@ def test_expired_unsubscribe_and_manage_links_change_nothing(web, how):
         subscriber = SubscriberFactory()
         unsubscribe = token_make(subscriber=subscriber, purpose=Purpose.UNSUBSCRIBE)
         manage = token_make(subscriber=subscriber, purpose=Purpose.MANAGE)
-    with time_machine.travel(T0 + datetime.timedelta(days=settings.TOKEN_MAX_AGE_DAYS, hours=1), tick=False):
+    days = settings.TOKEN_MAX_AGE_DAYS if how == "manage-page" else settings.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS
+    with time_machine.travel(T0 + datetime.timedelta(days=days, hours=1), tick=False):
         if how == "one-click":
             response = _one_click(web, unsubscribe)
         elif how == "page-button":

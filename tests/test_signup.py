@@ -160,6 +160,20 @@ def test_signup_mails_a_confirmation_whose_link_confirms_only_on_post(
     assert Subscriber.objects.get().confirm_user_agent == "Firefox confirm"  # first evidence kept
 
 
+@pytest.mark.parametrize(
+    "frequency, schedule",
+    [("weekly", "Weekly, on Friday, 12 papers, at 08:00 (Europe/Berlin)"), ("daily", "Daily, 12 papers, at 08:00 (Europe/Berlin)")],
+)
+def test_the_confirmation_email_states_the_schedule_with_a_weekly_readers_day(smtp_sink, frequency, schedule):
+    subscriber = SubscriberFactory(status=Subscriber.Status.PENDING, frequency=frequency, weekday=4, send_hour=8,
+                                   timezone="Europe/Berlin", digest_size=12)  # fmt: skip
+    assert services.confirmation_claim(subscriber_id=subscriber.pk)
+    assert services.subscriber_send_confirmation(subscriber=subscriber)
+    [message] = smtp_sink.to(subscriber.email)
+    assert schedule in " ".join(message.part("text/plain").split())
+    assert schedule in " ".join(re.sub(r"<[^>]+>", " ", message.part("text/html")).split())
+
+
 def test_a_pending_address_gets_at_most_one_confirmation_an_hour(
     client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
 ):
@@ -344,6 +358,24 @@ def test_bad_values_give_a_clear_form_error_and_store_nothing(
     assert field in response.context["form"].errors
     assert 'class="error"' in response.content.decode()
     assert not Subscriber.objects.exists()
+
+
+def test_an_empty_form_names_every_missing_part_at_once(client, topics):
+    # Nothing typed or ticked (the schedule fields keep their defaults): not the email error
+    # first and "pick a topic" only once the email is fixed.
+    response = client.post(reverse("subscriptions:signup"), _form(email="", topics=[], interests=""))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert set(errors) == {"email", "topics"}
+    assert errors["topics"] == ["Pick at least one topic, or describe your interests below."]
+    assert "Pick at least one topic, or describe your interests below." in response.content.decode()
+
+
+def test_an_interests_error_of_its_own_is_not_joined_by_the_pick_a_topic_one(
+    client, topics, django_capture_on_commit_callbacks
+):
+    response = _signup(client, django_capture_on_commit_callbacks, topics=[], interests="robots\r\nBcc: x@example.org")
+    assert set(response.context["form"].errors) == {"interests"}
 
 
 def test_a_nul_character_gives_one_clear_message(client, topics, django_capture_on_commit_callbacks):

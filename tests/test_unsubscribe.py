@@ -285,3 +285,45 @@ def test_without_an_unsubscribe_mailto_every_email_offers_only_the_one_click_lin
                                   subscriber=reader, edition=edition, picks=picks, ranks=edition_ranks(edition=edition))
     assert re.fullmatch(r"<https?://[^>\s]+/unsubscribe/[^>/]+/>", digest.extra_headers["List-Unsubscribe"])
     assert digest.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+# --- Old digests ------------------------------------------------------------------------------
+
+T0 = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+def test_one_click_from_a_digest_months_old_still_unsubscribes(strict_client):
+    with time_machine.travel(T0, tick=False):
+        subscriber = SubscriberFactory()
+        url = _path(unsubscribe_url(subscriber))
+    with time_machine.travel(T0 + datetime.timedelta(days=200), tick=False):
+        response = strict_client.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_expired_unsubscribe_link_says_how_to_stop_the_mail_and_the_fresh_link_does(
+    client, settings, smtp_sink, eager_tasks, django_capture_on_commit_callbacks, method
+):
+    settings.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS = 30
+    with time_machine.travel(T0, tick=False):
+        subscriber = SubscriberFactory()
+        url = _path(unsubscribe_url(subscriber))
+    with time_machine.travel(T0 + datetime.timedelta(days=31), tick=False):
+        page = getattr(client, method)(url)
+        assert page.status_code == 410
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
+        assert "This unsubscribe link has expired" in text
+        assert "this one did not unsubscribe you" in text
+        assert "To stop the emails, enter your address" in text and 'action="/link/"' in page.content.decode()
+
+        # The form on that page mails a fresh unsubscribe link, which works.
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post("/link/", {"email": subscriber.email}).status_code == 302
+        [message] = smtp_sink.to(subscriber.email)
+        fresh = re.search(r"https?://\S+/unsubscribe/[^\s/]+/", message.part("text/plain")).group(0)
+        assert client.post(_path(fresh) + "confirm/").status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
