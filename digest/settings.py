@@ -7,14 +7,17 @@ enforced, an ESP or SMTP for mail). Bad values stop the process at start with a
 message that names the variable.
 """
 
+import email.utils
 import importlib.util
+import math
 import pkgutil
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,15 +32,44 @@ def _get(name: str, cast, default):
     try:
         return cast(name, default=default)
     except (ValueError, TypeError) as exc:
-        _fail(name, f"cannot read {env.str(name, default='')!r} ({exc})")
+        # django-environ's own message quotes what is left after it strips the value ('' for 'inf').
+        kind = {env.int: "a whole number", env.float: "a number"}.get(cast)
+        _fail(name, f"cannot read {env.str(name, default='')!r}" + (f" as {kind}" if kind else f" ({exc})"))
 
 
-def _number(name: str, cast, default, *, minimum):
+def _number(name: str, cast, default, *, minimum, maximum=None):
     """An int or float of at least `minimum` (a negative lifetime would expire every link at once)."""
     value = _get(name, cast, default)
+    if not math.isfinite(value):  # float("inf") reads, and then fails far from here
+        _fail(name, f"must be a finite number, not {value}")
     if value < minimum:
         _fail(name, f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        _fail(name, f"must be at most {maximum}, not {value}")
     return value
+
+
+def _address(name: str, default: str) -> str:
+    # Django sends with whatever is set; a From that is no address fails at the first digest.
+    value = env.str(name, default=default).strip()
+    _, address = email.utils.parseaddr(value)
+    try:
+        validate_email(address)
+    except ValidationError:
+        _fail(name, f"must be an address, optionally with a name (Paperboy <digest@example.org>), not {value!r}")
+    return value
+
+
+# arXiv's category names: cs.LG, stat.ML, q-bio.NC, math-ph, hep-th.
+_ARXIV_CATEGORY = re.compile(r"[a-z]+(-[a-z]+)?(\.[A-Za-z]{2,})?")
+
+
+def _arxiv_categories(name: str, default: list[str]) -> list[str]:
+    values = [v.strip() for v in _get(name, env.list, default) if v.strip()]
+    bad = [v for v in values if not _ARXIV_CATEGORY.fullmatch(v)]
+    if bad or not values:
+        _fail(name, f"must be arXiv categories separated by commas (cs.LG,cs.CL), not {env.str(name, default='')!r}")
+    return values
 
 
 _FALSE_STRINGS = ("false", "off", "no", "n", "0")
@@ -240,8 +272,8 @@ CELERY_TASK_ROUTES = {
 # with its ANYMAIL_* credentials), or SMTP via EMAIL_URL / EMAIL_HOST.
 # Development: SMTP to the local mail catcher that `make run` starts.
 _required_in_production("DEFAULT_FROM_EMAIL", "Paperboy <digest@paperboy.example.org>")
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Paperboy <digest@localhost>")
-SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+DEFAULT_FROM_EMAIL = _address("DEFAULT_FROM_EMAIL", "Paperboy <digest@localhost>")
+SERVER_EMAIL = _address("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailto in List-Unsubscribe. Nothing here reads that mailbox, so in production it is
 # offered only when set (to a mailbox someone processes); the https one-click link always is.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="" if PRODUCTION else "unsubscribe@localhost")
@@ -282,7 +314,7 @@ elif env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="digest.mail.smtp.EmailBackend")
     EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
-    EMAIL_PORT = _number("EMAIL_PORT", env.int, 1025, minimum=1)
+    EMAIL_PORT = _number("EMAIL_PORT", env.int, 1025, minimum=1, maximum=65535)
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
     EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
     EMAIL_USE_TLS = _bool("EMAIL_USE_TLS", False)
@@ -294,7 +326,7 @@ EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", env.int, 20, minimum=1)
 # Paper sources (digest/sources/).
 HF_DAILY_PAPERS_URL = env.str("HF_DAILY_PAPERS_URL", default="https://huggingface.co/api/daily_papers")
 ARXIV_API_URL = env.str("ARXIV_API_URL", default="https://export.arxiv.org/api/query")
-ARXIV_CATEGORIES = _get("ARXIV_CATEGORIES", env.list, ["cs.LG", "cs.CL", "cs.CV", "cs.AI"])
+ARXIV_CATEGORIES = _arxiv_categories("ARXIV_CATEGORIES", ["cs.LG", "cs.CL", "cs.CV", "cs.AI"])
 FETCH_TIMEOUT = _number("FETCH_TIMEOUT", env.float, 20.0, minimum=0.1)
 FETCH_RETRIES = _number("FETCH_RETRIES", env.int, 4, minimum=0)
 # Retry waits: FETCH_BACKOFF_BASE * 2**attempt seconds plus jitter; a server's

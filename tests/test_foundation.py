@@ -19,6 +19,11 @@ def test_the_cache_is_a_real_redis():
         ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"EMAIL_PORT": "twenty-five"}, "EMAIL_PORT"),
+        ({"EMAIL_PORT": "99999"}, "EMAIL_PORT: must be at most 65535"),
+        ({"FETCH_TIMEOUT": "inf"}, "FETCH_TIMEOUT: cannot read 'inf' as a number"),
+        ({"DEFAULT_FROM_EMAIL": "notanemail"}, "DEFAULT_FROM_EMAIL: must be an address"),
+        ({"SERVER_EMAIL": "Ops <ops@>"}, "SERVER_EMAIL: must be an address"),
+        ({"ARXIV_CATEGORIES": "cs.LG;cs.CL"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"),
         # django-ratelimit reads a rate only at the first request, where a bad one was a 500.
         ({"SIGNUP_RATE_PER_IP": "lots"}, "SIGNUP_RATE_PER_IP: must be a rate like 10/h"),
         ({"SIGNUP_RATE_PER_EMAIL": "3/H"}, "SIGNUP_RATE_PER_EMAIL: must be a rate like 10/h"),
@@ -43,12 +48,13 @@ def test_every_documented_spelling_of_good_settings_is_accepted():
     result = _start_django(
         {"SIGNUP_RATE_PER_IP": "100/15m", "SIGNUP_RATE_PER_EMAIL": "3/h", "ADMIN_LOGIN_RATE": "1/s",
          "DEBUG": "Yes", "DELIVERY_ASYNC_COMMIT": "off", "EMAIL_USE_TLS": "", "TOKEN_MAX_AGE_DAYS": "1",
-         "ANYMAIL_ESP": "postmark", "UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS": "730"},
+         "ANYMAIL_ESP": "postmark", "UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS": "730",
+         "DEFAULT_FROM_EMAIL": "Paperboy Digest <digest@papers.example.org>", "ARXIV_CATEGORIES": "cs.LG, stat.ML,q-bio.NC,hep-th"},
         "from django.conf import settings as s; "
-        "print(s.DEBUG, s.DELIVERY_ASYNC_COMMIT, s.EMAIL_BACKEND, s.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS)",
+        "print(s.DEBUG, s.DELIVERY_ASYNC_COMMIT, s.EMAIL_BACKEND, s.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS, '|'.join(s.ARXIV_CATEGORIES))",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend", "730"]
+    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend", "730", "cs.LG|stat.ML|q-bio.NC|hep-th"]
 
 
 def _start_django(env: dict, then: str = "") -> subprocess.CompletedProcess:
