@@ -194,6 +194,16 @@ class MergeForm(forms.Form):
         self.fields["keep"].queryset = Paper.objects.filter(pk__in=[p.pk for p in papers])
 
 
+class PaperForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("pinned") and cleaned.get("hidden"):
+            raise forms.ValidationError(
+                "A paper cannot be both Pinned (first in every digest) and Hidden (in no digest): untick one of them."
+            )
+        return cleaned
+
+
 @admin.register(Paper)
 class PaperAdmin(admin.ModelAdmin):
     # Below this classifier score a paper is not listed under a topic (an override always is).
@@ -229,6 +239,29 @@ class PaperAdmin(admin.ModelAdmin):
         ),
     )
     change_list_template = "admin/digest/paper/change_list.html"
+    form = PaperForm
+
+    def save_model(self, request, obj, form, change):
+        """Pinned and Hidden go through the curation services, as the list's actions do: they also
+        reorder (pin) or drop the paper from (hide) the editions not sent yet, which saving the
+        two fields alone did not."""
+        pinned, hidden = obj.pinned, obj.hidden
+        if change:
+            obj.pinned, obj.hidden = Paper.objects.values_list("pinned", "hidden").get(pk=obj.pk)
+        else:
+            obj.pinned = obj.hidden = False
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            # The form refuses both at once; each service also clears the other flag.
+            if hidden and not obj.hidden:
+                curation.papers_hide(paper_ids=[obj.pk])
+            elif obj.hidden and not hidden:
+                curation.papers_hide(paper_ids=[obj.pk], hidden=False)
+            if pinned and not obj.pinned:
+                curation.papers_pin(paper_ids=[obj.pk])
+            elif obj.pinned and not pinned:
+                curation.papers_pin(paper_ids=[obj.pk], pinned=False)
+        obj.refresh_from_db(fields=["pinned", "hidden", "updated_at"])
 
     def get_queryset(self, request):
         latest = TrendingEntry.objects.filter(paper=OuterRef("pk")).order_by("-date", "rank")
@@ -285,10 +318,12 @@ class PaperAdmin(admin.ModelAdmin):
     @admin.action(description="Pin (first in every digest not sent yet, and un-hidden)", permissions=["change"])
     def pin(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
-        count = curation.papers_pin(paper_ids=ids)
+        # papers_pin counts the papers it changed; an already pinned one is still moved to the front.
+        changed = curation.papers_pin(paper_ids=ids)
+        already = f" ({len(ids) - changed} of them already was)" if changed < len(ids) else ""
         self.message_user(
             request,
-            f"Pinned {count} paper(s); they go first in every digest not sent yet, those of an edition "
+            f"{len(ids)} paper(s) pinned{already}; they go first in every digest not sent yet, those of an edition "
             "already going out included. Digests already sent are not changed.",
             messages.SUCCESS,
         )

@@ -202,12 +202,77 @@ def test_paper_list_shows_date_rank_upvotes_and_topics(curator_client):
 def test_pin_and_hide_actions_change_the_papers_and_say_so(curator_client):
     a, b = PaperFactory.create_batch(2)
     response = _action(curator_client, "paper", "pin", [a.pk])
-    assert "Pinned 1 paper(s)" in _messages(response)[0]
+    assert "1 paper(s) pinned;" in _messages(response)[0]
     response = _action(curator_client, "paper", "hide", [b.pk])
     assert "Hid 1 paper(s)" in _messages(response)[0]
     a.refresh_from_db()
     b.refresh_from_db()
     assert a.pinned and b.hidden
+
+
+# --- pinning and hiding on the paper's own page ---------------------------------------
+
+
+def _paper_form_data(client, paper, **changes):
+    url = reverse("admin:digest_paper_change", args=[paper.pk])
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("authors", "keywords", "categories")}
+    data.update({
+        "authors": '["Ada Lovelace"]', "keywords": "[]", "categories": "[]",
+        "topic_scores-TOTAL_FORMS": "0", "topic_scores-INITIAL_FORMS": "0",
+        "trending-TOTAL_FORMS": "0", "trending-INITIAL_FORMS": "0",
+    })  # fmt: skip
+    data.update(changes)
+    return url, {k: ("on" if v is True else v) for k, v in data.items() if v is not False}
+
+
+def test_ticking_pinned_on_the_paper_page_puts_it_first_in_the_edition_being_sent(curator_client):
+    a, b, paper = PaperFactory.create_batch(3)
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[a.pk, b.pk], status="sending")
+    url, data = _paper_form_data(curator_client, paper, pinned=True)
+    assert curator_client.post(url, data).status_code == 302
+    paper.refresh_from_db()
+    edition.refresh_from_db()
+    assert paper.pinned
+    assert edition.paper_ids == [paper.pk, a.pk, b.pk]
+
+
+def test_ticking_hidden_on_the_paper_page_drops_it_from_an_edition_not_yet_sending(curator_client):
+    a, paper = PaperFactory.create_batch(2)
+    paper.pinned = True
+    paper.save()
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[paper.pk, a.pk])
+    url, data = _paper_form_data(curator_client, paper, pinned=False, hidden=True)
+    assert curator_client.post(url, data).status_code == 302
+    paper.refresh_from_db()
+    edition.refresh_from_db()
+    assert paper.hidden and not paper.pinned
+    assert edition.paper_ids == [a.pk]
+
+
+def test_a_paper_form_that_pins_and_hides_at_once_is_refused_and_changes_nothing(curator_client):
+    paper = PaperFactory()
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[paper.pk])
+    url, data = _paper_form_data(curator_client, paper, pinned=True, hidden=True)
+    response = curator_client.post(url, data)
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.non_field_errors())
+    assert "Pinned" in errors and "Hidden" in errors
+    paper.refresh_from_db()
+    edition.refresh_from_db()
+    assert not paper.pinned and not paper.hidden and edition.paper_ids == [paper.pk]
+
+
+def test_pinning_a_paper_already_pinned_says_it_moved_it_to_the_front_again(curator_client):
+    a, paper = PaperFactory.create_batch(2)
+    paper.pinned = True
+    paper.save()
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[a.pk, paper.pk])
+    [message] = _messages(_action(curator_client, "paper", "pin", [paper.pk]))
+    assert "Pinned 0" not in message
+    assert "1 paper(s) pinned" in message and "1 of them already was" in message
+    edition.refresh_from_db()
+    assert edition.paper_ids == [paper.pk, a.pk]
 
 
 def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
