@@ -486,6 +486,40 @@ class TopicAdmin(admin.ModelAdmin):
     def paper_count(self, obj):
         return obj.n_papers or 0
 
+    def get_deleted_objects(self, objs, request):
+        """Refuse deleting a topic readers follow (the delete page and "delete selected" both ask here):
+        they would silently lose it, some left with nothing to match. Deactivating keeps it theirs."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        topics = list(objs)
+        followed = curation.topics_followed(topic_ids=[t.pk for t in topics])
+        for topic in topics:
+            if followed.get(topic.pk):
+                protected = [*protected, format_html(
+                    "“{}”: {} readers follow this topic, so it cannot be deleted. Untick “active” on its page "
+                    "instead: it is then no longer offered or matched, and no reader loses it silently.",
+                    topic.name, followed[topic.pk],
+                )]  # fmt: skip
+        return deleted, model_count, perms_needed, protected
+
+    def save_model(self, request, obj, form, change):
+        was_active = change and Topic.objects.filter(pk=obj.pk, active=True).exists()
+        super().save_model(request, obj, form, change)
+        if was_active and not obj.active:
+            readers, bare = curation.topic_deactivation_effect(topic=obj)
+            if readers:
+                bare_words = (
+                    f" {bare} of them follow no other active topic and typed no interests: until they pick "
+                    "something else their digest holds only the day's top trending papers."
+                    if bare
+                    else ""
+                )
+                self.message_user(
+                    request,
+                    f"“{obj.name}” is inactive: {readers} readers follow it; it is no longer matched in their "
+                    f"digests.{bare_words}",
+                    messages.WARNING,
+                )
+
     def get_urls(self):
         return [
             path("preview/", self.admin_site.admin_view(self.preview_view), name="digest_topic_preview"),

@@ -336,6 +336,54 @@ def test_topic_list_counts_subscribers(curator_client):
     assert {t.name: t.n_subscribers for t in cl.result_list}["Robotics"] == 3
 
 
+def _followed_topic(name="Robotics", readers=5):
+    topic = TopicFactory(name=name)
+    for s in SubscriberFactory.create_batch(readers, interests="", status=Subscriber.Status.CONFIRMED):
+        s.topics.add(topic)
+    return topic
+
+
+def test_a_topic_that_readers_follow_cannot_be_deleted_and_the_page_points_to_active(curator_client):
+    topic = _followed_topic()
+    url = reverse("admin:digest_topic_delete", args=[topic.pk])
+    page = " ".join(curator_client.get(url).content.decode().split())
+    assert "5 readers follow this topic" in page and "“active”" in page
+    response = curator_client.post(url, {"post": "yes"})
+    assert response.status_code in (200, 403)
+    assert Topic.objects.filter(pk=topic.pk).exists()
+    assert topic.subscribers.count() == 5
+
+
+def test_delete_selected_refuses_topics_that_readers_follow(curator_client):
+    followed = _followed_topic()
+    pending = TopicFactory(name="Pending readers")
+    SubscriberFactory(status=Subscriber.Status.PENDING).topics.add(pending)
+    unfollowed = TopicFactory(name="Nobody")
+    SubscriberFactory(status=Subscriber.Status.UNSUBSCRIBED).topics.add(unfollowed)
+    ids = [followed.pk, pending.pk, unfollowed.pk]
+    response = _action(curator_client, "topic", "delete_selected", ids, post="yes")
+    assert set(Topic.objects.filter(pk__in=ids).values_list("pk", flat=True)) == set(ids)
+    assert "readers follow this topic" in " ".join(response.content.decode().split())
+    # A topic only former readers had goes as before.
+    _action(curator_client, "topic", "delete_selected", [unfollowed.pk], post="yes")
+    assert not Topic.objects.filter(pk=unfollowed.pk).exists()
+
+
+def test_deactivating_a_followed_topic_says_who_is_left_with_nothing_to_match(curator_client):
+    topic = _followed_topic(readers=2)
+    other = TopicFactory(name="Vision")
+    keeps = SubscriberFactory(status=Subscriber.Status.CONFIRMED, interests="")
+    keeps.topics.add(topic, other)
+    url = reverse("admin:digest_topic_change", args=[topic.pk])
+    data = {"name": topic.name, "slug": topic.slug, "description": topic.description, "query": topic.query,
+            "position": topic.position}  # fmt: skip  (active unticked)
+    response = curator_client.post(url, data, follow=True)
+    topic.refresh_from_db()
+    assert not topic.active
+    text = " ".join(_messages(response))
+    assert "3 readers follow" in text and "2 of them" in text and "trending" in text
+
+
 def test_topic_query_preview_ranks_recent_papers_without_saving(curator_client):
     topic = TopicFactory(name="Robotics", query="robot")
     hit = TrendingEntryFactory(paper=PaperFactory(title="Robot manipulation with diffusion policies",

@@ -8,13 +8,13 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.text import Truncator
 
-from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, TrendingEntry, WebhookEvent
+from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent
 from digest.signals import papers_changed
 
 # Complaint rates, as fractions of messages sent in the window. Mailbox providers
@@ -29,6 +29,8 @@ COMPLAINT_EVENTS = ("complained",)
 OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
 # Editions with digests still to go: a pin reaches these (a sent edition is history).
 UNSENT_EDITION_STATUSES = (*OPEN_EDITION_STATUSES, Edition.Status.SENDING)
+# Readers who count as following a topic: those sending serves or is about to.
+FOLLOWING_STATUSES = ("confirmed", "pending")
 
 
 def papers_reclassify(*, paper_ids: list[int]) -> None:
@@ -443,6 +445,37 @@ def sending_health_report(*, now: datetime.datetime | None = None, days: int = 3
 
 
 # --- topics ---------------------------------------------------------------
+
+
+def topics_followed(*, topic_ids: list[int]) -> dict[int, int]:
+    """{topic id: readers (confirmed or pending) who follow it} for the topics someone follows.
+
+    Former readers (unsubscribed, suppressed) do not count: nothing is sent to them.
+    """
+    through = Topic.subscribers.through
+    rows = (
+        through.objects.filter(topic_id__in=topic_ids, subscriber__status__in=FOLLOWING_STATUSES)
+        .values_list("topic_id")
+        .annotate(n=Count("pk"))
+        .values_list("topic_id", "n")
+    )
+    return dict(rows)
+
+
+def topic_deactivation_effect(*, topic: Topic) -> tuple[int, int]:
+    """(readers who follow `topic`, those of them left with no other active topic and no interests).
+
+    An inactive topic is not matched (selection uses active topics only), so the second kind
+    gets only the day's trending papers until they pick something else.
+    """
+    from subscriptions.models import Subscriber
+
+    readers = Subscriber.objects.filter(topics=topic, status__in=FOLLOWING_STATUSES)
+    other_active = Topic.subscribers.through.objects.filter(
+        subscriber=OuterRef("pk"), topic__active=True
+    ).exclude(topic=topic)
+    left_bare = readers.filter(interests__regex=r"^\s*$").exclude(Exists(other_active))
+    return readers.count(), left_bare.count()
 
 
 def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: datetime.date | None = None) -> dict:
