@@ -655,3 +655,22 @@ def test_the_lost_confirmation_sweep_runs_from_beat():
 
     [entry] = [e for e in app.conf.beat_schedule.values() if e["task"] == "digest.tasks.confirmations_requeue_lost_task"]
     assert entry["schedule"] <= 600
+
+
+def test_a_reader_who_had_todays_digest_and_confirms_again_is_told_the_next_comes_tomorrow(client):
+    """One digest per local day: unsubscribed after today's, signed up again and confirmed the same day."""
+    from digest.models import Delivery, Edition
+    from subscriptions.tokens import Purpose, token_make
+
+    reader = SubscriberFactory(status=Subscriber.Status.PENDING, timezone="UTC", send_hour=6)
+    edition = Edition.objects.create(date=timezone.localdate())
+    Delivery.objects.create(edition=edition, subscriber=reader, state=Delivery.State.SENT)  # planned today
+    url = reverse("subscriptions:confirm", kwargs={"token": token_make(subscriber=reader, purpose=Purpose.CONFIRM)})
+
+    confirmed = client.post(url)
+    welcome = " ".join(client.get(confirmed["Location"]).content.decode().split())
+    again = " ".join(client.get(url).content.decode().split())
+
+    for page in (welcome, again):
+        assert "You've had today's digest; the next comes tomorrow at 06:00 (UTC)." in page
+        assert "within a quarter of an hour" not in page
