@@ -26,7 +26,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent
+from digest.models import (
+    TOPIC_LISTING_SCORE, Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent,
+)
 from digest.services import curation
 from digest.services.ingest import papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
@@ -206,8 +208,9 @@ class PaperForm(forms.ModelForm):
 
 @admin.register(Paper)
 class PaperAdmin(admin.ModelAdmin):
-    # Below this classifier score a paper is not listed under a topic (an override always is).
-    topic_min_score = 0.3
+    # Below this classifier score a paper is not listed under a topic (an override always is);
+    # the topic-query preview's "matches" uses the same bar.
+    topic_min_score = TOPIC_LISTING_SCORE
 
     list_display = (
         "title_column",
@@ -534,7 +537,10 @@ class TopicAdmin(admin.ModelAdmin):
             days = max(1, min(int(request.GET.get("days", 14)), 90))
         except ValueError:
             days = 14
-        result = curation.topic_query_preview(query=query, days=days)
+        result = curation.topic_query_preview(
+            query=query, name=request.GET.get("name", "")[:200], description=request.GET.get("description", "")[:2000],
+            days=days,
+        )
         return JsonResponse(result)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

@@ -417,6 +417,62 @@ def test_topic_preview_without_any_trending_papers_scores_every_paper(curator_cl
     assert data["window"] == "all papers (none has trended yet)"
 
 
+TOPIC_PAPERS = [
+    ("Robot manipulation with diffusion policies", "Robot arms learn dexterous manipulation from demonstrations."),
+    ("Grasping in clutter", "A robot picks objects with a learned grasp planner."),
+    ("Legged locomotion by reinforcement learning", "Quadruped control policies trained in simulation."),
+    ("Vision transformers for segmentation", "Dense prediction with transformers on images."),
+    ("Language models that plan", "Planning with large language models for agents and manipulation of tools."),
+    ("Protein folding at scale", "Biology meets deep learning."),
+    ("Sim-to-real transfer for robot learning", "Domain randomization closes the reality gap for robots."),
+    ("Efficient attention kernels", "Faster transformers on GPUs."),
+]
+
+
+@pytest.mark.parametrize("method", ["lexical", "hybrid"])
+def test_topic_preview_matches_exactly_what_saving_the_edited_query_lists(curator_client, settings, method):
+    from digest.matching import semantic
+    from digest.services import classify
+
+    if method == "hybrid" and not semantic.available():
+        pytest.skip("the semantic extra (torch) is not installed")
+    settings.MATCHING_METHOD = method
+    topic = TopicFactory(name="Robotics", description="Robots that sense and act", query="robot")
+    papers = [TrendingEntryFactory(paper=PaperFactory(title=t, abstract=a)).paper for t, a in TOPIC_PAPERS]
+    PaperFactory.create_batch(5)  # background, never trending
+    classify.papers_classify(paper_ids=[p.pk for p in Paper.objects.all()])  # as the worker did at import
+    edited = 'manipulation, grasp, "robot learning", locomotion'
+
+    preview = curator_client.get(
+        reverse("admin:digest_topic_preview"),
+        {"query": edited, "name": topic.name, "description": topic.description},
+    ).json()
+    assert preview["method"] == method and not preview["fallback"]
+    assert method in preview["scorer"]
+    previewed = {p["id"] for p in preview["papers"] if p["matches"]}
+
+    topic.query = edited
+    topic.save()
+    classify.topic_reclassify(topic_id=topic.pk)  # what the save queues on the matching worker
+    listed = curator_client.get(reverse("admin:digest_paper_changelist"), {"topic": str(topic.pk)}).context["cl"]
+    assert previewed == {p.pk for p in listed.result_list} & {p.pk for p in papers}
+    assert previewed and preview["matching"] == len(previewed)
+
+
+def test_topic_preview_in_a_hybrid_site_without_the_topics_vector_scores_by_words_and_says_so(curator_client, settings):
+    from digest.matching import semantic
+
+    if not semantic.available():
+        pytest.skip("the semantic extra (torch) is not installed")
+    settings.MATCHING_METHOD = "hybrid"
+    TrendingEntryFactory(paper=PaperFactory(title="Robot arms", abstract="Robot manipulation.", embedding=b"\0" * 3072))
+    data = curator_client.get(
+        reverse("admin:digest_topic_preview"), {"query": "robot", "name": "A brand new name", "description": "never seen"}
+    ).json()
+    assert data["method"] == "lexical" and "lexical" in data["scorer"]
+    assert "no stored vector" in data["fallback"]
+
+
 def test_topic_preview_is_for_staff_who_may_edit_topics(client, db):
     assert client.get(reverse("admin:digest_topic_preview"), {"query": "x"}).status_code == 302  # to login
 
