@@ -26,7 +26,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent
+from digest.models import (
+    TOPIC_LISTING_SCORE, Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent,
+)
 from digest.services import curation
 from digest.services.ingest import papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
@@ -195,10 +197,21 @@ class MergeForm(forms.Form):
         self.fields["keep"].queryset = Paper.objects.filter(pk__in=[p.pk for p in papers])
 
 
+class PaperForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("pinned") and cleaned.get("hidden"):
+            raise forms.ValidationError(
+                "A paper cannot be both Pinned (first in every digest) and Hidden (in no digest): untick one of them."
+            )
+        return cleaned
+
+
 @admin.register(Paper)
 class PaperAdmin(admin.ModelAdmin):
-    # Below this classifier score a paper is not listed under a topic (an override always is).
-    topic_min_score = 0.3
+    # Below this classifier score a paper is not listed under a topic (an override always is);
+    # the topic-query preview's "matches" uses the same bar.
+    topic_min_score = TOPIC_LISTING_SCORE
 
     list_display = (
         "title_column",
@@ -230,6 +243,29 @@ class PaperAdmin(admin.ModelAdmin):
         ),
     )
     change_list_template = "admin/digest/paper/change_list.html"
+    form = PaperForm
+
+    def save_model(self, request, obj, form, change):
+        """Pinned and Hidden go through the curation services, as the list's actions do: they also
+        reorder (pin) or drop the paper from (hide) the editions not sent yet, which saving the
+        two fields alone did not."""
+        pinned, hidden = obj.pinned, obj.hidden
+        if change:
+            obj.pinned, obj.hidden = Paper.objects.values_list("pinned", "hidden").get(pk=obj.pk)
+        else:
+            obj.pinned = obj.hidden = False
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            # The form refuses both at once; each service also clears the other flag.
+            if hidden and not obj.hidden:
+                curation.papers_hide(paper_ids=[obj.pk])
+            elif obj.hidden and not hidden:
+                curation.papers_hide(paper_ids=[obj.pk], hidden=False)
+            if pinned and not obj.pinned:
+                curation.papers_pin(paper_ids=[obj.pk])
+            elif obj.pinned and not pinned:
+                curation.papers_pin(paper_ids=[obj.pk], pinned=False)
+        obj.refresh_from_db(fields=["pinned", "hidden", "updated_at"])
 
     def get_queryset(self, request):
         latest = TrendingEntry.objects.filter(paper=OuterRef("pk")).order_by("-date", "rank")
@@ -290,10 +326,12 @@ class PaperAdmin(admin.ModelAdmin):
     @admin.action(description="Pin (first in every digest not sent yet, and un-hidden)", permissions=["change"])
     def pin(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
-        count = curation.papers_pin(paper_ids=ids)
+        # papers_pin counts the papers it changed; an already pinned one is still moved to the front.
+        changed = curation.papers_pin(paper_ids=ids)
+        already = f" ({len(ids) - changed} of them already was)" if changed < len(ids) else ""
         self.message_user(
             request,
-            f"Pinned {count} paper(s); they go first in every digest not sent yet, those of an edition "
+            f"{len(ids)} paper(s) pinned{already}; they go first in every digest not sent yet, those of an edition "
             "already going out included. Digests already sent are not changed.",
             messages.SUCCESS,
         )
@@ -456,6 +494,40 @@ class TopicAdmin(admin.ModelAdmin):
     def paper_count(self, obj):
         return obj.n_papers or 0
 
+    def get_deleted_objects(self, objs, request):
+        """Refuse deleting a topic readers follow (the delete page and "delete selected" both ask here):
+        they would silently lose it, some left with nothing to match. Deactivating keeps it theirs."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        topics = list(objs)
+        followed = curation.topics_followed(topic_ids=[t.pk for t in topics])
+        for topic in topics:
+            if followed.get(topic.pk):
+                protected = [*protected, format_html(
+                    "“{}”: {} readers follow this topic, so it cannot be deleted. Untick “active” on its page "
+                    "instead: it is then no longer offered or matched, and no reader loses it silently.",
+                    topic.name, followed[topic.pk],
+                )]  # fmt: skip
+        return deleted, model_count, perms_needed, protected
+
+    def save_model(self, request, obj, form, change):
+        was_active = change and Topic.objects.filter(pk=obj.pk, active=True).exists()
+        super().save_model(request, obj, form, change)
+        if was_active and not obj.active:
+            readers, bare = curation.topic_deactivation_effect(topic=obj)
+            if readers:
+                bare_words = (
+                    f" {bare} of them follow no other active topic and typed no interests: until they pick "
+                    "something else their digest holds only the day's top trending papers."
+                    if bare
+                    else ""
+                )
+                self.message_user(
+                    request,
+                    f"“{obj.name}” is inactive: {readers} readers follow it; it is no longer matched in their "
+                    f"digests.{bare_words}",
+                    messages.WARNING,
+                )
+
     def get_urls(self):
         return [
             path("preview/", self.admin_site.admin_view(self.preview_view), name="digest_topic_preview"),
@@ -470,7 +542,10 @@ class TopicAdmin(admin.ModelAdmin):
             days = max(1, min(int(request.GET.get("days", 14)), 90))
         except ValueError:
             days = 14
-        result = curation.topic_query_preview(query=query, days=days)
+        result = curation.topic_query_preview(
+            query=query, name=request.GET.get("name", "")[:200], description=request.GET.get("description", "")[:2000],
+            days=days,
+        )
         return JsonResponse(result)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

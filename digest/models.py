@@ -124,6 +124,11 @@ class Topic(models.Model):
         return self.name
 
 
+# A paper is listed under a topic (admin lists, counts and filter; the topic-query preview's
+# "matches") from this classifier score up, whatever the matching method; an override wins.
+TOPIC_LISTING_SCORE = 0.3
+
+
 class PaperTopic(models.Model):
     """A paper's score against a topic; a curator's override wins over the score."""
 

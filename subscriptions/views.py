@@ -9,6 +9,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -189,8 +190,18 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return _page(
         request,
         "confirm.html",
-        {"subscriber": subscriber, "topics": list(subscriber.topics.all()), "manage_path": manage_path},
+        {"subscriber": subscriber, "topics": list(subscriber.topics.all()), "manage_path": manage_path,
+         "next_digest": _next_digest(subscriber)},  # fmt: skip
     )
+
+
+def _next_digest(subscriber: Subscriber):
+    """When the first (or next) digest comes, by planning's rule; only a confirmed reader gets one."""
+    if subscriber.status != Subscriber.Status.CONFIRMED:
+        return None
+    from digest.services.delivery import subscriber_next_digest
+
+    return subscriber_next_digest(subscriber=subscriber, now=timezone.now())
 
 
 # --- Manage -----------------------------------------------------------------------
@@ -228,6 +239,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "saved": request.GET.get("saved") == "1",
             "welcome": request.GET.get("welcome") == "1",
+            "next_digest": _next_digest(subscriber) if request.GET.get("welcome") == "1" else None,
             "paused": request.GET.get("paused"),
             "new_link": request.GET.get("new_link") == "1",
         },

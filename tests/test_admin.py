@@ -207,12 +207,77 @@ def test_paper_list_shows_date_rank_upvotes_and_topics(curator_client):
 def test_pin_and_hide_actions_change_the_papers_and_say_so(curator_client):
     a, b = PaperFactory.create_batch(2)
     response = _action(curator_client, "paper", "pin", [a.pk])
-    assert "Pinned 1 paper(s)" in _messages(response)[0]
+    assert "1 paper(s) pinned;" in _messages(response)[0]
     response = _action(curator_client, "paper", "hide", [b.pk])
     assert "Hid 1 paper(s)" in _messages(response)[0]
     a.refresh_from_db()
     b.refresh_from_db()
     assert a.pinned and b.hidden
+
+
+# --- pinning and hiding on the paper's own page ---------------------------------------
+
+
+def _paper_form_data(client, paper, **changes):
+    url = reverse("admin:digest_paper_change", args=[paper.pk])
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("authors", "keywords", "categories")}
+    data.update({
+        "authors": '["Ada Lovelace"]', "keywords": "[]", "categories": "[]",
+        "topic_scores-TOTAL_FORMS": "0", "topic_scores-INITIAL_FORMS": "0",
+        "trending-TOTAL_FORMS": "0", "trending-INITIAL_FORMS": "0",
+    })  # fmt: skip
+    data.update(changes)
+    return url, {k: ("on" if v is True else v) for k, v in data.items() if v is not False}
+
+
+def test_ticking_pinned_on_the_paper_page_puts_it_first_in_the_edition_being_sent(curator_client):
+    a, b, paper = PaperFactory.create_batch(3)
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[a.pk, b.pk], status="sending")
+    url, data = _paper_form_data(curator_client, paper, pinned=True)
+    assert curator_client.post(url, data).status_code == 302
+    paper.refresh_from_db()
+    edition.refresh_from_db()
+    assert paper.pinned
+    assert edition.paper_ids == [paper.pk, a.pk, b.pk]
+
+
+def test_ticking_hidden_on_the_paper_page_drops_it_from_an_edition_not_yet_sending(curator_client):
+    a, paper = PaperFactory.create_batch(2)
+    paper.pinned = True
+    paper.save()
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[paper.pk, a.pk])
+    url, data = _paper_form_data(curator_client, paper, pinned=False, hidden=True)
+    assert curator_client.post(url, data).status_code == 302
+    paper.refresh_from_db()
+    edition.refresh_from_db()
+    assert paper.hidden and not paper.pinned
+    assert edition.paper_ids == [a.pk]
+
+
+def test_a_paper_form_that_pins_and_hides_at_once_is_refused_and_changes_nothing(curator_client):
+    paper = PaperFactory()
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[paper.pk])
+    url, data = _paper_form_data(curator_client, paper, pinned=True, hidden=True)
+    response = curator_client.post(url, data)
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.non_field_errors())
+    assert "Pinned" in errors and "Hidden" in errors
+    paper.refresh_from_db()
+    edition.refresh_from_db()
+    assert not paper.pinned and not paper.hidden and edition.paper_ids == [paper.pk]
+
+
+def test_pinning_a_paper_already_pinned_says_it_moved_it_to_the_front_again(curator_client):
+    a, paper = PaperFactory.create_batch(2)
+    paper.pinned = True
+    paper.save()
+    edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[a.pk, paper.pk])
+    [message] = _messages(_action(curator_client, "paper", "pin", [paper.pk]))
+    assert "Pinned 0" not in message
+    assert "1 paper(s) pinned" in message and "1 of them already was" in message
+    edition.refresh_from_db()
+    assert edition.paper_ids == [paper.pk, a.pk]
 
 
 def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
@@ -276,6 +341,54 @@ def test_topic_list_counts_subscribers(curator_client):
     assert {t.name: t.n_subscribers for t in cl.result_list}["Robotics"] == 3
 
 
+def _followed_topic(name="Robotics", readers=5):
+    topic = TopicFactory(name=name)
+    for s in SubscriberFactory.create_batch(readers, interests="", status=Subscriber.Status.CONFIRMED):
+        s.topics.add(topic)
+    return topic
+
+
+def test_a_topic_that_readers_follow_cannot_be_deleted_and_the_page_points_to_active(curator_client):
+    topic = _followed_topic()
+    url = reverse("admin:digest_topic_delete", args=[topic.pk])
+    page = " ".join(curator_client.get(url).content.decode().split())
+    assert "5 readers follow this topic" in page and "“active”" in page
+    response = curator_client.post(url, {"post": "yes"})
+    assert response.status_code in (200, 403)
+    assert Topic.objects.filter(pk=topic.pk).exists()
+    assert topic.subscribers.count() == 5
+
+
+def test_delete_selected_refuses_topics_that_readers_follow(curator_client):
+    followed = _followed_topic()
+    pending = TopicFactory(name="Pending readers")
+    SubscriberFactory(status=Subscriber.Status.PENDING).topics.add(pending)
+    unfollowed = TopicFactory(name="Nobody")
+    SubscriberFactory(status=Subscriber.Status.UNSUBSCRIBED).topics.add(unfollowed)
+    ids = [followed.pk, pending.pk, unfollowed.pk]
+    response = _action(curator_client, "topic", "delete_selected", ids, post="yes")
+    assert set(Topic.objects.filter(pk__in=ids).values_list("pk", flat=True)) == set(ids)
+    assert "readers follow this topic" in " ".join(response.content.decode().split())
+    # A topic only former readers had goes as before.
+    _action(curator_client, "topic", "delete_selected", [unfollowed.pk], post="yes")
+    assert not Topic.objects.filter(pk=unfollowed.pk).exists()
+
+
+def test_deactivating_a_followed_topic_says_who_is_left_with_nothing_to_match(curator_client):
+    topic = _followed_topic(readers=2)
+    other = TopicFactory(name="Vision")
+    keeps = SubscriberFactory(status=Subscriber.Status.CONFIRMED, interests="")
+    keeps.topics.add(topic, other)
+    url = reverse("admin:digest_topic_change", args=[topic.pk])
+    data = {"name": topic.name, "slug": topic.slug, "description": topic.description, "query": topic.query,
+            "position": topic.position}  # fmt: skip  (active unticked)
+    response = curator_client.post(url, data, follow=True)
+    topic.refresh_from_db()
+    assert not topic.active
+    text = " ".join(_messages(response))
+    assert "3 readers follow" in text and "2 of them" in text and "trending" in text
+
+
 def test_topic_query_preview_ranks_recent_papers_without_saving(curator_client):
     topic = TopicFactory(name="Robotics", query="robot")
     hit = TrendingEntryFactory(paper=PaperFactory(title="Robot manipulation with diffusion policies",
@@ -307,6 +420,62 @@ def test_topic_preview_without_any_trending_papers_scores_every_paper(curator_cl
     data = curator_client.get(reverse("admin:digest_topic_preview"), {"query": "robot"}).json()
     assert [p["id"] for p in data["papers"]] == [hit.pk]
     assert data["window"] == "all papers (none has trended yet)"
+
+
+TOPIC_PAPERS = [
+    ("Robot manipulation with diffusion policies", "Robot arms learn dexterous manipulation from demonstrations."),
+    ("Grasping in clutter", "A robot picks objects with a learned grasp planner."),
+    ("Legged locomotion by reinforcement learning", "Quadruped control policies trained in simulation."),
+    ("Vision transformers for segmentation", "Dense prediction with transformers on images."),
+    ("Language models that plan", "Planning with large language models for agents and manipulation of tools."),
+    ("Protein folding at scale", "Biology meets deep learning."),
+    ("Sim-to-real transfer for robot learning", "Domain randomization closes the reality gap for robots."),
+    ("Efficient attention kernels", "Faster transformers on GPUs."),
+]
+
+
+@pytest.mark.parametrize("method", ["lexical", "hybrid"])
+def test_topic_preview_matches_exactly_what_saving_the_edited_query_lists(curator_client, settings, method):
+    from digest.matching import semantic
+    from digest.services import classify
+
+    if method == "hybrid" and not semantic.available():
+        pytest.skip("the semantic extra (torch) is not installed")
+    settings.MATCHING_METHOD = method
+    topic = TopicFactory(name="Robotics", description="Robots that sense and act", query="robot")
+    papers = [TrendingEntryFactory(paper=PaperFactory(title=t, abstract=a)).paper for t, a in TOPIC_PAPERS]
+    PaperFactory.create_batch(5)  # background, never trending
+    classify.papers_classify(paper_ids=[p.pk for p in Paper.objects.all()])  # as the worker did at import
+    edited = 'manipulation, grasp, "robot learning", locomotion'
+
+    preview = curator_client.get(
+        reverse("admin:digest_topic_preview"),
+        {"query": edited, "name": topic.name, "description": topic.description},
+    ).json()
+    assert preview["method"] == method and not preview["fallback"]
+    assert method in preview["scorer"]
+    previewed = {p["id"] for p in preview["papers"] if p["matches"]}
+
+    topic.query = edited
+    topic.save()
+    classify.topic_reclassify(topic_id=topic.pk)  # what the save queues on the matching worker
+    listed = curator_client.get(reverse("admin:digest_paper_changelist"), {"topic": str(topic.pk)}).context["cl"]
+    assert previewed == {p.pk for p in listed.result_list} & {p.pk for p in papers}
+    assert previewed and preview["matching"] == len(previewed)
+
+
+def test_topic_preview_in_a_hybrid_site_without_the_topics_vector_scores_by_words_and_says_so(curator_client, settings):
+    from digest.matching import semantic
+
+    if not semantic.available():
+        pytest.skip("the semantic extra (torch) is not installed")
+    settings.MATCHING_METHOD = "hybrid"
+    TrendingEntryFactory(paper=PaperFactory(title="Robot arms", abstract="Robot manipulation.", embedding=b"\0" * 3072))
+    data = curator_client.get(
+        reverse("admin:digest_topic_preview"), {"query": "robot", "name": "A brand new name", "description": "never seen"}
+    ).json()
+    assert data["method"] == "lexical" and "lexical" in data["scorer"]
+    assert "no stored vector" in data["fallback"]
 
 
 def test_topic_preview_is_for_staff_who_may_edit_topics(client, db):

@@ -114,7 +114,7 @@ def test_a_curator_searches_pins_hides_merges_edits_a_topic_and_previews_and_tes
     page.wait_for_selector("#result_list >> text=Robot manipulation with diffusion policies")
     assert page.locator("#result_list tbody tr").count() == 1
     _run_action(page, "pin", ["Robot manipulation with diffusion policies"])
-    page.wait_for_selector(".messagelist >> text=Pinned 1 paper(s)")
+    page.wait_for_selector(".messagelist >> text=1 paper(s) pinned")
     assert Paper.objects.get(title__startswith="Robot manipulation").pinned
 
     # Hide one.

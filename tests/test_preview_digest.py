@@ -99,3 +99,20 @@ def test_loading_the_embedding_model_draws_no_progress_bar():
 
     semantic.model()
     assert not transformers.utils.logging.is_progress_bar_enabled()
+
+
+def test_it_says_a_reader_who_had_todays_digest_gets_no_second_one_that_day(smtp_sink):
+    """A newer edition landed the same (local) day: sending plans nothing for them, and preview says so."""
+    from django.utils import timezone
+
+    later = DAY + datetime.timedelta(days=1)
+    trending_day(day=DAY, count=8)
+    reader = SubscriberFactory(digest_size=5, email="x@example.org", timezone="UTC", send_hour=6)
+    _send(reader)  # planned now: today, their time
+    trending_day(day=later, count=8)
+    assert deliveries_plan(now=timezone.now(), day=later, ignore_hour=True).planned == 0  # send_digests --now
+
+    _, notes = _preview("x@example.org", "--date", later.isoformat())
+
+    assert "x@example.org has had today's digest" in notes
+    assert "the next comes tomorrow at 06:00 (UTC)" in notes

@@ -699,3 +699,22 @@ def test_interests_longer_than_the_limit_are_refused_with_their_length_not_cut_b
     [error] = response.context["form"].errors["interests"]
     assert "at most 500 characters" in error and "639" in error
     assert not SignupRequest.objects.exists()
+
+
+def test_a_reader_who_had_todays_digest_and_confirms_again_is_told_the_next_comes_tomorrow(client):
+    """One digest per local day: unsubscribed after today's, signed up again and confirmed the same day."""
+    from digest.models import Delivery, Edition
+    from subscriptions.tokens import Purpose, token_make
+
+    reader = SubscriberFactory(status=Subscriber.Status.PENDING, timezone="UTC", send_hour=6)
+    edition = Edition.objects.create(date=timezone.localdate())
+    Delivery.objects.create(edition=edition, subscriber=reader, state=Delivery.State.SENT)  # planned today
+    url = reverse("subscriptions:confirm", kwargs={"token": token_make(subscriber=reader, purpose=Purpose.CONFIRM)})
+
+    confirmed = client.post(url)
+    welcome = " ".join(client.get(confirmed["Location"]).content.decode().split())
+    again = " ".join(client.get(url).content.decode().split())
+
+    for page in (welcome, again):
+        assert "You've had today's digest; the next comes tomorrow at 06:00 (UTC)." in page
+        assert "within a quarter of an hour" not in page

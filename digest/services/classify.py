@@ -9,6 +9,7 @@ leaving curators' overrides alone. All of them run on the `matching` queue.
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -127,27 +128,16 @@ def papers_classify(*, paper_ids: list[int], topic_ids: list[int] | None = None)
         return 0
     method = resolve_method(settings.MATCHING_METHOD)
     specs = [TopicSpec(t.id, t.name, t.description, t.query) for t in topics]
+    if method != "lexical":
+        # Stored, so the admin's topic-query preview (a web process: no model) scores as we do.
+        phrase_vectors_store(texts=[spec.text for spec in specs])
     written = 0
     ids = sorted(set(paper_ids))
     for start in range(0, len(ids), BATCH):
         batch_ids = ids[start : start + BATCH]
         if method != "lexical":
             papers_embed(paper_ids=batch_ids)  # stored once; no-op for papers that have one
-        targets = list(Paper.objects.filter(pk__in=batch_ids).only("pk", "title", "abstract", "embedding"))
-        papers = targets + _background({p.pk for p in targets}, with_embeddings=method != "lexical")
-        embeddings = None
-        if method != "lexical":
-            vectors = [semantic.from_bytes(p.embedding) for p in papers]
-            missing = [j for j, v in enumerate(vectors) if v is None]
-            if missing:
-                fresh = embed_papers([(papers[j].title, papers[j].abstract) for j in missing])
-                for j, v in zip(missing, fresh):
-                    vectors[j] = v
-            embeddings = np.stack(vectors)
-        paperset = PaperSet(
-            docs=[(p.title, p.abstract) for p in papers], topics=specs, method=method, embeddings=embeddings
-        )
-        scores = paperset.topic_scores
+        targets, scores = _batch_topic_scores(batch_ids=batch_ids, specs=specs, method=method)
         rows = [
             PaperTopic(paper_id=paper.pk, topic_id=topic.pk, score=round(float(scores[i, j]), 4))
             for j, paper in enumerate(targets)
@@ -158,6 +148,73 @@ def papers_classify(*, paper_ids: list[int], topic_ids: list[int] | None = None)
         )
         written += len(rows)
     return written
+
+
+def _batch_topic_scores(*, batch_ids: list[int], specs: list[TopicSpec], method: str) -> tuple[list[Paper], np.ndarray]:
+    """The papers of one classification batch and their (topics, papers) scores; writes nothing.
+
+    A paper's lexical score depends on the papers it is indexed with (BM25's term weights), so
+    whoever must agree with the stored scores scores the same batch, with the same background.
+    """
+    targets = list(Paper.objects.filter(pk__in=batch_ids).only("pk", "title", "abstract", "embedding"))
+    papers = targets + _background({p.pk for p in targets}, with_embeddings=method != "lexical")
+    embeddings = None
+    if method != "lexical":
+        vectors = [semantic.from_bytes(p.embedding) for p in papers]
+        missing = [j for j, v in enumerate(vectors) if v is None]
+        if missing:
+            fresh = embed_papers([(papers[j].title, papers[j].abstract) for j in missing])
+            for j, v in zip(missing, fresh):
+                vectors[j] = v
+        embeddings = np.stack(vectors)
+    paperset = PaperSet(docs=[(p.title, p.abstract) for p in papers], topics=specs, method=method, embeddings=embeddings)
+    return targets, paperset.topic_scores
+
+
+@dataclass
+class TopicScoring:
+    scores: dict[int, float]  # paper id -> the score saving the topic would store
+    method: str  # the scorer used: the configured one, or "lexical" when its vectors are missing here
+    fallback_reason: str = ""
+
+
+def topic_scores_unsaved(*, spec: TopicSpec, paper_ids: list[int]) -> TopicScoring:
+    """The scores these papers would get for a topic as typed, exactly as saving it would store them.
+
+    Saving a topic's query re-classifies every paper (topic_reclassify: all ids in BATCH-sized
+    batches), so these papers are scored in the batches that puts them in. Runs inside
+    vectors_only(): the caller is a web process, which never loads the model. When the configured
+    method needs a vector nobody has stored (a new or re-worded name and description, a paper the
+    worker has not embedded yet) it falls back to the lexical scorer and says why.
+    """
+    from digest.matching.vectors import VectorsMissing, phrase_vectors_require
+
+    method = resolve_method(settings.MATCHING_METHOD)
+    wanted = set(paper_ids)
+    all_ids = list(Paper.objects.order_by("pk").values_list("pk", flat=True))
+    batches = [all_ids[i : i + BATCH] for i in range(0, len(all_ids), BATCH)]
+    batches = [b for b in batches if wanted.intersection(b)]
+    reason = ""
+    if method != "lexical":
+        unembedded = Paper.objects.filter(pk__in=[pk for b in batches for pk in b], embedding__isnull=True).count()
+        if unembedded:
+            reason = f"{unembedded} paper(s) are not embedded yet (the matching worker does that after an import)"
+        else:
+            try:
+                with semantic.vectors_only():
+                    phrase_vectors_require(texts=[spec.text])
+            except VectorsMissing:
+                reason = "the topic's name and description, as typed, have no stored vector yet (saving stores one)"
+        if reason:
+            method = "lexical"
+    scores: dict[int, float] = {}
+    with semantic.vectors_only():
+        for batch_ids in batches:
+            targets, batch_scores = _batch_topic_scores(batch_ids=batch_ids, specs=[spec], method=method)
+            for j, paper in enumerate(targets):
+                if paper.pk in wanted:
+                    scores[paper.pk] = round(float(batch_scores[0, j]), 4)  # as stored
+    return TopicScoring(scores=scores, method=method, fallback_reason=reason)
 
 
 def topic_reclassify(*, topic_id: int) -> int:

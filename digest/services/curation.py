@@ -8,13 +8,15 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.text import Truncator
 
-from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, TrendingEntry, WebhookEvent
+from digest.models import (
+    TOPIC_LISTING_SCORE, Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent,
+)
 from digest.signals import papers_changed
 
 # Complaint rates, as fractions of messages sent in the window. Mailbox providers
@@ -29,6 +31,8 @@ COMPLAINT_EVENTS = (WebhookEvent.Kind.COMPLAINT,)
 OPEN_EDITION_STATUSES = (Edition.Status.DRAFT, Edition.Status.HELD)
 # Editions with digests still to go: a pin reaches these (a sent edition is history).
 UNSENT_EDITION_STATUSES = (*OPEN_EDITION_STATUSES, Edition.Status.SENDING)
+# Readers who count as following a topic: those sending serves or is about to.
+FOLLOWING_STATUSES = ("confirmed", "pending")
 
 
 def papers_reclassify(*, paper_ids: list[int]) -> None:
@@ -474,43 +478,94 @@ def sending_health_report(*, now: datetime.datetime | None = None, days: int = 3
 # --- topics ---------------------------------------------------------------
 
 
-def topic_query_preview(*, query: str, days: int = 14, limit: int = 20, today: datetime.date | None = None) -> dict:
-    """Which recent papers a topic query would match, best first, without saving anything.
+def topics_followed(*, topic_ids: list[int]) -> dict[int, int]:
+    """{topic id: readers (confirmed or pending) who follow it} for the topics someone follows.
+
+    Former readers (unsubscribed, suppressed) do not count: nothing is sent to them.
+    """
+    through = Topic.subscribers.through
+    rows = (
+        through.objects.filter(topic_id__in=topic_ids, subscriber__status__in=FOLLOWING_STATUSES)
+        .values_list("topic_id")
+        .annotate(n=Count("pk"))
+        .values_list("topic_id", "n")
+    )
+    return dict(rows)
+
+
+def topic_deactivation_effect(*, topic: Topic) -> tuple[int, int]:
+    """(readers who follow `topic`, those of them left with no other active topic and no interests).
+
+    An inactive topic is not matched (selection uses active topics only), so the second kind
+    gets only the day's trending papers until they pick something else.
+    """
+    from subscriptions.models import Subscriber
+
+    readers = Subscriber.objects.filter(topics=topic, status__in=FOLLOWING_STATUSES)
+    other_active = Topic.subscribers.through.objects.filter(
+        subscriber=OuterRef("pk"), topic__active=True
+    ).exclude(topic=topic)
+    left_bare = readers.filter(interests__regex=r"^\s*$").exclude(Exists(other_active))
+    return readers.count(), left_bare.count()
+
+
+SCORER_WORDS = {
+    "lexical": "the lexical scorer (words: BM25 over title and abstract)",
+    "semantic": "the semantic scorer (meaning: sentence embeddings), half words",
+    "hybrid": "the hybrid scorer (half words, half meaning)",
+}
+
+
+def topic_query_preview(
+    *, query: str, name: str = "", description: str = "", days: int = 14, limit: int = 20,
+    today: datetime.date | None = None,
+) -> dict:  # fmt: skip
+    """Which recent papers a topic as typed (not saved) would be listed with, best first.
+
+    Scored by classify.topic_scores_unsaved: the scorer and batches saving the topic uses, so a
+    paper "matches" exactly when saving the topic would list it (TOPIC_LISTING_SCORE, the admin's
+    bar), a curator's override aside. `scorer` names the scorer used; where the configured one
+    needs a vector this web process cannot compute, the lexical one, and `fallback` says why.
 
     "Recent" is the `days` days up to today; when none trended then (a site whose imports
     stopped, the demo's March and April pages), the `days` days up to the latest day that has
     trending papers, and with no trending papers at all every paper. `window` says which,
     in words the admin shows.
     """
+    from digest.matching.scoring import TopicSpec
     from digest.matching.text import parse_query
+    from digest.services.classify import topic_scores_unsaved
 
     today = today or timezone.localdate()
-    phrases = parse_query(query or "")
+    phrases = parse_query(query or "") or parse_query(name or "")
     start, end, window = _topic_preview_window(days=days, today=today)
     recent = Paper.objects.all()
     if end is not None:
         recent = recent.filter(pk__in=TrendingEntry.objects.filter(date__gt=start, date__lte=end).values("paper_id"))
-    papers = list(recent.only("pk", "title", "abstract", "arxiv_id"))
+    papers = list(recent.only("pk", "title", "arxiv_id"))
+    threshold = TOPIC_LISTING_SCORE
     result = {
         "query": query, "days": days, "window": window, "start": start.isoformat() if start else None,
         "end": end.isoformat() if end else None, "candidates": len(papers), "phrases": [p.text for p in phrases],
-        "papers": [], "matching": 0, "threshold": _topic_threshold(),
+        "papers": [], "matching": 0, "threshold": threshold, "method": "", "scorer": "", "fallback": "",
     }  # fmt: skip
     if not phrases or not papers:
         return result
-    scores = _topic_scores(phrases=phrases, papers=papers, query=query)
-    order = sorted(range(len(papers)), key=lambda i: -scores[i])
-    threshold = result["threshold"]
+    scoring = topic_scores_unsaved(
+        spec=TopicSpec(id=0, name=name or "", description=description or "", query=query), paper_ids=[p.pk for p in papers]
+    )
+    scores = [scoring.scores.get(p.pk, 0.0) for p in papers]
+    result.update(method=scoring.method, scorer=SCORER_WORDS[scoring.method], fallback=scoring.fallback_reason)
+    order = sorted(range(len(papers)), key=lambda i: (-scores[i], papers[i].pk))
     for i in order:
         if scores[i] <= 0 or len(result["papers"]) >= limit:
             break
         paper = papers[i]
         result["papers"].append(
-            {"id": paper.pk, "title": paper.title, "arxiv_id": paper.arxiv_id or "", "score": round(float(scores[i]), 3),
+            {"id": paper.pk, "title": paper.title, "arxiv_id": paper.arxiv_id or "", "score": scores[i],
              "matches": bool(scores[i] >= threshold)}  # fmt: skip
         )
     result["matching"] = sum(1 for s in scores if s >= threshold)
-    result["threshold"] = threshold
     return result
 
 
@@ -530,21 +585,6 @@ def _topic_preview_window(*, days: int, today: datetime.date) -> tuple[datetime.
         latest,
         f"the {days} days to {latest:%-d %b %Y}, the latest with trending papers (none in the last {days} days)",
     )
-
-
-def _topic_scores(*, phrases, papers, query: str):
-    """The matching code's own lexical topic score (what the classifier stores), for an unsaved query."""
-    from digest.matching.lexical import LexicalIndex
-    from digest.matching.scoring import TopicSpec, topic_lexical_scores
-
-    index = LexicalIndex([(p.title, p.abstract) for p in papers])
-    return topic_lexical_scores(index, [TopicSpec(id=0, name="", description="", query=query)])[0]
-
-
-def _topic_threshold() -> float:
-    from digest.matching.scoring import MIN_RELEVANCE
-
-    return MIN_RELEVANCE["lexical"]
 
 
 # --- editions: the curator's view, previews and test sends ---------------

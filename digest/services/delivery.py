@@ -38,7 +38,7 @@ from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRe
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from markupsafe import escape
 
@@ -92,13 +92,61 @@ def subscriber_is_due(
     return local_now.hour >= subscriber.send_hour
 
 
-def subscribers_due(*, now: datetime.datetime, edition: Edition, ignore_hour: bool = False) -> list[Subscriber]:
-    """Confirmed, unpaused, unsuppressed subscribers whose send time has come and who lack this edition."""
-    last_planned = (
-        Delivery.objects.filter(subscriber=OuterRef("pk"), created_at__gte=now - datetime.timedelta(days=2))
+def _last_planned(*, now: datetime.datetime, subscriber) -> QuerySet:
+    """When a digest was last planned for `subscriber` (an id or OuterRef), as a one-value queryset.
+
+    Two days back is enough: the rule only asks whether it was this local day.
+    """
+    return (
+        Delivery.objects.filter(subscriber=subscriber, created_at__gte=now - datetime.timedelta(days=2))
         .order_by("-created_at")
         .values("created_at")[:1]
     )
+
+
+@dataclass(frozen=True)
+class NextDigest:
+    """When planning (subscriber_is_due) will next plan a digest for a reader."""
+
+    due_now: bool  # the next planning run plans it (within a quarter of an hour)
+    had_today: bool  # one digest per local day: today's has been planned already
+    at: datetime.datetime | None  # the reader's local send time the next one is planned at, if not now
+    local_now: datetime.datetime
+
+    @property
+    def when(self) -> str:
+        """'today at 07:00 (UTC)', 'tomorrow at ...', 'on Friday 20 March at ...'."""
+        if self.at is None:
+            return "within a quarter of an hour"
+        days = (self.at.date() - self.local_now.date()).days
+        day = "today" if days == 0 else "tomorrow" if days == 1 else f"on {self.at:%A} {self.at.day} {self.at:%B}"
+        return f"{day} at {self.at:%H:%M} ({self.at.tzinfo})"
+
+
+def subscriber_next_digest(*, subscriber: Subscriber, now: datetime.datetime) -> NextDigest:
+    """When the next digest is planned for this reader, by planning's own rule (subscriber_is_due).
+
+    For the pages and notes that tell a reader or operator when a digest comes: a reader who had
+    today's digest, left and came back the same day gets no second one that day.
+    """
+    last = _last_planned(now=now, subscriber=subscriber.pk).values_list("created_at", flat=True).first()
+    zone = _zone(subscriber.timezone)
+    local_now = now.astimezone(zone)
+    had_today = last is not None and last.astimezone(zone).date() >= local_now.date()
+    if subscriber_is_due(subscriber=subscriber, now=now, last_planned=last):
+        return NextDigest(due_now=True, had_today=False, at=None, local_now=local_now)
+    # The first local send time from now on at which the same rule says yes (pauses and weekdays included).
+    for offset in range(0, 400):
+        day = local_now.date() + datetime.timedelta(days=offset)
+        at = datetime.datetime.combine(day, datetime.time(subscriber.send_hour), tzinfo=zone)
+        if at >= local_now and subscriber_is_due(subscriber=subscriber, now=at, last_planned=last):
+            return NextDigest(due_now=False, had_today=had_today, at=at, local_now=local_now)
+    return NextDigest(due_now=False, had_today=had_today, at=None, local_now=local_now)
+
+
+def subscribers_due(*, now: datetime.datetime, edition: Edition, ignore_hour: bool = False) -> list[Subscriber]:
+    """Confirmed, unpaused, unsuppressed subscribers whose send time has come and who lack this edition."""
+    last_planned = _last_planned(now=now, subscriber=OuterRef("pk"))
     candidates = (
         Subscriber.objects.filter(status=Subscriber.Status.CONFIRMED)
         .exclude(email__in=Suppression.objects.values("email"))

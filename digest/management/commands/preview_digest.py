@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from digest.models import Delivery, Edition, TrendingEntry
+from digest.services.delivery import subscriber_next_digest
 from digest.services.editions import edition_candidate_ids, edition_latest_day, edition_readers_picks
 from subscriptions.models import Subscriber, Suppression
 
@@ -27,6 +28,13 @@ def _why_nothing_is_sent(*, subscriber: Subscriber, day: datetime.date) -> str:
         return (
             f"{subscriber.email} already has the {day} edition ({delivery.get_state_display().lower()}): sending "
             "sends nothing more; the papers already sent to them are left out below"
+        )
+    # Planning's own rule (one digest per local day), as `send_digests --now` applies it.
+    upcoming = subscriber_next_digest(subscriber=subscriber, now=timezone.now())
+    if upcoming.had_today:
+        return (
+            f"{subscriber.email} has had today's digest (one a day, their time): sending sends them nothing "
+            f"more today; the next comes {upcoming.when}"
         )
     return ""
 

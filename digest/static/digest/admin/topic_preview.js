@@ -22,8 +22,11 @@
         return;
       }
       // data.window names the papers scored: the last N days, or the latest N days with trending papers.
+      // data.scorer names the scorer used; data.fallback says why it is not the configured one.
       status.textContent = data.matching + " of " + data.candidates + " papers (" + data.window +
-        ") match (score ≥ " + data.threshold + ")" + (data.papers.length ? "; best first:" : ".");
+        ") would be listed under the topic (score ≥ " + data.threshold + ", scored with " + data.scorer +
+        (data.fallback ? "; words only because " + data.fallback + ", so the saved scores will differ" : "") +
+        ")" + (data.papers.length ? "; best first:" : ".");
       data.papers.forEach(function (p) {
         var li = document.createElement("li");
         if (p.matches) li.className = "pb-match";
@@ -36,7 +39,11 @@
     function run() {
       var mine = ++seq;
       status.textContent = "Scoring…";
-      fetch(box.dataset.url + "?query=" + encodeURIComponent(query.value), {credentials: "same-origin"})
+      var name = document.getElementById("id_name"), description = document.getElementById("id_description");
+      var url = box.dataset.url + "?query=" + encodeURIComponent(query.value) +
+        "&name=" + encodeURIComponent(name ? name.value : "") +
+        "&description=" + encodeURIComponent(description ? description.value : "");
+      fetch(url, {credentials: "same-origin"})
         .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
         .then(function (data) { if (mine === seq) render(data); })
         .catch(function (e) { if (mine === seq) status.textContent = "Preview failed: " + e.message; });
