@@ -29,7 +29,7 @@ from digest.services.delivery import deliveries_plan, deliveries_reconcile
 from tests.digest_support import SITE, trending_day
 from tests.factories import SubscriberFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 LEASE_SECONDS = 3
 
