@@ -1,21 +1,24 @@
 """Forms: validate and normalise; views hand the cleaned data to one service."""
 
 import copy
+import datetime
 import html
 import unicodedata
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.forms.utils import flatatt
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from digest.models import Topic
 
 from .models import Subscriber
-from .selectors import timezone_names, topic_list_active
+from .selectors import timezone_menu, timezone_names, topic_list_active
 from .services import Consent, Preferences, email_normalize
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"), (6, "Sunday")]
@@ -25,12 +28,21 @@ INTERESTS_MAX_LENGTH = 500
 PAUSE_WEEKS = [(1, "1 week"), (2, "2 weeks"), (4, "4 weeks"), (8, "8 weeks"), (12, "12 weeks")]
 
 
-@lru_cache(maxsize=1)
-def _timezone_options() -> tuple[tuple[str, str, str], ...]:
-    """(value, '<option value="..."', '>Label</option>') for every zone, escaped once per process."""
+def _timezone_label(name: str, day: datetime.date) -> str:
+    """'America/New York (UTC−05:00)': the offset on `day`, so nobody has to know that Etc/GMT+5 is UTC-5."""
+    offset = datetime.datetime.combine(day, datetime.time(12), ZoneInfo(name)).utcoffset() or datetime.timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "\u2212"
+    return f"{name.replace('_', ' ')} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+
+
+@lru_cache(maxsize=2)
+def _timezone_options(day: datetime.date) -> tuple[tuple[str, str, str], ...]:
+    """(value, '<option value="..."', '>Label</option>') for the menu's zones, escaped once a day
+    (the offsets in the labels change with daylight saving time)."""
     return tuple(
-        (name, f'<option value="{html.escape(name)}"', f">{html.escape(name.replace('_', ' '))}</option>")
-        for name in timezone_names()
+        (name, f'<option value="{html.escape(name)}"', f">{html.escape(_timezone_label(name, day))}</option>")
+        for name in timezone_menu()
     )
 
 
@@ -91,9 +103,12 @@ class TimezoneSelect(forms.Select):
         if isinstance(value, (list, tuple)):
             value = value[0] if value else ""
         selected = "" if value is None else str(value)
-        options = "".join(
-            f"{start} selected{end}" if choice == selected else start + end for choice, start, end in _timezone_options()
-        )
+        menu = _timezone_options(timezone.localdate())
+        options = "".join(f"{start} selected{end}" if choice == selected else start + end for choice, start, end in menu)
+        if selected and selected in _timezone_set() and not any(choice == selected for choice, _, _ in menu):
+            # A reader's stored alias (Asia/Calcutta) stays selected rather than silently changing.
+            label = html.escape(_timezone_label(selected, timezone.localdate()))
+            options = f'<option value="{html.escape(selected)}" selected>{label}</option>' + options
         return mark_safe(f"<select{flatatt(final_attrs)}>{options}</select>")
 
 

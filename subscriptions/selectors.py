@@ -4,6 +4,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from zoneinfo import available_timezones
 
 from django.db.models import Case, Value, When
@@ -44,9 +45,20 @@ def topics_by_reference(*, references: Iterable[str]) -> tuple[list[Topic], list
 
 @lru_cache(maxsize=1)
 def timezone_names() -> tuple[str, ...]:
-    """Every IANA zone name, sorted; computed once (it walks the tzdata package)."""
+    """Every IANA zone name, sorted; computed once (it walks the tzdata package). All are
+    accepted (a browser may report an old alias such as Asia/Calcutta); timezone_menu() lists fewer."""
     junk = {"Factory", "localtime", "posixrules"}
     return tuple(sorted(name for name in available_timezones() if name not in junk))
+
+
+@lru_cache(maxsize=1)
+def timezone_menu() -> tuple[str, ...]:
+    """The zones a person picks from: tzdata's canonical list (zone1970.tab, one per region that
+    has kept the same clocks since 1970) and UTC, without the aliases ('US/Eastern', 'GB') and
+    Etc/GMT+12 (which is UTC-12, the sign POSIX-inverted) that filled the menu with traps."""
+    table = resources.files("tzdata.zoneinfo").joinpath("zone1970.tab").read_text(encoding="utf-8")
+    names = {line.split("\t")[2] for line in table.splitlines() if line and not line.startswith("#")}
+    return tuple(sorted((names & set(timezone_names())) | {"UTC"}))
 
 
 @dataclass(frozen=True)

@@ -219,3 +219,18 @@ def test_the_form_works_without_javascript(browser, site):
     assert page.get_by_role("alert").first.is_visible()
     assert page.get_by_label("Email address").get_attribute("aria-invalid") == "true"
     context.close()
+
+
+def test_a_browser_zone_the_menu_does_not_list_is_still_filled_in(browser, site):
+    """The menu lists canonical zones only; a browser may name its zone by an alias, which the
+    script adds to the menu (the server accepts every IANA name)."""
+    from subscriptions.selectors import timezone_menu, timezone_names
+
+    for zone in ("Asia/Calcutta", "Europe/Kiev"):
+        assert zone not in timezone_menu() and zone in timezone_names()
+        context = browser.new_context(viewport=PHONE, timezone_id=zone)
+        page = context.new_page()
+        page.goto(site + "/")
+        reported = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+        assert page.locator("select[name=timezone]").input_value() == reported, zone
+        context.close()

@@ -43,6 +43,11 @@ def test_the_manage_page_shows_the_current_preferences(client, topics):
     assert re.search(r'value="robotics"[^>]*checked|checked[^>]*value="robotics"', html)
     assert 'value="robot arms"' in html
     assert '<option value="America/Chicago" selected>' in html
+    # A zone stored under an alias the menu does not list stays the selected one.
+    subscriber.timezone = "Asia/Calcutta"
+    subscriber.save()
+    html = client.get(_path(manage_url(subscriber))).content.decode()
+    assert re.search(r'<option value="Asia/Calcutta" selected>Asia/Calcutta \(UTC\+05:30\)</option>', html)
     assert 'value="17"' in html
     assert "data-timezone-autodetect" not in html  # a saved choice is never overwritten by the script
 

@@ -718,3 +718,17 @@ def test_a_reader_who_had_todays_digest_and_confirms_again_is_told_the_next_come
     for page in (welcome, again):
         assert "You've had today's digest; the next comes tomorrow at 06:00 (UTC)." in page
         assert "within a quarter of an hour" not in page
+
+
+@time_machine.travel(datetime.datetime(2026, 1, 15, 12, tzinfo=datetime.timezone.utc), tick=False)
+def test_the_time_zone_menu_lists_real_places_with_their_offset_and_still_accepts_an_alias(
+    client, topics, django_capture_on_commit_callbacks
+):
+    page = client.get(reverse("subscriptions:signup")).content.decode()
+    menu = re.search(r'<select[^>]*name="timezone".*?</select>', page, re.S).group(0)
+    assert ">Europe/Berlin (UTC+01:00)<" in menu and ">America/New York (UTC\u221205:00)<" in menu
+    assert ">UTC (UTC+00:00)<" in menu
+    for trap in ("Etc/GMT+12", "US/Eastern", '"GB"', "EST5EDT"):
+        assert trap not in menu, trap
+    # A browser (or an old reader) may still name a zone by its alias: it is valid.
+    assert _signup(client, django_capture_on_commit_callbacks, timezone="Asia/Calcutta").status_code == 302

@@ -7,7 +7,15 @@
   if (zone && window.Intl && Intl.DateTimeFormat) {
     try {
       var detected = Intl.DateTimeFormat().resolvedOptions().timeZone;
-      if (detected && zone.querySelector('option[value="' + detected.replace(/"/g, "") + '"]')) {
+      if (detected && !zone.querySelector('option[value="' + detected.replace(/"/g, "") + '"]')) {
+        // The menu lists canonical zones only; browsers may report an alias (Asia/Calcutta),
+        // which the server accepts: offer it rather than leave the reader on the default.
+        var option = document.createElement("option");
+        option.value = detected;
+        option.textContent = detected.replace(/_/g, " ");
+        zone.insertBefore(option, zone.firstChild);
+      }
+      if (detected) {
         zone.value = detected;
       }
     } catch (e) { /* an old browser: keep the default */ }
