@@ -186,6 +186,9 @@ def test_sign_up_confirm_manage_and_unsubscribe_in_a_real_browser(browser, site,
     page.get_by_role("button", name="Save changes").click()
     page.get_by_text("Saved.").wait_for()
     assert sorted(t.slug for t in subscriber.topics.all()) == ["speech-audio", "video"]
+    assert "saved" not in page.url  # the notice is not in the address: a reload does not repeat it
+    page.reload()
+    assert page.get_by_text("Saved.").count() == 0
 
     # Unsubscribe.
     page.get_by_role("button", name="Unsubscribe").click()

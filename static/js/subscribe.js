@@ -2,6 +2,12 @@
 (function () {
   "use strict";
 
+  // A notice ("Saved.", a welcome) comes as ?saved=1 and the like after a redirect: drop it from
+  // the address once shown, so a reload or a bookmark does not say it again.
+  if (window.history && history.replaceState && /[?&](saved|welcome|paused|new_link)=/.test(location.search)) {
+    history.replaceState(null, "", location.pathname + location.hash);
+  }
+
   // Pre-fill the time zone from the browser, only where the visitor has not chosen one.
   var zone = document.querySelector("select[data-timezone-autodetect]");
   if (zone && window.Intl && Intl.DateTimeFormat) {
