@@ -66,6 +66,15 @@ def test_reimporting_the_same_file_changes_nothing():
     assert list(TrendingEntry.objects.values_list("paper_id", "date", "rank", "upvotes", "source")) == entries_before
 
 
+def test_known_papers_trending_on_a_new_day_are_counted_in_the_summary():
+    """Nothing new or changed in the papers, yet the day's digest gains four: the summary says so."""
+    import_papers(HF)
+    out, _ = import_papers("--date", "2024-03-20", HF)
+    assert "0 new, 0 updated, 4 unchanged; 4 known trending on a new day" in out
+    out, _ = import_papers("--date", "2024-03-20", HF)
+    assert out.splitlines()[0].endswith("0 new, 0 updated, 4 unchanged")
+
+
 def test_the_same_paper_from_a_page_hf_and_arxiv_is_one_paper():
     import_papers(MAR_12, "--date", "2024-03-12")
     import_papers(HF)

@@ -61,6 +61,9 @@ class IngestResult:
     unchanged: int = 0
     # Papers created or changed, in first-seen order (what papers_changed carries).
     paper_ids: list[int] = field(default_factory=list)
+    # Appearances (paper, day, source) first recorded now for papers already known: an import of
+    # known papers on a new day adds to that day's digest while "0 new, 0 updated" says nothing did.
+    known_trending_again: int = 0
 
     def __add__(self, other: "IngestResult") -> "IngestResult":
         return IngestResult(
@@ -68,10 +71,12 @@ class IngestResult:
             updated=self.updated + other.updated,
             unchanged=self.unchanged + other.unchanged,
             paper_ids=list(dict.fromkeys(self.paper_ids + other.paper_ids)),
+            known_trending_again=self.known_trending_again + other.known_trending_again,
         )
 
     def summary(self) -> str:
-        return f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged"
+        again = f"; {self.known_trending_again} known trending on a new day" if self.known_trending_again else ""
+        return f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged{again}"
 
 
 class _Run:
@@ -80,6 +85,7 @@ class _Run:
     def __init__(self):
         self.status: dict[int, str] = {}  # paper pk -> strongest status seen in this call
         self.entries_written: set[tuple[int, datetime.date, str]] = set()
+        self.known_trending_again = 0
 
     def mark(self, pk: int, status: str) -> None:
         if _PRIORITY[status] > _PRIORITY.get(self.status.get(pk), -1):
@@ -111,7 +117,13 @@ def papers_ingest(*, records: Iterable[PaperRecord], chunk_size: int = CHUNK_SIZ
     counts = {NEW: 0, UPDATED: 0, UNCHANGED: 0}
     for status in run.status.values():
         counts[status] += 1
-    return IngestResult(new=counts[NEW], updated=counts[UPDATED], unchanged=counts[UNCHANGED], paper_ids=changed)
+    return IngestResult(
+        new=counts[NEW],
+        updated=counts[UPDATED],
+        unchanged=counts[UNCHANGED],
+        paper_ids=changed,
+        known_trending_again=run.known_trending_again,
+    )
 
 
 class _Row:
@@ -182,12 +194,19 @@ def _ingest_chunk(records: list[PaperRecord], run: _Run) -> None:
     for row in touched.values():
         run.mark(row.pk, NEW if row.new else UPDATED if row.changed else UNCHANGED)
 
-    entries = []
+    entries, known = [], set()
     for row, record in appearances.values():
         key = (row.pk, record.trending_date, record.source)
         if key not in run.entries_written:
             run.entries_written.add(key)
             entries.append((row.pk, record))
+            if not row.new:
+                known.add(key)
+    if known:
+        seen = TrendingEntry.objects.filter(
+            paper_id__in={pk for pk, _, _ in known}, date__in={day for _, day, _ in known}
+        ).values_list("paper_id", "date", "source")
+        run.known_trending_again += len(known - set(seen))
     _upsert_entries(entries)
 
 
