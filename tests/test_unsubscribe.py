@@ -240,6 +240,9 @@ def test_one_click_from_a_confirmation_email_unsubscribes_a_pending_address_and_
 ):
     subscriber = _send("confirmation")
     [message] = smtp_sink.to(subscriber.email)
+    page = client.get(_path(_one_click_url(message))).content.decode()
+    # A pending address has no digests to thin out: no "switch to weekly" that ends on "confirm first".
+    assert "Unsubscribe?" in page and "Switch to weekly" not in page
     response = strict_client.post(_path(_one_click_url(message)), data="List-Unsubscribe=One-Click",
                                   content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
