@@ -67,6 +67,7 @@ def test_get_shows_a_button_and_never_unsubscribes(client, method):
     assert response.status_code == 200
     if method == "get":
         assert "<button" in response.content.decode() and "csrfmiddlewaretoken" in response.content.decode()
+        assert "Switch to weekly, fewer papers or a pause" in response.content.decode()  # a confirmed reader's way out
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.CONFIRMED
 
