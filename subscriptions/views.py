@@ -308,16 +308,10 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             )
         services.subscriber_unsubscribe(subscriber=subscriber, source="one-click")
         return _page(request, "unsubscribed.html", {"subscriber": subscriber})
-    return _page(
-        request,
-        "unsubscribe.html",
-        {
-            "subscriber": subscriber,
-            "manage_path": reverse(
-                "subscriptions:manage", kwargs={"token": token_make(subscriber=subscriber, purpose=Purpose.MANAGE)}
-            ),
-        },
-    )
+    # No manage link minted here: the unsubscribe URL travels in a header that mail systems see and
+    # keep, and lives longer than a manage link (UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS), so it must not
+    # open the reader's preferences or renew their manage link.
+    return _page(request, "unsubscribe.html", {"subscriber": subscriber})
 
 
 @never_cache
