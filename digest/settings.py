@@ -136,7 +136,7 @@ ALLOWED_HOSTS = _get("ALLOWED_HOSTS", env.list, [] if PRODUCTION else ["localhos
 if PRODUCTION and not ALLOWED_HOSTS:
     _fail("ALLOWED_HOSTS", "is required when DJANGO_ENV=production (comma-separated host names)")
 
-# The absolute address used in emails (confirm, manage, unsubscribe, view in browser).
+# The absolute address used in emails (confirm, manage, unsubscribe, the edition page).
 _required_in_production("SITE_URL", "https://paperboy.example.org")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not SITE_URL.startswith(("http://", "https://")):

@@ -1,4 +1,4 @@
-"""The public edition page ("View in browser" in every digest) in headless Chromium, phone and desktop.
+"""The public edition page ("The whole edition online" in every digest) in headless Chromium, phone and desktop.
 
 Screenshots go to tests/artifacts/edition-phone.png and edition-desktop.png.
 """

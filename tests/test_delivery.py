@@ -111,9 +111,11 @@ def test_a_weekly_digest_is_the_weeks_papers_not_the_days(papers, smtp_sink):
     assert reasons and not any("today" in line for line in reasons)  # (abstracts are random text)
     # ...and says it is the week's, not the day's, from the subject line and preheader on.
     assert message.subject.startswith(f"Paperboy: 5 papers for the week to {DAY:%-d %b %Y}")
-    assert "for you this week" in message.part("text/html") and text.startswith(f"Paperboy · The week to {DAY:%A}")
+    assert "1 paper for your interests, and 4 trending this week" in message.part("text/html")
+    assert text.startswith(f"Paperboy · The week to {DAY:%A}")
     [daily_message] = smtp_sink.to(daily.email)
-    assert "week" not in daily_message.subject and "for you today" in daily_message.part("text/html")
+    assert "week" not in daily_message.subject
+    assert "Nothing matched your interests today" in daily_message.part("text/html")
     # Ranked again (a re-run, or preview_digest afterwards), the week leaves out what they got.
     picks = select_for_subscriber(
         subscriber=weekly, day=DAY, candidate_ids=edition_week_candidate_ids(day=DAY), window_days=WEEK_DAYS

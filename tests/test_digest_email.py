@@ -63,7 +63,7 @@ def test_the_digest_has_a_text_and_an_html_part_with_every_paper():
         assert pick.paper.title in text
         assert pick.paper.title in html
         assert pick.paper.pdf_url in html
-    assert "View in browser" in html and f"{SITE}/digest/2026-03-12/" in html
+    assert "The whole edition online" in html and f"{SITE}/digest/2026-03-12/" in html
     assert "Unsubscribe" in html and "Manage" in html
     assert 'class="preheader"' in html
     # Media queries cannot be inlined: dark mode and narrow screens stay in a style tag.
@@ -245,6 +245,21 @@ def test_the_number_of_papers_is_said_in_the_singular_for_one(count, words):
     picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
     rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
     assert rendered.subject.startswith(f"Paperboy: {words} for 12 Mar 2026")
-    assert f"{words} picked for you" in rendered.text and f"{words} picked for you" in rendered.html
+    # This reader's interests match none of these papers: the top-up is said to be one.
+    top = "is the top trending paper" if count == 1 else f"are the {count} top trending papers"
+    assert f"Nothing matched your interests today: here {top}" in rendered.text
+    assert f"Nothing matched your interests today: here {top}" in rendered.html
     context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=edition_ranks(edition=edition))
-    assert context["preheader"].startswith(f"{words} for you today")
+    assert context["preheader"].startswith(f"Nothing matched your interests today: here {top}.")
+
+
+def test_the_first_line_says_how_many_papers_match_and_how_many_only_trend():
+    from digest.services.delivery import digest_lead
+
+    def papers(matched, trending):
+        return [{"trending": False}] * matched + [{"trending": True}] * trending
+
+    assert digest_lead(papers(1, 0), period="today") == "1 paper picked for you"
+    assert digest_lead(papers(7, 0), period="today") == "7 papers picked for you"
+    assert digest_lead(papers(3, 2), period="this week") == "3 papers for your interests, and 2 trending this week"
+    assert digest_lead(papers(0, 6), period="today") == "Nothing matched your interests today: here are the 6 top trending papers"

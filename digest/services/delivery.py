@@ -427,6 +427,24 @@ def _abstract_snippet_cached(text: str) -> str:
     return abstract_snippet(text)
 
 
+def digest_lead(papers: list[dict], *, period: str) -> str:
+    """The digest's first line: how many papers match the reader and how many only trend (the top-up).
+    A digest of top-up papers alone must not say they were picked for the reader."""
+    n, matched = len(papers), sum(not p["trending"] for p in papers)
+    if matched == n:
+        return f"{papers_count(n)} picked for you"
+    if matched == 0:
+        top = "is the top trending paper" if n == 1 else f"are the {n} top trending papers"
+        return f"Nothing matched your interests {period}: here {top}"
+    return f"{papers_count(matched)} for your interests, and {n - matched} trending {period}"
+
+
+def _preheader(papers: list[dict], *, first: str, period: str) -> str:
+    if all(not p["trending"] for p in papers):
+        return f"{papers_count(len(papers))} for you {period}: {first}"[:180]
+    return f"{digest_lead(papers, period=period)}. {first}"[:180]
+
+
 def papers_count(n: int) -> str:
     return f"{n} paper" if n == 1 else f"{n} papers"
 
@@ -446,7 +464,8 @@ def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], fre
         "edition_date": edition.date,
         "date_label": f"The week to {day}" if weekly else day,
         "papers": papers,
-        "preheader": f"{papers_count(len(papers))} for you {'this week' if weekly else 'today'}: {first}"[:180],
+        "preheader": _preheader(papers, first=first, period="this week" if weekly else "today"),
+        "lead": digest_lead(papers, period="this week" if weekly else "today"),
         "view_url": settings.SITE_URL + edition.get_absolute_url(),
     }
 
