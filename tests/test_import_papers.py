@@ -220,7 +220,11 @@ def test_the_number_of_queries_does_not_grow_with_the_number_of_papers():
     assert Paper.objects.count() == 510
 
 
-@pytest.mark.parametrize("command", [["import_papers", MAR_12], ["fetch_papers", "--source", "hf"]])
+@pytest.mark.parametrize(
+    "command",
+    [["import_papers", MAR_12], ["fetch_papers", "--source", "hf"], ["send_digests"],
+     ["preview_digest", "--email", "ada@example.org"]],
+)
 def test_a_bad_date_is_a_one_line_usage_error_not_a_traceback(command, tmp_path):
     import subprocess
     import sys

@@ -6,6 +6,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from digest.management.commands.import_papers import iso_date
 from digest.models import Delivery, Edition, TrendingEntry
 from digest.services.delivery import subscriber_next_digest
 from digest.services.editions import edition_candidate_ids, edition_latest_day, edition_readers_picks
@@ -47,7 +48,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--email", required=True, help="The subscriber's address.")
-        parser.add_argument("--date", help="YYYY-MM-DD; default: the day sending would send (the latest with trending papers).")
+        parser.add_argument(
+            "--date", type=iso_date, help="YYYY-MM-DD; default: the day sending would send (the latest with trending papers)."
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON array (notes go to stderr).")
 
     def handle(self, *args, **options):
@@ -56,10 +59,7 @@ class Command(BaseCommand):
         if subscriber is None:
             raise CommandError(f"No subscriber with the address {email!r}.")
         if options["date"]:
-            try:
-                day = datetime.date.fromisoformat(options["date"])
-            except ValueError:
-                raise CommandError(f"--date must be YYYY-MM-DD, not {options['date']!r}.") from None
+            day = options["date"]
             # As send_digests: a day without trending papers has nothing to send.
             if not TrendingEntry.objects.filter(date=day).exists():
                 raise CommandError(f"No trending papers on {day}: nothing to send")
