@@ -438,6 +438,9 @@ class PaperAdmin(admin.ModelAdmin):
 
 @admin.register(TrendingEntry)
 class TrendingEntryAdmin(admin.ModelAdmin):
+    """Entries come from imports (import_papers, fetch_papers, the papers page's upload), which also
+    reach an edition already frozen (editions.edition_late_papers_add); one added here would not."""
+
     list_display = ("date", "rank", "paper", "source", "upvotes")
     list_filter = ("source",)
     date_hierarchy = "date"
@@ -445,6 +448,9 @@ class TrendingEntryAdmin(admin.ModelAdmin):
     autocomplete_fields = ("paper",)
     list_select_related = ("paper",)
     list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
 
 
 # --- topics ---------------------------------------------------------------
@@ -807,6 +813,11 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # The delivery ledger is the record of what each reader was sent (and keeps a re-run
+        # from sending it twice): failed rows are re-queued, never deleted.
+        return False
+
     @admin.display(description="Subscriber", ordering="subscriber__email")
     def subscriber_email(self, obj):
         return obj.subscriber.email
@@ -880,10 +891,22 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 @admin.register(SentPaper)
 class SentPaperAdmin(admin.ModelAdmin):
+    """The sent-papers ledger, read only: sending writes it, and it alone keeps a paper from
+    reaching a reader twice."""
+
     list_display = ("sent_on", "subscriber", "paper")
     list_select_related = ("subscriber", "paper")
     raw_id_fields = ("subscriber", "paper", "delivery")
     search_fields = ("subscriber__email", "paper__title")
     date_hierarchy = "sent_on"
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 

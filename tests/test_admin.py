@@ -113,7 +113,8 @@ def test_an_operator_sees_subscribers_deliveries_and_health(operator_client, pri
     for url in _address_urls(private_records):
         if "autocomplete" in url:
             continue  # raw-id fields there, no autocomplete: 403 for everyone is right
-        assert operator_client.get(url).status_code == 200, url
+        ledger_delete = url.endswith("/delete/") and ("/digest/delivery/" in url or "/digest/sentpaper/" in url)
+        assert operator_client.get(url).status_code == (403 if ledger_delete else 200), url  # ledgers: read only
     page = operator_client.get(reverse("admin:subscriptions_subscriber_changelist")).content.decode()
     assert SECRET_ADDRESS in page
 
@@ -729,3 +730,20 @@ def test_a_papers_topics_inline_lists_its_own_topics_first_and_says_which_it_is_
     rows = [(form.original.topic.name, formset.opts.listed(form.original)) for form in formset if form.original]
     assert rows == [("Lichens", "yes"), ("Origami", "yes, by hand"), ("Bird song", "no, by hand"), ("Knot theory", "no")]
     assert "0.70 (lists at 0.30)" in page.content.decode()
+
+
+def test_the_sending_ledgers_are_read_only_and_trending_entries_come_from_imports(client, django_user_model):
+    """Deleting a delivery or a sent-paper row would erase the record of what a reader got (and
+    what keeps it from coming twice); an entry typed in here would miss an edition already frozen."""
+    client.force_login(django_user_model.objects.create_superuser("root", "root@paperboy.test", "pw"))
+    edition = Edition.objects.create(date=timezone.localdate())
+    reader = SubscriberFactory()
+    paper = PaperFactory()
+    delivery = Delivery.objects.create(edition=edition, subscriber=reader, state=Delivery.State.SENT)
+    sent = SentPaper.objects.create(subscriber=reader, paper=paper, delivery=delivery, sent_on=edition.date)
+    assert client.get(reverse("admin:digest_delivery_delete", args=[delivery.pk])).status_code == 403
+    assert client.get(reverse("admin:digest_sentpaper_delete", args=[sent.pk])).status_code == 403
+    assert client.get(reverse("admin:digest_sentpaper_add")).status_code == 403
+    assert client.get(reverse("admin:digest_trendingentry_add")).status_code == 403
+    assert client.get(reverse("admin:digest_sentpaper_change", args=[sent.pk])).status_code == 200  # still readable
+    assert Delivery.objects.filter(pk=delivery.pk).exists() and SentPaper.objects.filter(pk=sent.pk).exists()
