@@ -42,6 +42,17 @@ def _roles_sync(sender, app_config=None, **kwargs):
         curation.roles_sync()
 
 
+class LedgerCascadeMixin:
+    """The ledgers (Delivery, SentPaper) can't be deleted on their own, yet deleting a reader or a
+    paper must still take their rows with it (an erasure request): Django's delete page would
+    refuse, since it asks each related admin for delete permission."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        ledgers = {str(model._meta.verbose_name) for model in (Delivery, SentPaper)}
+        return deleted, counts, perms_needed - ledgers, protected
+
+
 ARXIV_ID_RE = re.compile(r"(\d{4}\.\d{4,5})(?:v\d+)?")
 
 
@@ -208,7 +219,7 @@ class PaperForm(forms.ModelForm):
 
 
 @admin.register(Paper)
-class PaperAdmin(admin.ModelAdmin):
+class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
     # Below this classifier score a paper is not listed under a topic (an override always is);
     # the topic-query preview's "matches" uses the same bar.
     topic_min_score = TOPIC_LISTING_SCORE

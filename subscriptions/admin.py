@@ -10,7 +10,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.html import format_html
 
-from digest.admin import DeliveryHistoryInline
+from digest.admin import DeliveryHistoryInline, LedgerCascadeMixin
 from digest.models import Topic
 
 from . import services
@@ -34,7 +34,7 @@ class PausedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
     list_display = ("email", "status_column", "frequency", "send_hour", "timezone", "topics_column", "created_at")
     list_filter = ("status", PausedFilter, "frequency", "signup_source", "topics")
     search_fields = ("email",)

@@ -747,3 +747,16 @@ def test_the_sending_ledgers_are_read_only_and_trending_entries_come_from_import
     assert client.get(reverse("admin:digest_trendingentry_add")).status_code == 403
     assert client.get(reverse("admin:digest_sentpaper_change", args=[sent.pk])).status_code == 200  # still readable
     assert Delivery.objects.filter(pk=delivery.pk).exists() and SentPaper.objects.filter(pk=sent.pk).exists()
+
+
+def test_an_operator_can_still_delete_a_reader_with_their_ledger_rows(operator_client):
+    """An erasure request: the reader goes, and their deliveries and sent papers with them."""
+    edition = Edition.objects.create(date=timezone.localdate())
+    reader = SubscriberFactory()
+    delivery = Delivery.objects.create(edition=edition, subscriber=reader, state=Delivery.State.SENT)
+    SentPaper.objects.create(subscriber=reader, paper=PaperFactory(), delivery=delivery, sent_on=edition.date)
+    url = reverse("admin:subscriptions_subscriber_delete", args=[reader.pk])
+    assert "Are you sure" in operator_client.get(url).content.decode()
+    assert operator_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Subscriber.objects.filter(pk=reader.pk).exists()
+    assert not Delivery.objects.exists() and not SentPaper.objects.exists()
