@@ -131,8 +131,11 @@ def test_authors_are_shortened_and_abstracts_cut_to_a_snippet():
     text = _part(_parsed(msg), "text/plain")
     assert "A One, B Two, C Three et al." in text
     assert "E Five" not in text
-    snippet_line = next(line for line in text.splitlines() if "lorem" in line)
-    assert len(snippet_line.strip()) <= 262 and snippet_line.rstrip().endswith("…")
+    # Wrapped for a phone's plain-text view: indented lines of at most 71 characters.
+    snippet_lines = [line for line in text.splitlines() if "lorem" in line]
+    snippet = " ".join(line.strip() for line in snippet_lines)
+    assert len(snippet) <= 262 and snippet.endswith("…")
+    assert len(snippet_lines) > 1 and all(line.startswith("   ") and len(line) <= 71 for line in snippet_lines)
 
 
 @pytest.mark.django_db
