@@ -429,9 +429,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # A confirm/manage/unsubscribe path ends in a working token: the loggers that log request
+    # paths mask it (gunicorn's access log does the same in gunicorn.conf.py).
+    "filters": {"mask_link_tokens": {"()": "digest.log_filters.TokenMaskFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        "django.request": {"filters": ["mask_link_tokens"]},
+        "django.security.csrf": {"filters": ["mask_link_tokens"]},
+        # runserver's request lines. Configuring the logger replaces Django's own handler for it.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["mask_link_tokens"]},
         "django.db.backends": {"level": "WARNING"},
         "bm25s": {"level": "WARNING"},
         "sentence_transformers": {"level": "WARNING"},
