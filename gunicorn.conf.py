@@ -14,6 +14,10 @@ time); the threads carry the waits. Every thread keeps its own PostgreSQL connec
 import os
 import sys
 
+from gunicorn.glogging import Logger
+
+from digest.log_filters import TokenMaskFilter
+
 
 def _positive_int(name: str, default: str) -> int:
     # gunicorn reads WEB_CONCURRENCY itself as it starts, with a traceback for a bad one, so the
@@ -34,6 +38,22 @@ threads = _positive_int("WEB_THREADS", "4")
 # one worker held most of wrk's 16 connections (95% CPU, the others ~5%), so a request
 # waited behind its neighbours' GIL turns while a core sat a third idle.
 reuse_port = True
+
+
+
+
+class TokenMaskingLogger(Logger):
+    """gunicorn's logger, with the tokens of confirm/manage/unsubscribe links masked in the access
+    log (digest/log_filters.py): its request line, path and Referer are working links otherwise."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        # setup() runs again on every reload (SIGHUP); one filter is enough.
+        if not any(isinstance(f, TokenMaskFilter) for f in self.access_log.filters):
+            self.access_log.addFilter(TokenMaskFilter())
+
+
+logger_class = TokenMaskingLogger
 
 
 def post_worker_init(worker):

@@ -13,11 +13,13 @@ import math
 import pkgutil
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
+from django.http.request import split_domain_port, validate_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -143,6 +145,13 @@ if not SITE_URL.startswith(("http://", "https://")):
     _fail("SITE_URL", f"must start with http:// or https://, not {SITE_URL!r}")
 if PRODUCTION and not SITE_URL.startswith("https://"):
     _fail("SITE_URL", "must be https:// in production (List-Unsubscribe needs an https URL)")
+if PRODUCTION:
+    # Django answers 400 (DisallowedHost) to a host ALLOWED_HOSTS does not allow: every confirm,
+    # manage and unsubscribe link in every email, one-click unsubscribe included, would fail.
+    _site_host, _ = split_domain_port(urlsplit(SITE_URL).netloc.rpartition("@")[2])
+    if not validate_host(_site_host, ALLOWED_HOSTS):
+        _fail("SITE_URL", f"its host {_site_host!r} is not allowed by ALLOWED_HOSTS ({','.join(ALLOWED_HOSTS)}): every "
+              "link in the emails would answer 400 Bad Request; add the host to ALLOWED_HOSTS or correct SITE_URL")
 SITE_NAME = env.str("SITE_NAME", default="Paperboy")
 
 INSTALLED_APPS = [
@@ -429,9 +438,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # A confirm/manage/unsubscribe path ends in a working token: the loggers that log request
+    # paths mask it (gunicorn's access log does the same in gunicorn.conf.py).
+    "filters": {"mask_link_tokens": {"()": "digest.log_filters.TokenMaskFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        "django.request": {"filters": ["mask_link_tokens"]},
+        "django.security.csrf": {"filters": ["mask_link_tokens"]},
+        # runserver's request lines. Configuring the logger replaces Django's own handler for it.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["mask_link_tokens"]},
         "django.db.backends": {"level": "WARNING"},
         "bm25s": {"level": "WARNING"},
         "sentence_transformers": {"level": "WARNING"},

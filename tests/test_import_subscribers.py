@@ -131,3 +131,15 @@ def test_unusable_files_are_refused_with_a_clear_message(tmp_path, content, word
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_subscribers", str(tmp_path / "nope.csv"))
+
+
+def test_help_lists_the_columns_an_operator_can_give(capsys):
+    # The help once said "see the module docstring for columns", which an operator cannot see.
+    with pytest.raises(SystemExit):
+        call_command("import_subscribers", "--help")
+    out = capsys.readouterr().out
+    assert "docstring" not in out
+    for line in ["email (required)", "topics", "interests", "frequency", "weekday", "send_hour", "timezone",
+                 "digest_size"]:
+        assert f"\n  {line}" in out
+    assert "  frequency     daily or weekly (default daily)\n" in out  # one column a line, as written: not rewrapped

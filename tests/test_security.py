@@ -72,6 +72,28 @@ def test_production_refuses_a_plain_http_site_url():
     assert "SITE_URL" in result.stderr
 
 
+def test_production_refuses_a_site_url_whose_host_allowed_hosts_would_turn_away():
+    # Every confirm, manage and unsubscribe link in every email would answer 400 (DisallowedHost).
+    result = _manage("check", "--deploy", extra_env={"ALLOWED_HOSTS": "other.example.org"})
+    assert result.returncode != 0
+    assert ("Setting SITE_URL: its host 'paperboy.example.org' is not allowed by ALLOWED_HOSTS (other.example.org)"
+            in result.stderr)
+
+
+@pytest.mark.parametrize(
+    "allowed_hosts, site_url",
+    [
+        (".example.org", "https://paperboy.example.org"),
+        ("*", "https://paperboy.example.org"),
+        ("www.example.org,PAPERBOY.example.org", "https://paperboy.example.org:8443/"),
+        ("paperboy.example.org", "https://paperboy.example.org./"),
+    ],
+)
+def test_production_accepts_a_site_url_host_that_allowed_hosts_allows(allowed_hosts, site_url):
+    result = _manage("check", extra_env={"ALLOWED_HOSTS": allowed_hosts, "SITE_URL": site_url})
+    assert result.returncode == 0, result.stderr
+
+
 def test_public_pages_carry_a_content_security_policy(client, db):
     response = client.get("/")
     policy = response.headers["Content-Security-Policy"]

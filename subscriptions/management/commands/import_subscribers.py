@@ -1,26 +1,43 @@
 """python manage.py import_subscribers FILE.csv [--confirmed]
 
-Columns (header row; email is required, and each row needs topics or interests): email,
-topics (slugs or names separated by ';' or '|'), interests, frequency (daily|weekly), weekday
-(0-6 or a day name, weekly only), send_hour (0-23), timezone (IANA name), digest_size (5-30).
-Bad rows are reported with their line number and skipped; good rows are imported.
-Existing and suppressed addresses are left alone, so running it twice changes nothing.
+The columns are listed in COLUMNS_HELP, which --help shows. Bad rows are reported with their
+line number and skipped; good rows are imported. Existing and suppressed addresses are left
+alone, so running it twice changes nothing.
 """
 
+import argparse
 import csv
 import io
 import re
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
 from subscriptions import services
-from subscriptions.forms import WEEKDAYS, SignupForm
+from subscriptions.forms import DIGEST_SIZE_MAX, DIGEST_SIZE_MIN, WEEKDAYS, SignupForm
 from subscriptions.selectors import topic_list_active, topics_by_reference
+
+COLUMNS_HELP = f"""\
+columns (a header row names them, in any order; each row needs topics or interests):
+  email (required)
+  topics        topic slugs or names, separated by ';' or '|'
+  interests     free text, e.g. "diffusion models, video generation"
+  frequency     daily or weekly (default daily)
+  weekday       0-6 or a day name (0 = Monday, mon, ...); weekly only (default Monday)
+  send_hour     local hour 0-23 (default 7)
+  timezone      an IANA name, e.g. Europe/Berlin (default {settings.TIME_ZONE_DEFAULT})
+  digest_size   papers per digest, {DIGEST_SIZE_MIN}-{DIGEST_SIZE_MAX} (default 10)
+Bad rows are reported with their line number and skipped; existing and suppressed
+addresses are left alone, so running it twice changes nothing.
+"""
 
 COLUMNS = {"email", "topics", "interests", "frequency", "weekday", "send_hour", "timezone", "digest_size"}
 DAY_NAMES = {name.lower(): number for number, name in WEEKDAYS} | {name[:3].lower(): number for number, name in WEEKDAYS}
+
+
+class _RawEpilogHelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
 
 
 class ImportForm(SignupForm):
@@ -33,8 +50,14 @@ class ImportForm(SignupForm):
 class Command(BaseCommand):
     help = "Import subscribers from a CSV file (double opt-in unless --confirmed)."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # The column list is laid out one a line: printed as written, not rewrapped.
+        kwargs.setdefault("formatter_class", _RawEpilogHelpFormatter)
+        kwargs.setdefault("epilog", COLUMNS_HELP)
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
     def add_arguments(self, parser):
-        parser.add_argument("file", help="CSV file with a header row; see the module docstring for columns")
+        parser.add_argument("file", help="CSV file with a header row (columns below)")
         parser.add_argument(
             "--confirmed",
             action="store_true",
