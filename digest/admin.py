@@ -817,12 +817,31 @@ class DeliveryAdmin(admin.ModelAdmin):
     actions = ("requeue",)
     change_list_template = "admin/digest/delivery/change_list.html"
     readonly_fields = (
-        "edition", "subscriber", "state", "lease_until", "attempts", "message_id", "paper_ids",
+        "edition", "subscriber", "state", "lease_until", "attempts", "message_id", "papers_sent",
         "last_error", "transient_error", "sent_at", "created_at", "updated_at",
     )  # fmt: skip
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="Papers sent, and why")
+    def papers_sent(self, obj):
+        """What the reader got, in order, with the reasons the email gave (rows sent before the
+        reasons were kept show the papers alone)."""
+        if not obj.paper_ids:
+            return "—"
+        titles = Paper.objects.in_bulk(obj.paper_ids)
+        reasons = list(obj.reasons or [])
+        rows = []
+        for n, pk in enumerate(obj.paper_ids):
+            paper = titles.get(pk)
+            why = "; ".join(reasons[n]) if n < len(reasons) else ""
+            url = reverse("admin:digest_paper_change", args=[pk]) if paper else ""
+            rows.append((n + 1, url, paper.title if paper else f"paper {pk} (deleted)", why))
+        return format_html(
+            "<ol class='papers-sent'>{}</ol>",
+            format_html_join("", "<li value='{}'><a href='{}'>{}</a><br><small>{}</small></li>", rows),
+        )
 
     def has_delete_permission(self, request, obj=None):
         # The delivery ledger is the record of what each reader was sent (and keeps a re-run

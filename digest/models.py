@@ -218,6 +218,9 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     message_id = models.CharField(max_length=255, blank=True)
     paper_ids = models.JSONField(default=list, blank=True)
+    # Each sent paper's reasons ("matches your interest 'x'", "trending #2 today"), in paper_ids'
+    # order: ranking again later can't say why a reader got a paper (the ledger then excludes it).
+    reasons = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)
     transient_error = models.BooleanField(default=False)
     sent_at = models.DateTimeField(null=True, blank=True)

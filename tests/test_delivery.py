@@ -25,6 +25,7 @@ from digest.matching import select_for_subscriber
 from digest.services.editions import WEEK_DAYS, edition_freeze, edition_week_candidate_ids
 from subscriptions.models import Subscriber, Suppression
 from tests.digest_support import SITE, trending_day
+from tests.admin_support import operator, operator_client  # noqa: F401
 from tests.factories import PaperFactory, SubscriberFactory, TrendingEntryFactory
 
 DAY = datetime.date(2026, 3, 12)
@@ -473,3 +474,22 @@ def test_the_planning_task_run_twice_plans_once_and_the_chunk_task_run_twice_sen
         assert deliveries_send_chunk_task(ids)["sent"] == 1
         assert deliveries_send_chunk_task(ids)["sent"] == 0
     assert len(smtp_sink.to(reader.email)) == 1
+
+
+def test_the_delivery_keeps_why_each_paper_was_sent_and_the_admin_shows_it(papers, smtp_sink, operator_client):
+    """Ranking again can't say why a reader got a paper (the ledger leaves it out then): the
+    delivery row keeps each paper's reasons, as the email gave them."""
+    from django.urls import reverse
+
+    robots = PaperFactory(title="Learning Dexterous Robot Manipulation", abstract="Robot manipulation policies.")
+    TrendingEntryFactory(paper=robots, date=DAY, rank=13, upvotes=1)
+    reader = SubscriberFactory(interests="robot manipulation", digest_size=5)
+    _plan()
+    assert _send_all().sent == 1
+    delivery = Delivery.objects.get(subscriber=reader)
+    assert len(delivery.reasons) == len(delivery.paper_ids) == 5
+    assert delivery.paper_ids[0] == robots.pk
+    assert any("robot manipulation" in why for why in delivery.reasons[0])
+    assert all(any("trending" in why for why in reasons) for reasons in delivery.reasons[1:])
+    page = operator_client.get(reverse("admin:digest_delivery_change", args=[delivery.pk])).content.decode()
+    assert "Learning Dexterous Robot Manipulation" in page and "robot manipulation" in page

@@ -213,8 +213,8 @@ def _deliveries_insert(*, edition: Edition, subscriber_ids: list[int]) -> list[i
         now = timezone.now()
         sql = (
             f"INSERT INTO {connection.ops.quote_name(Delivery._meta.db_table)} (edition_id, subscriber_id, state, "
-            f"attempts, message_id, paper_ids, last_error, transient_error, created_at, updated_at) "
-            f"SELECT %s, s, %s, 0, '', '[]'::jsonb, '', false, %s, %s FROM unnest(%s::bigint[]) AS s "
+            f"attempts, message_id, paper_ids, reasons, last_error, transient_error, created_at, updated_at) "
+            f"SELECT %s, s, %s, 0, '', '[]'::jsonb, '[]'::jsonb, '', false, %s, %s FROM unnest(%s::bigint[]) AS s "
             f"ON CONFLICT DO NOTHING RETURNING id"
         )
         new_ids = []
@@ -675,18 +675,21 @@ def retry_delay_seconds(*, attempts: int) -> float:
 # ---------------------------------------------------------------- recording
 
 
-def delivery_record_sent(*, delivery: Delivery, message_id: str, paper_ids: list[int], now: datetime.datetime) -> None:
+def delivery_record_sent(
+    *, delivery: Delivery, message_id: str, paper_ids: list[int], now: datetime.datetime, reasons: list | None = None
+) -> None:
     """Mark the row sent and add its papers to the sent-papers ledger, atomically, right after the 250.
 
     Recorded per message, not in batches: a worker killed between batches would resend
     every message of the unrecorded batch, and "never two" matters more than a round trip.
     """
+    reasons = reasons or []
     if connection.vendor == "postgresql":
-        _record_sent_postgresql(delivery=delivery, message_id=message_id, paper_ids=paper_ids, now=now)
+        _record_sent_postgresql(delivery=delivery, message_id=message_id, paper_ids=paper_ids, now=now, reasons=reasons)
         return
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-            state=State.SENT, sent_at=now, message_id=message_id[:255], paper_ids=paper_ids,
+            state=State.SENT, sent_at=now, message_id=message_id[:255], paper_ids=paper_ids, reasons=reasons,
             lease_until=None, last_error="", transient_error=False, updated_at=now,
         )
         # The ledger matching reads, so no paper reaches the same reader twice.
@@ -697,7 +700,9 @@ def delivery_record_sent(*, delivery: Delivery, message_id: str, paper_ids: list
         )
 
 
-def _record_sent_postgresql(*, delivery: Delivery, message_id: str, paper_ids: list[int], now: datetime.datetime) -> None:
+def _record_sent_postgresql(
+    *, delivery: Delivery, message_id: str, paper_ids: list[int], now: datetime.datetime, reasons: list
+) -> None:
     # One statement, so one round trip and an implicit transaction, instead of BEGIN,
     # UPDATE, INSERT, COMMIT: those four waits on the server were a fifth of a worker's
     # time. The ledger rows are inserted only if this UPDATE flipped the row (the CTE
@@ -705,7 +710,7 @@ def _record_sent_postgresql(*, delivery: Delivery, message_id: str, paper_ids: l
     ops = connection.ops
     sql = (
         f"WITH done AS (UPDATE {ops.quote_name(Delivery._meta.db_table)} SET state = %s, sent_at = %s, message_id = %s, "
-        f"paper_ids = %s::jsonb, lease_until = NULL, last_error = '', transient_error = false, updated_at = %s "
+        f"paper_ids = %s::jsonb, reasons = %s::jsonb, lease_until = NULL, last_error = '', transient_error = false, updated_at = %s "
         f"WHERE id = %s AND state = %s RETURNING id, subscriber_id) "
         f"INSERT INTO {ops.quote_name(SentPaper._meta.db_table)} (subscriber_id, paper_id, delivery_id, sent_on) "
         f"SELECT done.subscriber_id, p.paper_id, done.id, %s FROM done, unnest(%s::bigint[]) AS p(paper_id) "
@@ -714,7 +719,7 @@ def _record_sent_postgresql(*, delivery: Delivery, message_id: str, paper_ids: l
     with connection.cursor() as cursor:
         # Plain str and one array literal: psycopg's per-value adaptation of enum members and of a
         # list was a sixth of this call's CPU.
-        cursor.execute(sql, [_SENT, now, message_id[:255], json.dumps(paper_ids), now, delivery.pk, _SENDING,
+        cursor.execute(sql, [_SENT, now, message_id[:255], json.dumps(paper_ids), json.dumps(reasons), now, delivery.pk, _SENDING,
                              now.date(), _int_array(paper_ids)])
 
 
@@ -859,7 +864,7 @@ def deliveries_send_chunk(
         Delivery.objects.filter(_claimable(start), pk__in=delivery_ids)
         .exclude(edition__status=Edition.Status.HELD)
         .select_related("subscriber")
-        .defer("message_id", "paper_ids", "last_error", *_SUBSCRIBER_FIELDS_NOT_SENT)
+        .defer("message_id", "paper_ids", "reasons", "last_error", *_SUBSCRIBER_FIELDS_NOT_SENT)
         .order_by("id")
     )
     result.not_claimed = len(delivery_ids) - len(rows)
@@ -970,7 +975,11 @@ def _send_one(*, row: Delivery, edition: Edition, picks_by_subscriber: dict, ran
     status = getattr(message, "anymail_status", None)
     message_id = (getattr(status, "message_id", None) if status else None) or message.extra_headers["Message-ID"]
     delivery_record_sent(
-        delivery=row, message_id=str(message_id), paper_ids=[p.paper_id for p in picks], now=timezone.now()
+        delivery=row,
+        message_id=str(message_id),
+        paper_ids=[p.paper_id for p in picks],
+        reasons=[list(p.reasons or ()) for p in picks],
+        now=timezone.now(),
     )
     result.sent += 1
 
