@@ -493,3 +493,18 @@ def test_the_delivery_keeps_why_each_paper_was_sent_and_the_admin_shows_it(paper
     assert all(any("trending" in why for why in reasons) for reasons in delivery.reasons[1:])
     page = operator_client.get(reverse("admin:digest_delivery_change", args=[delivery.pk])).content.decode()
     assert "Learning Dexterous Robot Manipulation" in page and "robot manipulation" in page
+
+
+def test_send_digests_says_why_nobody_is_due(papers):
+    from django.core.management import call_command
+
+    import time_machine
+
+    SubscriberFactory.create_batch(2)
+    out = io.StringIO()
+    with time_machine.travel(MORNING, tick=False):
+        call_command("send_digests", "--now", stdout=out)
+        call_command("send_digests", "--now", stdout=(again := io.StringIO()))
+    assert "2 readers due" in out.getvalue()
+    assert "0 readers due" in again.getvalue()
+    assert "Of 2 confirmed readers, 2 already have this edition." in again.getvalue()

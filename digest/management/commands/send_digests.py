@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from digest.management.commands.import_papers import iso_date
-from digest.models import TrendingEntry
+from digest.models import Edition, TrendingEntry
 from digest.services.delivery import deliveries_plan
+from subscriptions.models import Subscriber
 
 
 class Command(BaseCommand):
@@ -30,3 +31,21 @@ class Command(BaseCommand):
             f"Edition {plan.edition.date}: {len(plan.edition.paper_ids)} papers; "
             f"{plan.due} readers due, {plan.planned} deliveries planned in {plan.chunks} chunks"
         )
+        if not plan.due:
+            self.stdout.write(_why_nobody_is_due(plan.edition, ignore_hour=now))
+
+
+def _why_nobody_is_due(edition: Edition, *, ignore_hour: bool) -> str:
+    """The operator's next question after '0 readers due'."""
+    confirmed = Subscriber.objects.filter(status=Subscriber.Status.CONFIRMED)
+    total = confirmed.count()
+    if not total:
+        return "No confirmed readers yet."
+    have = confirmed.filter(deliveries__edition=edition).count()
+    rest = total - have
+    why = f"Of {total} confirmed readers, {have} already have this edition"
+    if rest:
+        why += f"; the other {rest} had a digest today (one a day, their time), are paused" + (
+            "" if ignore_hour else ", or wait for their hour or weekday (--now ignores those)"
+        )
+    return why + "."
