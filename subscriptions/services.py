@@ -390,6 +390,9 @@ def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: st
         confirmed_at=now,
         confirm_ip=ip,
         confirm_user_agent=user_agent[:500],
+        # A former reader who confirms again is no longer "unsubscribed at ...".
+        unsubscribed_at=None,
+        unsubscribe_source="",
         updated_at=now,
     )
     subscriber.refresh_from_db()

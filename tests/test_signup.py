@@ -263,7 +263,10 @@ def test_resubscribing_after_unsubscribing_needs_a_fresh_confirmation_and_revoke
 ):
     from subscriptions.links import manage_url
 
-    subscriber = SubscriberFactory(email="ada@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+    subscriber = SubscriberFactory(
+        email="ada@example.org", status=Subscriber.Status.UNSUBSCRIBED, unsubscribed_at=timezone.now(),
+        unsubscribe_source="one-click",
+    )
     old_manage = manage_url(subscriber).split("://", 1)[1].split("/", 1)[1]
 
     _signup(client, django_capture_on_commit_callbacks)
@@ -276,6 +279,7 @@ def test_resubscribing_after_unsubscribing_needs_a_fresh_confirmation_and_revoke
     client.post("/" + confirm_path)
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.CONFIRMED
+    assert (subscriber.unsubscribed_at, subscriber.unsubscribe_source) == (None, "")  # not "unsubscribed at ..." now
 
 
 def test_signups_are_rate_limited_per_ip_with_a_friendly_page(client, topics, settings, django_capture_on_commit_callbacks):
