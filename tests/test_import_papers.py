@@ -258,3 +258,15 @@ def test_the_demo_load_of_make_run_queues_nothing_before_redis_is_up(tmp_path):
         assert result.returncode == 0, result.stderr
         assert "could not enqueue" not in result.stderr
     assert "classified 242 paper(s)" in result.stdout
+
+
+@pytest.mark.parametrize("path", [MAR_12, HF, DATA / "arxiv_query.atom.xml"])
+def test_a_file_saved_as_utf16_with_a_byte_order_mark_imports_like_its_utf8_original(path, tmp_path):
+    """What Windows tools call 'Unicode' text: it was refused as 'binary data (a NUL byte)'."""
+    from digest.sources import parse_papers
+
+    original = Path(path).read_bytes()
+    wide = tmp_path / Path(path).name
+    text = original.decode("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"')  # as an XML tool saves it
+    wide.write_bytes(text.encode("utf-16"))  # with a BOM
+    assert parse_papers(wide.read_bytes(), name=wide.name) == parse_papers(original, name=Path(path).name)

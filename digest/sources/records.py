@@ -1,5 +1,6 @@
 """The one shape every paper source produces, and the one error it raises."""
 
+import codecs
 import datetime
 import gc
 import re
@@ -129,6 +130,12 @@ def decode_text(data: bytes, *, name: str) -> str:
     """Bytes to text, refusing binary and non-UTF-8 input with the line it happened on."""
     if not data.strip():
         raise SourceError("empty file", name=name, line=1)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Windows tools save "Unicode" text as UTF-16 with a byte-order mark: readable, not binary.
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"not valid UTF-16 text ({exc.reason} at offset {exc.start})", name=name, line=1) from None
     nul = data.find(b"\x00")
     if nul >= 0:
         raise SourceError("binary data (a NUL byte), not a paper list", name=name, line=data.count(b"\n", 0, nul) + 1)
