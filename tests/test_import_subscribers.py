@@ -69,6 +69,9 @@ def test_good_rows_import_and_bad_rows_are_reported_with_their_line_numbers(
     for address in ["ada@example.org", "grace@example.org"]:
         [mail] = smtp_sink.to(address)
         assert "Confirm" in mail.subject
+        # They did not ask: the operator added them, and the email says so.
+        for part in ("text/plain", "text/html"):
+            assert "added" in mail.part(part) and "hopefully you" not in mail.part(part)
     assert smtp_sink.to("gone@example.org") == [] and smtp_sink.to("eve@example.org") == []
 
 

@@ -131,6 +131,7 @@ def test_signup_mails_a_confirmation_whose_link_confirms_only_on_post(
     [message] = smtp_sink.to("ada@example.org")
     assert "Confirm" in message.subject
     text, html = message.part("text/plain"), message.part("text/html")
+    assert "Someone (hopefully you) asked" in text and "Someone (hopefully you) asked" in html
     url = _link(text, "confirm")
     assert url in html
     assert url.startswith("http://127.0.0.1:8000/confirm/") or url.startswith("http")
