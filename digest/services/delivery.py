@@ -20,6 +20,7 @@ lease expires, with the same Message-ID so mailbox providers can fold the two.
 """
 
 import datetime
+import hashlib
 import json
 import logging
 import random
@@ -31,7 +32,7 @@ from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from email.utils import make_msgid, parseaddr
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
@@ -378,6 +379,23 @@ def _domain_of(from_email: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+def delivery_message_id(*, delivery: Delivery, edition: Edition, domain: str) -> str:
+    """The same Message-ID on every attempt at one delivery, a different one for every other.
+
+    A worker killed between the server's 250 and the record sends the row again when its
+    lease expires; an identical Message-ID lets mailbox providers fold the two copies
+    (make_msgid's time and random parts made each attempt look like a new message). The
+    install's tag keeps two installs sending from one domain from reusing each other's ids.
+    """
+    return f"<delivery{delivery.pk}.{edition.date.isoformat()}.{_install_tag(settings.SECRET_KEY)}@{domain}>"
+
+
+@lru_cache(maxsize=4)
+def _install_tag(secret: str) -> str:
+    # A one-way digest: the id is public, the key must not be guessable from it.
+    return hashlib.sha256(f"paperboy-message-id:{secret}".encode()).hexdigest()[:10]
+
+
 def authors_short(authors: list) -> str:
     names = [str(a).strip() for a in authors or [] if str(a).strip()]
     if not names:
@@ -577,7 +595,7 @@ def digest_message_build(
         "List-Id": f"{settings.SITE_NAME} digest <digest.{domain}>",
         "Auto-Submitted": "auto-generated",
         "Precedence": "bulk",
-        "Message-ID": make_msgid(idstring=f"delivery{delivery.pk}", domain=domain),
+        "Message-ID": delivery_message_id(delivery=delivery, edition=edition, domain=domain),
     }
     message = email_build(rendered=rendered, to=subscriber.email, headers=headers, connection=connection)
     # anymail reads these; Django's SMTP backend ignores them.
