@@ -471,3 +471,28 @@ def test_the_planning_task_run_twice_plans_once_and_the_chunk_task_run_twice_sen
         assert deliveries_send_chunk_task(ids)["sent"] == 1
         assert deliveries_send_chunk_task(ids)["sent"] == 0
     assert len(smtp_sink.to(reader.email)) == 1
+
+
+def test_a_weekly_digest_numbers_its_papers_by_the_week_in_reasons_and_meta_lines_alike(smtp_sink):
+    """Each day has a #1: a weekly reader's email must not print the edition day's "#1 trending" for one
+    paper under another's "trending #1 this week"."""
+    monday = DAY - datetime.timedelta(days=3)
+    # All match the reader's interest: reasons cite the top three ranks, the meta lines the others.
+    week_top = PaperFactory(title="Monday's favourite on knowledge distillation", upvotes=0)
+    TrendingEntryFactory(paper=week_top, date=monday, rank=1, upvotes=90)
+    day_papers = []
+    for rank in range(1, 5):
+        paper = PaperFactory(title=f"Knowledge distillation, Thursday paper {rank}", upvotes=0)  # no votes: the meta line shows the rank
+        TrendingEntryFactory(paper=paper, date=DAY, rank=rank, upvotes=80 - rank)
+        day_papers.append(paper)
+    weekly = SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=DAY.weekday(), digest_size=5,
+                               interests="knowledge distillation")
+    _plan()
+    assert _send_all().sent == 1
+    [message] = smtp_sink.to(weekly.email)
+    text = message.part("text/plain")
+    import re
+
+    numbers = re.findall(r"trending #(\d+) this week|#(\d+) trending", text)
+    shown = [int(a or b) for a, b in numbers]
+    assert sorted(shown) == [1, 2, 3, 4, 5], text

@@ -32,6 +32,9 @@ class Pick:
     # The day's trending rank when a reason already says it ("trending #3 today"): the email
     # then does not print it a second time.
     rank_in_reasons: int | None = None
+    # The paper's trending rank in the ranked window (the week's for a weekly reader), cited or not:
+    # a weekly email's meta line shows this, not the edition day's rank, so two papers never both read #1.
+    window_rank: int | None = None
 
 
 @dataclass
@@ -45,8 +48,8 @@ class Day:
     topic_scores: np.ndarray
     pinned: np.ndarray
     trending_pos: np.ndarray
-    # What reasons call the paper's trending rank: its best rank that day, the number the edition's
-    # page and the email's other papers show (trending_pos renumbers without hidden papers).
+    # What reasons call the paper's trending rank: its place in the day's trending order
+    # (editions.day_trending_ranks), the number the edition's page and the email's other papers show.
     trending_rank: np.ndarray | None = None
     # Papers whose only entries in the window come from arXiv (no trending signal): "new on arXiv".
     new_only: np.ndarray | None = None
@@ -175,6 +178,14 @@ def day_load(
             best_rank[paper_id] = best
     if window_days > 1:  # each day has a #1: over a week a paper's place in the week's order is its rank
         best_rank = {pid: rank for pid, rank in trending_rank.items() if pid not in new_only}
+    elif best_rank:
+        # Each file numbers its papers from 1 (a late one-item file has a #1 too): the rank readers
+        # see is the paper's place in the day's order, the number the edition's page and the email's
+        # meta lines show (editions.day_trending_ranks).
+        from digest.services.editions import day_trending_ranks
+
+        day_ranks = day_trending_ranks(day=day)
+        best_rank = {pid: day_ranks[pid] for pid in best_rank if pid in day_ranks}
     if not trending_rank:  # an edition of papers without that day's entries: its own order is the trend
         trending_rank = {p.id: j + 1 for j, p in enumerate(papers)}
         best_rank = trending_rank
@@ -343,9 +354,15 @@ def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict
                         trending=kind == ranking.KIND_TRENDING,
                         pinned=bool(d.pinned[column]),
                         rank_in_reasons=cited_rank,
+                        window_rank=_window_rank(d, column),
                     )
                 )
             result[subscriber.id] = picks
+
+
+def _window_rank(d: Day, column: int) -> int | None:
+    ranks = d.trending_rank if d.trending_rank is not None else d.trending_pos
+    return int(ranks[column]) or None
 
 
 def select_for_subscriber(

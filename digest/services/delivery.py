@@ -455,10 +455,11 @@ def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ran
 
 
 def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], frequency: str) -> dict:
-    papers = [_paper_item(p, rank=ranks.get(p.paper_id)) for p in picks]
-    first = ", ".join(p["title"] for p in papers[:2])
-    # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks).
+    # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks): its
+    # papers show their rank in the week, as its reasons do, not the edition day's.
     weekly = frequency == Subscriber.Frequency.WEEKLY.value
+    papers = [_paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id)) for p in picks]
+    first = ", ".join(p["title"] for p in papers[:2])
     day = edition.date.strftime("%A, %-d %B %Y")
     return {
         "edition_date": edition.date,
@@ -521,7 +522,8 @@ def digest_render(
         edition.pk,
         context["frequency"],
         tuple(
-            (p.paper_id, p.paper.updated_at, tuple(p.reasons or ()), bool(p.pinned), bool(p.trending), ranks.get(p.paper_id))
+            (p.paper_id, p.paper.updated_at, tuple(p.reasons or ()), bool(p.pinned), bool(p.trending), ranks.get(p.paper_id),
+             getattr(p, "window_rank", None))
             for p in picks
         ),
     )

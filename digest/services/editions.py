@@ -186,18 +186,32 @@ def edition_papers(*, edition: Edition) -> list[Paper]:
 
 
 def edition_ranks(*, edition: Edition) -> dict[int, int]:
-    """Each frozen paper's best trending rank on the edition's day."""
+    """Each frozen paper's trending rank on the edition's day (day_trending_ranks)."""
     return edition_day_ranks(day=edition.date, paper_ids=edition.paper_ids)
 
 
 def edition_day_ranks(*, day: datetime.date, paper_ids: Iterable[int]) -> dict[int, int]:
-    """Each paper's best trending rank on `day`; none for a paper seen only on arXiv that day (its
-    rank is a place in a feed sorted by submission date, no trending signal)."""
-    rows = (
-        TrendingEntry.objects.filter(date=day, paper_id__in=list(paper_ids))
+    """The day's trending ranks (day_trending_ranks) of these papers."""
+    wanted = set(paper_ids)
+    return {pid: rank for pid, rank in day_trending_ranks(day=day).items() if pid in wanted}
+
+
+def day_trending_ranks(*, day: datetime.date) -> dict[int, int]:
+    """Each paper's place, from 1, in the day's trending order: best source rank, then most upvotes, then id.
+
+    The rank a reader sees (digest reasons, the email's and the edition pages' "#3 trending"), so it
+    is unique: each imported file numbers its own papers from 1, and a late one-item file for a
+    day that already has a #1 would otherwise show a second "#1". Papers seen only on arXiv that
+    day have none (a place in a feed sorted by submission date is no trending signal). Hidden
+    papers keep their place, unseen: a hide during the fan-out must not renumber the papers that
+    readers already sent got.
+    """
+    ids = (
+        TrendingEntry.objects.filter(date=day)
         .exclude(source__in=TrendingEntry.UNRANKED_SOURCES)
         .values("paper_id")
-        .annotate(rank=Min("rank"))
-        .values_list("paper_id", "rank")
+        .annotate(best=Min("rank"), votes=Max("upvotes"))
+        .order_by("best", "-votes", "paper_id")
+        .values_list("paper_id", flat=True)
     )
-    return dict(rows)
+    return {pid: place for place, pid in enumerate(ids, start=1)}
