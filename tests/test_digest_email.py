@@ -14,7 +14,7 @@ from django.core import mail
 from digest import matching
 from digest.models import Delivery
 from digest.services.delivery import digest_message_build
-from digest.services.editions import edition_papers, edition_ranks
+from digest.services.editions import edition_papers, edition_ranks, edition_readers_picks
 from tests.digest_support import SITE, frozen_edition
 from tests.factories import SubscriberFactory
 
@@ -223,6 +223,7 @@ def _rendered_both_ways(*, edition, subscriber, picks):
 
 
 @pytest.mark.django_db
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
 def test_a_trending_pick_says_its_days_rank_once_and_the_same_number_after_a_paper_above_is_hidden():
     from digest.services import curation
 
@@ -258,6 +259,7 @@ def test_a_pinned_paper_without_votes_rank_or_links_says_pinned_once_and_no_stra
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("count, words", [(1, "1 paper"), (2, "2 papers")])
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
 def test_the_number_of_papers_is_said_in_the_singular_for_one(count, words):
     from digest.services.delivery import digest_context
 
@@ -269,3 +271,70 @@ def test_the_number_of_papers_is_said_in_the_singular_for_one(count, words):
     assert f"{words} picked for you" in rendered.text and f"{words} picked for you" in rendered.html
     context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=edition_ranks(edition=edition))
     assert context["preheader"].startswith(f"{words} for you today")
+
+
+def _at(day: datetime.date):
+    return time_machine.travel(datetime.datetime.combine(day, datetime.time(8), tzinfo=datetime.UTC), tick=False)
+
+
+def _trending_reasons(picks) -> list[str]:
+    return [reason for pick in picks for reason in pick.reasons if reason.startswith("trending")]
+
+
+@pytest.mark.django_db
+def test_an_old_edition_names_its_day_instead_of_saying_today():
+    # Fetching stalled: the latest trending day is three weeks old when the digest goes out.
+    edition = frozen_edition(day=DAY, count=5)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    with _at(DAY + datetime.timedelta(days=21)):
+        picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    assert _trending_reasons(picks)[0] == "trending #1 on 12 Mar"
+    assert "5 papers for you from 12 Mar:" in rendered.html
+    for body in (rendered.text, rendered.html):
+        assert "today" not in body.lower()
+
+
+@pytest.mark.django_db
+def test_yesterdays_trending_day_is_still_today_for_the_reader():
+    # Trending days are often dated the day before the digest goes out.
+    edition = frozen_edition(day=DAY, count=5)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    with _at(DAY + datetime.timedelta(days=1)):
+        picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    assert _trending_reasons(picks)[0] == "trending #1 today"
+    assert "5 papers for you today:" in rendered.html
+
+
+@pytest.mark.django_db
+def test_a_ranking_cached_yesterday_does_not_say_today_a_week_later():
+    from digest.services.delivery import RenderCache, digest_render
+
+    edition = frozen_edition(day=DAY, count=5)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    cache = RenderCache()
+    with _at(DAY):
+        picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks={}, cache=cache)
+    assert _trending_reasons(picks)[0] == "trending #1 today"
+    with _at(DAY + datetime.timedelta(days=8)):
+        # The same Day from the in-process cache, and the same picks through the same render cache.
+        later = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        rendered, _ = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks={}, cache=cache)
+    assert _trending_reasons(later)[0] == "trending #1 on 12 Mar"
+    assert "for you from 12 Mar" in rendered.html and "for you today" not in rendered.html
+
+
+@pytest.mark.django_db
+def test_an_old_weekly_edition_names_its_week():
+    from subscriptions.models import Subscriber
+
+    edition = frozen_edition(day=DAY, count=5)
+    weekly = SubscriberFactory(email="ada@example.com", digest_size=5, frequency=Subscriber.Frequency.WEEKLY)
+    with _at(DAY + datetime.timedelta(days=30)):
+        picks = edition_readers_picks(day=DAY, subscribers=[weekly])[weekly.pk]
+        rendered = _rendered_both_ways(edition=edition, subscriber=weekly, picks=picks)
+    assert _trending_reasons(picks)[0] == "trending #1 in the week to 12 Mar"
+    assert "for you from the week to 12 Mar" in rendered.html and "The 12 Mar edition online" in rendered.text
+    assert "this week " not in rendered.text and "Today" not in rendered.text

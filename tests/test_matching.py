@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -98,6 +99,7 @@ def test_it_never_repeats_a_paper_already_sent_to_that_subscriber(day_papers):
 
 
 @pytest.mark.django_db
+@time_machine.travel(datetime.datetime(2024, 4, 3, 12, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
 def test_it_tops_up_with_the_days_trending_papers_marked_as_such(day_papers):
     subscriber = SubscriberFactory(interests="speech synthesis", digest_size=5)
     picks = select_for_subscriber(subscriber=subscriber, day=DAY)

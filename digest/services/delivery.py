@@ -46,6 +46,8 @@ from markupsafe import escape
 from digest.emails import RenderedEmail, email_build, email_render
 from digest.models import Delivery, Edition, Paper, SentPaper
 from digest.services.editions import (
+    day_is_recent,
+    day_short,
     edition_freeze,
     edition_latest_day,
     edition_ranks,
@@ -461,13 +463,24 @@ def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], fre
     papers = [_paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id)) for p in picks]
     first = ", ".join(p["title"] for p in papers[:2])
     day = edition.date.strftime("%A, %-d %B %Y")
+    when = _edition_when(edition=edition, weekly=weekly)
     return {
         "edition_date": edition.date,
         "date_label": f"The week to {day}" if weekly else day,
         "papers": papers,
-        "preheader": f"{papers_count(len(papers))} for you {'this week' if weekly else 'today'}: {first}"[:180],
+        "preheader": f"{papers_count(len(papers))} for you {when['period']}: {first}"[:180],
+        "edition_link": when["link"],
         "view_url": settings.SITE_URL + edition.get_absolute_url(),
     }
+
+
+def _edition_when(*, edition: Edition, weekly: bool) -> dict[str, str]:
+    """How the email names the edition's day: "today" / "this week" only when it is today or yesterday
+    (editions.day_is_recent); an old edition (fetching stalled) names its day instead."""
+    if day_is_recent(day=edition.date):
+        return {"period": "this week" if weekly else "today", "link": "Today's edition online"}
+    short = day_short(day=edition.date)
+    return {"period": f"from the week to {short}" if weekly else f"from {short}", "link": f"The {short} edition online"}
 
 
 def _personal_context(subscriber: Subscriber) -> dict:
@@ -521,6 +534,9 @@ def digest_render(
     key = (
         edition.pk,
         context["frequency"],
+        # The preheader says "today" only on the edition's day or the next: a render made then must
+        # not be served a week later (the reasons carry their own words; the preheader is not in them).
+        tuple(_edition_when(edition=edition, weekly=context["frequency"] == Subscriber.Frequency.WEEKLY.value).values()),
         tuple(
             (p.paper_id, p.paper.updated_at, tuple(p.reasons or ()), bool(p.pinned), bool(p.trending), ranks.get(p.paper_id),
              getattr(p, "window_rank", None))

@@ -25,6 +25,21 @@ from django.utils import timezone
 from digest.models import Edition, Paper, TrendingEntry
 
 
+def day_is_recent(*, day: datetime.date, today: datetime.date | None = None) -> bool:
+    """Whether a digest of `day` may say "today" (or "this week"): the day is today or yesterday,
+    by the server's local date. Trending days are often dated the day before; an edition weeks old
+    (fetching stalled, or the demo's sample days) names its day instead. Asked when the words are
+    written, never stored with a cached ranking: the answer changes at midnight."""
+    today = today or timezone.localdate()
+    return day >= today - datetime.timedelta(days=1)
+
+
+def day_short(*, day: datetime.date, today: datetime.date | None = None) -> str:
+    """'24 Apr', with the year when it is not the current one ('24 Apr 2025')."""
+    today = today or timezone.localdate()
+    return f"{day.day} {day:%b}" if day.year == today.year else f"{day.day} {day:%b %Y}"
+
+
 def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
     """The latest day, up to `today`, that has trending papers (None if there is none)."""
     return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
