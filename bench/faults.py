@@ -8,7 +8,9 @@ are imported, not copied). The run:
 - scratch PostgreSQL database paperboy_faults, a private redis-server on its own port
   (never the machine's 6379), N confirmed subscribers, today's 30 trending papers;
 - an SMTP sink that answers 451 at RCPT to 30% of attempts (seeded random) and 550 to a
-  few chosen addresses, and counts the messages it accepted per recipient;
+  few chosen addresses, and counts the messages it accepted per recipient (each subscriber
+  has one delivery of the one edition, so two copies of one delivery id are one duplicate,
+  whatever their Message-IDs);
 - W Celery workers (prefork, one child each); every --kill-every seconds one of them is
   SIGKILLed with its whole process group (a machine dying, not a polite shutdown) and a
   fresh one started in its place, until 80% of the deliveries are closed;
@@ -29,7 +31,7 @@ At the end: every delivery is terminal (sent, failed, skipped, suppressed), ever
 subscriber not chosen for 550 has exactly one message at the sink, and duplicates are
 compared with the messages in flight at the kills: rows a killed worker had claimed and
 not recorded (in SENDING at the kill and still there 3 s later: only the dead worker can
-have left them). Since deliveries_send_chunk claims a whole chunk before sending, that
+have left them). Since deliveries_send_chunk claims rows in batches (CLAIM_BATCH) before sending, that
 count includes rows the dead worker had claimed but not yet tried, so it is a loose bound;
 the tight one is printed too: a worker holds one SMTP transaction at a time, so each kill
 can leave at most one message between the server's 250 and its record (duplicates <= kills).

@@ -287,11 +287,18 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
             super()
             .get_queryset(request)
             .defer("embedding", "abstract")
-            .annotate(last_trending=Subquery(latest.values("date")[:1]), last_rank=Subquery(latest.values("rank")[:1]))
+            .annotate(last_trending=Subquery(latest.values("date")[:1]))
+            # The best rank on that day from a source with a trending signal: an arXiv feed's "#3" is
+            # a place in a list sorted by submission date, not a rank (TrendingEntry.UNRANKED_SOURCES).
+            .annotate(last_rank=Subquery(
+                TrendingEntry.objects.filter(paper=OuterRef("pk"), date=OuterRef("last_trending"))
+                .exclude(source__in=TrendingEntry.UNRANKED_SOURCES)
+                .order_by("rank").values("rank")[:1]
+            ))
             .prefetch_related(Prefetch("topic_scores", queryset=topics, to_attr="shown_topics"))
         )
         # Newest trending first; the changelist keeps this order unless a column is clicked.
-        return qs.order_by(F("last_trending").desc(nulls_last=True), "last_rank", "-pk")
+        return qs.order_by(F("last_trending").desc(nulls_last=True), F("last_rank").asc(nulls_last=True), "-pk")
 
     def get_search_results(self, request, queryset, search_term):
         # A pasted arXiv id or URL (with or without version, old style 'hep-th/9901001' too, or a
@@ -321,7 +328,10 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
 
     @admin.display(description="Rank", ordering="last_rank")
     def rank_column(self, obj):
-        return f"#{obj.last_rank}" if obj.last_rank else "—"
+        if obj.last_rank:
+            return f"#{obj.last_rank}"
+        # Seen that day only in a feed without a trending signal.
+        return "new on arXiv" if obj.last_trending else "—"
 
     @admin.display(description="Topics")
     def topics_column(self, obj):

@@ -205,6 +205,20 @@ def test_paper_list_shows_date_rank_upvotes_and_topics(curator_client):
     assert "Nov. 20, 2026" in page and "#3" in page and "321" in page and "Video generation" in page
 
 
+def test_paper_list_never_shows_an_arxiv_feed_position_as_a_trending_rank(curator_client):
+    day = datetime.date(2026, 11, 20)
+    hf = TrendingEntryFactory(date=day, rank=5, source=TrendingEntry.Source.HF, paper__title="Seen on HF and arXiv")
+    TrendingEntryFactory(paper=hf.paper, date=day, rank=2, source=TrendingEntry.Source.ARXIV)
+    only_arxiv = TrendingEntryFactory(date=day, rank=3, source=TrendingEntry.Source.ARXIV, paper__title="Only on arXiv")
+    response = curator_client.get(reverse("admin:digest_paper_changelist"))
+    assert response.status_code == 200
+    rows = {paper.pk: paper for paper in response.context["cl"].result_list}
+    admin_ = response.context["cl"].model_admin
+    assert admin_.rank_column(rows[hf.paper_id]) == "#5"
+    assert admin_.rank_column(rows[only_arxiv.paper_id]) == "new on arXiv"
+    assert "new on arXiv" in response.content.decode()
+
+
 def test_pin_and_hide_actions_change_the_papers_and_say_so(curator_client):
     a, b = PaperFactory.create_batch(2)
     response = _action(curator_client, "paper", "pin", [a.pk])

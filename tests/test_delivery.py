@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -82,6 +83,7 @@ def test_weekly_readers_get_it_on_their_weekday_only(papers):
     assert monday.pk not in set(Delivery.objects.values_list("subscriber_id", flat=True))
 
 
+@time_machine.travel(MORNING, tick=False)  # sent on the edition's day
 def test_a_weekly_digest_is_the_weeks_papers_not_the_days(papers, smtp_sink):
     """A weekly reader's digest ranks what trended on any of the seven days up to the edition's,
     and says so; a daily reader on the same day gets that day's papers only."""
@@ -508,3 +510,29 @@ def test_send_digests_says_why_nobody_is_due(papers):
     assert "2 readers due" in out.getvalue()
     assert "0 readers due" in again.getvalue()
     assert "Of 2 confirmed readers, 2 already have this edition." in again.getvalue()
+
+
+@time_machine.travel(MORNING, tick=False)  # sent on the edition's day
+def test_a_weekly_digest_numbers_its_papers_by_the_week_in_reasons_and_meta_lines_alike(smtp_sink):
+    """Each day has a #1: a weekly reader's email must not print the edition day's "#1 trending" for one
+    paper under another's "trending #1 this week"."""
+    monday = DAY - datetime.timedelta(days=3)
+    # All match the reader's interest: reasons cite the top three ranks, the meta lines the others.
+    week_top = PaperFactory(title="Monday's favourite on knowledge distillation", upvotes=0)
+    TrendingEntryFactory(paper=week_top, date=monday, rank=1, upvotes=90)
+    day_papers = []
+    for rank in range(1, 5):
+        paper = PaperFactory(title=f"Knowledge distillation, Thursday paper {rank}", upvotes=0)  # no votes: the meta line shows the rank
+        TrendingEntryFactory(paper=paper, date=DAY, rank=rank, upvotes=80 - rank)
+        day_papers.append(paper)
+    weekly = SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=DAY.weekday(), digest_size=5,
+                               interests="knowledge distillation")
+    _plan()
+    assert _send_all().sent == 1
+    [message] = smtp_sink.to(weekly.email)
+    text = message.part("text/plain")
+    import re
+
+    numbers = re.findall(r"trending #(\d+) this week|#(\d+) trending", text)
+    shown = [int(a or b) for a, b in numbers]
+    assert sorted(shown) == [1, 2, 3, 4, 5], text

@@ -14,7 +14,7 @@ from django.core import mail
 from digest import matching
 from digest.models import Delivery
 from digest.services.delivery import digest_message_build
-from digest.services.editions import edition_papers, edition_ranks
+from digest.services.editions import edition_papers, edition_ranks, edition_readers_picks
 from tests.digest_support import SITE, frozen_edition
 from tests.factories import SubscriberFactory
 
@@ -84,7 +84,8 @@ def test_the_headers_are_exactly_what_bulk_mail_needs():
     assert parsed["List-Id"].strip() == "Paperboy digest <digest.paperboy.example.org>"
     assert parsed["Auto-Submitted"].strip() == "auto-generated"
     assert parsed["Precedence"].strip() == "bulk"
-    assert re.fullmatch(rf"<[^@>]+\.delivery{delivery.pk}@paperboy\.example\.org>", parsed["Message-ID"].strip())
+    assert re.fullmatch(rf"<delivery{delivery.pk}\.2026-03-12\.[0-9a-f]{{10}}@paperboy\.example\.org>",
+                        parsed["Message-ID"].strip())
     assert parsed["To"].strip() == "ada@example.com"
     assert parsed["From"].strip() == "Paperboy <digest@paperboy.example.org>"
     assert msg.tags == ["digest"]
@@ -102,6 +103,26 @@ def test_two_deliveries_never_share_a_message_id():
     picks = matching.select_for_subscribers(subscribers=[other], day=DAY, candidate_ids=edition.paper_ids)[other.pk]
     second = digest_message_build(delivery=delivery, subscriber=other, edition=edition, picks=picks, ranks={})
     assert _parsed(msg)["Message-ID"].strip() != _parsed(second)["Message-ID"].strip()
+
+
+@pytest.mark.django_db
+def test_a_retry_of_the_same_delivery_carries_the_same_message_id():
+    # A worker killed between the server's 250 and the record sends the row again when its
+    # lease expires: the same Message-ID lets mailbox providers fold the two copies.
+    msg, delivery, subscriber, picks = _message(count=5)
+    edition = delivery.edition
+    again = digest_message_build(
+        delivery=delivery, subscriber=subscriber, edition=edition, picks=picks, ranks=edition_ranks(edition=edition)
+    )
+    assert _parsed(again)["Message-ID"].strip() == _parsed(msg)["Message-ID"].strip()
+
+
+@pytest.mark.django_db
+def test_message_ids_differ_between_installs(settings):
+    msg, delivery, subscriber, picks = _message(count=5)
+    settings.SECRET_KEY = "another-install-" + "x" * 50
+    other = digest_message_build(delivery=delivery, subscriber=subscriber, edition=delivery.edition, picks=picks, ranks={})
+    assert _parsed(other)["Message-ID"].strip() != _parsed(msg)["Message-ID"].strip()
 
 
 @pytest.mark.django_db
@@ -205,6 +226,7 @@ def _rendered_both_ways(*, edition, subscriber, picks):
 
 
 @pytest.mark.django_db
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
 def test_a_trending_pick_says_its_days_rank_once_and_the_same_number_after_a_paper_above_is_hidden():
     from digest.services import curation
 
@@ -240,6 +262,7 @@ def test_a_pinned_paper_without_votes_rank_or_links_says_pinned_once_and_no_stra
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("count, words", [(1, "1 paper"), (2, "2 papers")])
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
 def test_the_number_of_papers_is_said_in_the_singular_for_one(count, words):
     from digest.services.delivery import digest_context
 
@@ -266,3 +289,71 @@ def test_the_first_line_says_how_many_papers_match_and_how_many_only_trend():
     assert digest_lead(papers(7, 0), period="today") == "7 papers picked for you"
     assert digest_lead(papers(3, 2), period="this week") == "3 papers for your interests, and 2 trending this week"
     assert digest_lead(papers(0, 6), period="today") == "Nothing matched your interests today: here are the 6 top trending papers"
+
+
+def _at(day: datetime.date):
+    return time_machine.travel(datetime.datetime.combine(day, datetime.time(8), tzinfo=datetime.UTC), tick=False)
+
+
+def _trending_reasons(picks) -> list[str]:
+    return [reason for pick in picks for reason in pick.reasons if reason.startswith("trending")]
+
+
+@pytest.mark.django_db
+def test_an_old_edition_names_its_day_instead_of_saying_today():
+    # Fetching stalled: the latest trending day is three weeks old when the digest goes out.
+    edition = frozen_edition(day=DAY, count=5)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    with _at(DAY + datetime.timedelta(days=21)):
+        picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    assert _trending_reasons(picks)[0] == "trending #1 on 12 Mar"
+    assert "Nothing matched your interests on 12 Mar: here are the 5 top trending papers" in rendered.html
+    for body in (rendered.text, rendered.html):
+        assert "today" not in body.lower()
+
+
+@pytest.mark.django_db
+def test_yesterdays_trending_day_is_still_today_for_the_reader():
+    # Trending days are often dated the day before the digest goes out.
+    edition = frozen_edition(day=DAY, count=5)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    with _at(DAY + datetime.timedelta(days=1)):
+        picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    assert _trending_reasons(picks)[0] == "trending #1 today"
+    assert "Nothing matched your interests today: here are the 5 top trending papers" in rendered.html
+
+
+@pytest.mark.django_db
+def test_a_ranking_cached_yesterday_does_not_say_today_a_week_later():
+    from digest.services.delivery import RenderCache, digest_render
+
+    edition = frozen_edition(day=DAY, count=5)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    cache = RenderCache()
+    with _at(DAY):
+        picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks={}, cache=cache)
+    assert _trending_reasons(picks)[0] == "trending #1 today"
+    with _at(DAY + datetime.timedelta(days=8)):
+        # The same Day from the in-process cache, and the same picks through the same render cache.
+        later = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+        rendered, _ = digest_render(subscriber=subscriber, edition=edition, picks=picks, ranks={}, cache=cache)
+    assert _trending_reasons(later)[0] == "trending #1 on 12 Mar"
+    assert "Nothing matched your interests on 12 Mar" in rendered.html and "interests today" not in rendered.html
+
+
+@pytest.mark.django_db
+def test_an_old_weekly_edition_names_its_week():
+    from subscriptions.models import Subscriber
+
+    edition = frozen_edition(day=DAY, count=5)
+    weekly = SubscriberFactory(email="ada@example.com", digest_size=5, frequency=Subscriber.Frequency.WEEKLY)
+    with _at(DAY + datetime.timedelta(days=30)):
+        picks = edition_readers_picks(day=DAY, subscribers=[weekly])[weekly.pk]
+        rendered = _rendered_both_ways(edition=edition, subscriber=weekly, picks=picks)
+    assert _trending_reasons(picks)[0] == "trending #1 in the week to 12 Mar"
+    assert "Nothing matched your interests in the week to 12 Mar" in rendered.html
+    assert "The 12 Mar edition online" in rendered.text
+    assert "this week " not in rendered.text and "Today" not in rendered.text

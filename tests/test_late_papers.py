@@ -176,3 +176,37 @@ def test_late_papers_of_an_old_day_are_not_carried_into_an_edition_a_week_later(
     trending_day(day=DAY, count=2)
     assert late.pk not in edition_freeze(day=DAY).paper_ids
     assert Edition.objects.get(date=old).carry_ids == []
+
+
+def _late_file(tmp_path) -> str:
+    """A one-item HF file for the day, as an import run after the edition froze would bring."""
+    item = json.loads(Path(HF).read_text())[1]
+    item["paper"] = {**item["paper"], "id": "2601.00001", "title": "A late paper on knowledge distillation"}
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps([item]))
+    return str(path)
+
+
+def test_a_late_paper_never_takes_a_rank_another_paper_already_shows(smtp_sink, do_import, tmp_path):
+    import re
+
+    do_import(HF)
+    edition = edition_freeze(day=DAY)
+    do_import(_late_file(tmp_path))  # its own file says #1: the day already has a #1
+    edition.refresh_from_db()
+    late = Paper.objects.get(arxiv_id="2601.00001")
+    assert edition.paper_ids[-1] == late.pk
+
+    ranks = editions.edition_ranks(edition=edition)
+    assert sorted(ranks.values()) == list(range(1, len(edition.paper_ids) + 1))
+    SubscriberFactory(digest_size=30, interests="", email="all@example.org")
+    cited = {}
+    for row in _preview("all@example.org"):
+        for reason in row["reasons"]:
+            if found := re.match(r"trending #(\d+)", reason):
+                cited[row["paper_id"]] = int(found.group(1))
+    assert cited and len(set(cited.values())) == len(cited)
+    # The email's reasons, its meta lines and the edition pages all number the day alike.
+    assert all(ranks[pid] == rank for pid, rank in cited.items())
+    admin_papers, _ = curation.edition_papers_for_admin(edition=edition)
+    assert {p.pk: p.edition_rank for p in admin_papers} == ranks

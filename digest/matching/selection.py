@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import F, Max, Min, Q
 
 from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
+from digest.services.editions import day_is_recent, day_short, day_trending_ranks
 
 from . import ranking, semantic, vectors
 from .scoring import PaperSet, TopicSpec, phrase_texts
@@ -32,6 +33,9 @@ class Pick:
     # The day's trending rank when a reason already says it ("trending #3 today"): the email
     # then does not print it a second time.
     rank_in_reasons: int | None = None
+    # The paper's trending rank in the ranked window (the week's for a weekly reader), cited or not:
+    # a weekly email's meta line shows this, not the edition day's rank, so two papers never both read #1.
+    window_rank: int | None = None
 
 
 @dataclass
@@ -45,8 +49,8 @@ class Day:
     topic_scores: np.ndarray
     pinned: np.ndarray
     trending_pos: np.ndarray
-    # What reasons call the paper's trending rank: its best rank that day, the number the edition's
-    # page and the email's other papers show (trending_pos renumbers without hidden papers).
+    # What reasons call the paper's trending rank: its place in the day's trending order
+    # (editions.day_trending_ranks), the number the edition's page and the email's other papers show.
     trending_rank: np.ndarray | None = None
     # Papers whose only entries in the window come from arXiv (no trending signal): "new on arXiv".
     new_only: np.ndarray | None = None
@@ -175,6 +179,12 @@ def day_load(
             best_rank[paper_id] = best
     if window_days > 1:  # each day has a #1: over a week a paper's place in the week's order is its rank
         best_rank = {pid: rank for pid, rank in trending_rank.items() if pid not in new_only}
+    elif best_rank:
+        # Each file numbers its papers from 1 (a late one-item file has a #1 too): the rank readers
+        # see is the paper's place in the day's order, the number the edition's page and the email's
+        # meta lines show (editions.day_trending_ranks).
+        day_ranks = day_trending_ranks(day=day)
+        best_rank = {pid: day_ranks[pid] for pid in best_rank if pid in day_ranks}
     if not trending_rank:  # an edition of papers without that day's entries: its own order is the trend
         trending_rank = {p.id: j + 1 for j, p in enumerate(papers)}
         best_rank = trending_rank
@@ -231,10 +241,20 @@ class PhraseTable:
         return self._blocks[0]
 
 
-def _reasons(day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float) -> tuple[list[str], int | None]:
+def reasons_period(*, day: datetime.date, window_days: int, today: datetime.date | None = None) -> str:
+    """When reasons say the paper trended: "today" / "this week" only for a recent edition
+    (editions.day_is_recent), otherwise the day named ("on 24 Apr", "in the week to 24 Apr")."""
+    if day_is_recent(day=day, today=today):
+        return "today" if window_days == 1 else "this week"
+    short = day_short(day=day, today=today)
+    return f"on {short}" if window_days == 1 else f"in the week to {short}"
+
+
+def _reasons(
+    day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float, period: str
+) -> tuple[list[str], int | None]:
     """The pick's reasons, and the trending rank they cite (None when they cite none)."""
     rank = int((day.trending_rank if day.trending_rank is not None else day.trending_pos)[column])
-    period = "today" if day.window_days == 1 else "this week"
     if kind == ranking.KIND_TRENDING and day.new_only is not None and day.new_only[column]:
         return [f"new on arXiv {period}"], None
     if kind == ranking.KIND_TRENDING:
@@ -282,11 +302,14 @@ def select_for_subscribers(
     with d.lock:
         if d.phrase_table is None:
             d.phrase_table = PhraseTable(d.paperset)
-        _select_chunks(d, d.phrase_table, subscribers, result)
+        # Worded now, not when the Day was cached: a Day built yesterday still ranks today, but its
+        # "today" is no longer true.
+        period = reasons_period(day=d.date, window_days=d.window_days)
+        _select_chunks(d, d.phrase_table, subscribers, result, period)
     return result
 
 
-def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict[int, list[Pick]]) -> None:
+def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict[int, list[Pick]], period: str) -> None:
     topic_row = {t.id: i for i, t in enumerate(d.topics)}
     col = {p.id: j for j, p in enumerate(d.papers)}
     through = type(subscribers[0]).topics.through
@@ -333,7 +356,7 @@ def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict
                     break
                 kind, score = int(ranked.kinds[i, slot]), float(ranked.scores[i, slot])
                 paper = d.papers[column]
-                reasons, cited_rank = _reasons(d, table, kind, int(ranked.why[i, slot]), column, score)
+                reasons, cited_rank = _reasons(d, table, kind, int(ranked.why[i, slot]), column, score, period)
                 picks.append(
                     Pick(
                         paper_id=paper.id,
@@ -343,9 +366,15 @@ def _select_chunks(d: Day, table: "PhraseTable", subscribers: list, result: dict
                         trending=kind == ranking.KIND_TRENDING,
                         pinned=bool(d.pinned[column]),
                         rank_in_reasons=cited_rank,
+                        window_rank=_window_rank(d, column),
                     )
                 )
             result[subscriber.id] = picks
+
+
+def _window_rank(d: Day, column: int) -> int | None:
+    ranks = d.trending_rank if d.trending_rank is not None else d.trending_pos
+    return int(ranks[column]) or None
 
 
 def select_for_subscriber(

@@ -20,6 +20,7 @@ lease expires, with the same Message-ID so mailbox providers can fold the two.
 """
 
 import datetime
+import hashlib
 import json
 import logging
 import random
@@ -31,7 +32,7 @@ from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from email.utils import make_msgid, parseaddr
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
@@ -45,6 +46,8 @@ from markupsafe import escape
 from digest.emails import RenderedEmail, email_build, email_render
 from digest.models import Delivery, Edition, Paper, SentPaper
 from digest.services.editions import (
+    day_is_recent,
+    day_short,
     edition_freeze,
     edition_latest_day,
     edition_ranks,
@@ -378,6 +381,23 @@ def _domain_of(from_email: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+def delivery_message_id(*, delivery: Delivery, edition: Edition, domain: str) -> str:
+    """The same Message-ID on every attempt at one delivery, a different one for every other.
+
+    A worker killed between the server's 250 and the record sends the row again when its
+    lease expires; an identical Message-ID lets mailbox providers fold the two copies
+    (make_msgid's time and random parts made each attempt look like a new message). The
+    install's tag keeps two installs sending from one domain from reusing each other's ids.
+    """
+    return f"<delivery{delivery.pk}.{edition.date.isoformat()}.{_install_tag(settings.SECRET_KEY)}@{domain}>"
+
+
+@lru_cache(maxsize=4)
+def _install_tag(secret: str) -> str:
+    # A one-way digest: the id is public, the key must not be guessable from it.
+    return hashlib.sha256(f"paperboy-message-id:{secret}".encode()).hexdigest()[:10]
+
+
 def authors_short(authors: list) -> str:
     names = [str(a).strip() for a in authors or [] if str(a).strip()]
     if not names:
@@ -439,10 +459,10 @@ def digest_lead(papers: list[dict], *, period: str) -> str:
     return f"{papers_count(matched)} for your interests, and {n - matched} trending {period}"
 
 
-def _preheader(papers: list[dict], *, first: str, period: str) -> str:
+def _preheader(papers: list[dict], *, first: str, period: str, trend: str) -> str:
     if all(not p["trending"] for p in papers):
         return f"{papers_count(len(papers))} for you {period}: {first}"[:180]
-    return f"{digest_lead(papers, period=period)}. {first}"[:180]
+    return f"{digest_lead(papers, period=trend)}. {first}"[:180]
 
 
 def papers_count(n: int) -> str:
@@ -455,18 +475,36 @@ def digest_context(*, subscriber: Subscriber, edition: Edition, picks: list, ran
 
 
 def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], frequency: str) -> dict:
-    papers = [_paper_item(p, rank=ranks.get(p.paper_id)) for p in picks]
-    first = ", ".join(p["title"] for p in papers[:2])
-    # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks).
+    # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks): its
+    # papers show their rank in the week, as its reasons do, not the edition day's.
     weekly = frequency == Subscriber.Frequency.WEEKLY.value
+    papers = [_paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id)) for p in picks]
+    first = ", ".join(p["title"] for p in papers[:2])
     day = edition.date.strftime("%A, %-d %B %Y")
+    when = _edition_when(edition=edition, weekly=weekly)
     return {
         "edition_date": edition.date,
         "date_label": f"The week to {day}" if weekly else day,
         "papers": papers,
-        "preheader": _preheader(papers, first=first, period="this week" if weekly else "today"),
-        "lead": digest_lead(papers, period="this week" if weekly else "today"),
+        "preheader": _preheader(papers, first=first, period=when["period"], trend=when["trend"]),
+        "lead": digest_lead(papers, period=when["trend"]),
+        # The edition page is the day's papers for everyone, not this reader's email.
+        "edition_link": when["link"] if weekly else "The whole edition online",
         "view_url": settings.SITE_URL + edition.get_absolute_url(),
+    }
+
+
+def _edition_when(*, edition: Edition, weekly: bool) -> dict[str, str]:
+    """How the email names the edition's day: "today" / "this week" only when it is today or yesterday
+    (editions.day_is_recent); an old edition (fetching stalled) names its day instead."""
+    if day_is_recent(day=edition.date):
+        period = "this week" if weekly else "today"
+        return {"period": period, "trend": period, "link": "Today's edition online"}
+    short = day_short(day=edition.date)
+    return {
+        "period": f"from the week to {short}" if weekly else f"from {short}",
+        "trend": f"in the week to {short}" if weekly else f"on {short}",  # "nothing matched ... on 12 Mar"
+        "link": f"The {short} edition online",
     }
 
 
@@ -521,8 +559,12 @@ def digest_render(
     key = (
         edition.pk,
         context["frequency"],
+        # The preheader says "today" only on the edition's day or the next: a render made then must
+        # not be served a week later (the reasons carry their own words; the preheader is not in them).
+        tuple(_edition_when(edition=edition, weekly=context["frequency"] == Subscriber.Frequency.WEEKLY.value).values()),
         tuple(
-            (p.paper_id, p.paper.updated_at, tuple(p.reasons or ()), bool(p.pinned), bool(p.trending), ranks.get(p.paper_id))
+            (p.paper_id, p.paper.updated_at, tuple(p.reasons or ()), bool(p.pinned), bool(p.trending), ranks.get(p.paper_id),
+             getattr(p, "window_rank", None))
             for p in picks
         ),
     )
@@ -596,7 +638,7 @@ def digest_message_build(
         "List-Id": f"{settings.SITE_NAME} digest <digest.{domain}>",
         "Auto-Submitted": "auto-generated",
         "Precedence": "bulk",
-        "Message-ID": make_msgid(idstring=f"delivery{delivery.pk}", domain=domain),
+        "Message-ID": delivery_message_id(delivery=delivery, edition=edition, domain=domain),
     }
     message = email_build(rendered=rendered, to=subscriber.email, headers=headers, connection=connection)
     # anymail reads these; Django's SMTP backend ignores them.

@@ -25,6 +25,21 @@ from django.utils import timezone
 from digest.models import Edition, Paper, TrendingEntry
 
 
+def day_is_recent(*, day: datetime.date, today: datetime.date | None = None) -> bool:
+    """Whether a digest of `day` may say "today" (or "this week"): the day is today or yesterday,
+    by the server's local date. Trending days are often dated the day before; an edition weeks old
+    (fetching stalled, or the demo's sample days) names its day instead. Asked when the words are
+    written, never stored with a cached ranking: the answer changes at midnight."""
+    today = today or timezone.localdate()
+    return day >= today - datetime.timedelta(days=1)
+
+
+def day_short(*, day: datetime.date, today: datetime.date | None = None) -> str:
+    """'24 Apr', with the year when it is not the current one ('24 Apr 2025')."""
+    today = today or timezone.localdate()
+    return f"{day.day} {day:%b}" if day.year == today.year else f"{day.day} {day:%b %Y}"
+
+
 def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
     """The latest day, up to `today`, that has trending papers (None if there is none)."""
     return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
@@ -186,18 +201,32 @@ def edition_papers(*, edition: Edition) -> list[Paper]:
 
 
 def edition_ranks(*, edition: Edition) -> dict[int, int]:
-    """Each frozen paper's best trending rank on the edition's day."""
+    """Each frozen paper's trending rank on the edition's day (day_trending_ranks)."""
     return edition_day_ranks(day=edition.date, paper_ids=edition.paper_ids)
 
 
 def edition_day_ranks(*, day: datetime.date, paper_ids: Iterable[int]) -> dict[int, int]:
-    """Each paper's best trending rank on `day`; none for a paper seen only on arXiv that day (its
-    rank is a place in a feed sorted by submission date, no trending signal)."""
-    rows = (
-        TrendingEntry.objects.filter(date=day, paper_id__in=list(paper_ids))
+    """The day's trending ranks (day_trending_ranks) of these papers."""
+    wanted = set(paper_ids)
+    return {pid: rank for pid, rank in day_trending_ranks(day=day).items() if pid in wanted}
+
+
+def day_trending_ranks(*, day: datetime.date) -> dict[int, int]:
+    """Each paper's place, from 1, in the day's trending order: best source rank, then most upvotes, then id.
+
+    The rank a reader sees (digest reasons, the email's and the edition pages' "#3 trending"), so it
+    is unique: each imported file numbers its own papers from 1, and a late one-item file for a
+    day that already has a #1 would otherwise show a second "#1". Papers seen only on arXiv that
+    day have none (a place in a feed sorted by submission date is no trending signal). Hidden
+    papers keep their place, unseen: a hide during the fan-out must not renumber the papers that
+    readers already sent got.
+    """
+    ids = (
+        TrendingEntry.objects.filter(date=day)
         .exclude(source__in=TrendingEntry.UNRANKED_SOURCES)
         .values("paper_id")
-        .annotate(rank=Min("rank"))
-        .values_list("paper_id", "rank")
+        .annotate(best=Min("rank"), votes=Max("upvotes"))
+        .order_by("best", "-votes", "paper_id")
+        .values_list("paper_id", flat=True)
     )
-    return dict(rows)
+    return {pid: place for place, pid in enumerate(ids, start=1)}
