@@ -411,11 +411,15 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
             row["paper_id"]: row["n"]
             for row in TrendingEntry.objects.filter(paper__in=papers).values("paper_id").annotate(n=Count("id"))
         }
+        keep = form.cleaned_data.get("keep") if form.is_bound and form.is_valid() else None
+        keep = keep or curation.papers_choose_survivor(papers=papers)
         context = {
             **self.admin_site.each_context(request),
             "title": "Merge duplicate papers",
             "opts": self.model._meta,
             "form": form,
+            "unlike": curation.papers_unlike(papers=papers, keep=keep),
+            "keep_default": keep,
             "papers": [(p, trending.get(p.pk, 0)) for p in papers],
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "queryset": queryset,

@@ -302,10 +302,20 @@ def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
     confirm = _action(curator_client, "paper", "merge", [keep.pk, dup.pk])
     assert "Merge duplicate papers" in confirm.content.decode()
     assert confirm.context["form"].initial["keep"] == keep
+    assert "look unrelated" not in confirm.content.decode()  # the same paper from another source
     done = _action(curator_client, "paper", "merge", [keep.pk, dup.pk], apply="1", keep=str(keep.pk))
     assert "Merged 1 duplicate(s)" in _messages(done)[0]
     assert list(Paper.objects.values_list("pk", flat=True)) == [keep.pk]
     assert TrendingEntry.objects.get().paper_id == keep.pk
+
+
+def test_merging_papers_with_unrelated_titles_warns_before_it_is_done(curator_client):
+    """A merge cannot be undone, and QA merged two unrelated papers without a word from the page."""
+    keep = PaperFactory(title="Sparse cats", arxiv_id="2411.00007")
+    other = PaperFactory(title="Dense Retrieval for Legal Question Answering", arxiv_id=None)
+    page = _action(curator_client, "paper", "merge", [keep.pk, other.pk]).content.decode()
+    assert "These titles look unrelated to “Sparse cats”" in page and "Dense Retrieval for Legal" in page
+    assert Paper.objects.count() == 2  # only a warning: the curator decides
 
 
 def test_a_curator_sets_a_papers_topic_by_hand_through_the_inline(curator_client):

@@ -5,6 +5,7 @@ when complaints run high. The admin calls these; so can a shell or a task.
 """
 
 import datetime
+import difflib
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -147,6 +148,22 @@ def papers_choose_survivor(*, papers: list[Paper]) -> Paper:
         TrendingEntry.objects.filter(paper__in=papers).values_list("paper").annotate(n=Count("id")).values_list("paper", "n")
     )
     return sorted(papers, key=lambda p: (p.arxiv_id is None, -counts.get(p.pk, 0), p.pk))[0]
+
+
+# Below this similarity (difflib's ratio of the two titles, lower-cased) two records are unlikely to
+# be one paper seen twice: retitled duplicates ("v2", punctuation, a subtitle) stay above ~0.7.
+MERGE_TITLE_SIMILARITY = 0.6
+
+
+def papers_unlike(*, papers: list[Paper], keep: Paper) -> list[Paper]:
+    """The papers a merge into `keep` would fold in although their titles look unrelated to its
+    title: the confirmation page warns about them, since a merge cannot be undone."""
+    title = " ".join(keep.title.lower().split())
+    return [
+        p for p in papers
+        if p.pk != keep.pk
+        and difflib.SequenceMatcher(None, title, " ".join(p.title.lower().split())).ratio() < MERGE_TITLE_SIMILARITY
+    ]  # fmt: skip
 
 
 def papers_merge(*, keep: Paper, duplicates: list[Paper]) -> MergeResult:
