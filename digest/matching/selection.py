@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import F, Max, Min, Q
 
 from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
-from digest.services.editions import day_is_recent, day_short, day_trending_ranks
+from digest.services.editions import day_period, day_trending_ranks
 
 from . import ranking, semantic, vectors
 from .scoring import PaperSet, TopicSpec, phrase_texts
@@ -241,15 +241,6 @@ class PhraseTable:
         return self._blocks[0]
 
 
-def reasons_period(*, day: datetime.date, window_days: int, today: datetime.date | None = None) -> str:
-    """When reasons say the paper trended: "today" / "this week" only for a recent edition
-    (editions.day_is_recent), otherwise the day named ("on 24 Apr", "in the week to 24 Apr")."""
-    if day_is_recent(day=day, today=today):
-        return "today" if window_days == 1 else "this week"
-    short = day_short(day=day, today=today)
-    return f"on {short}" if window_days == 1 else f"in the week to {short}"
-
-
 def _reasons(
     day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float, period: str
 ) -> tuple[list[str], int | None]:
@@ -304,7 +295,7 @@ def select_for_subscribers(
             d.phrase_table = PhraseTable(d.paperset)
         # Worded now, not when the Day was cached: a Day built yesterday still ranks today, but its
         # "today" is no longer true.
-        period = reasons_period(day=d.date, window_days=d.window_days)
+        period = day_period(day=d.date, window_days=d.window_days)
         _select_chunks(d, d.phrase_table, subscribers, result, period)
     return result
 

@@ -46,7 +46,9 @@ from markupsafe import escape
 from digest.emails import RenderedEmail, email_build, email_render
 from digest.models import Delivery, Edition, Paper, SentPaper
 from digest.services.editions import (
+    WEEK_DAYS,
     day_is_recent,
+    day_period,
     day_short,
     edition_freeze,
     edition_latest_day,
@@ -497,13 +499,13 @@ def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], fre
 def _edition_when(*, edition: Edition, weekly: bool) -> dict[str, str]:
     """How the email names the edition's day: "today" / "this week" only when it is today or yesterday
     (editions.day_is_recent); an old edition (fetching stalled) names its day instead."""
+    trend = day_period(day=edition.date, window_days=WEEK_DAYS if weekly else 1)  # as the reasons say it
     if day_is_recent(day=edition.date):
-        period = "this week" if weekly else "today"
-        return {"period": period, "trend": period, "link": "Today's edition online"}
+        return {"period": trend, "trend": trend, "link": "Today's edition online"}
     short = day_short(day=edition.date)
     return {
         "period": f"from the week to {short}" if weekly else f"from {short}",
-        "trend": f"in the week to {short}" if weekly else f"on {short}",  # "nothing matched ... on 12 Mar"
+        "trend": trend,  # "nothing matched ... on 12 Mar"
         "link": f"The {short} edition online",
     }
 

@@ -40,6 +40,15 @@ def day_short(*, day: datetime.date, today: datetime.date | None = None) -> str:
     return f"{day.day} {day:%b}" if day.year == today.year else f"{day.day} {day:%b %Y}"
 
 
+def day_period(*, day: datetime.date, window_days: int, today: datetime.date | None = None) -> str:
+    """When a paper trended, as reasons and a digest's first line say it: "today" / "this week" only
+    for a recent edition (day_is_recent), otherwise the day named ("on 24 Apr", "in the week to 24 Apr")."""
+    if day_is_recent(day=day, today=today):
+        return "today" if window_days == 1 else "this week"
+    short = day_short(day=day, today=today)
+    return f"on {short}" if window_days == 1 else f"in the week to {short}"
+
+
 def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
     """The latest day, up to `today`, that has trending papers (None if there is none)."""
     return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
