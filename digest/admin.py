@@ -55,6 +55,10 @@ class LedgerCascadeMixin:
 
 ARXIV_ID_RE = re.compile(r"(\d{4}\.\d{4,5})(?:v\d+)?")
 
+# The PaperTopic rows that list a paper under a topic: a curator's override wins, otherwise the
+# classifier's score against the listing bar (the topic-query preview's "matches" uses it too).
+LISTED_UNDER_TOPIC = Q(override=True) | Q(override__isnull=True, score__gte=TOPIC_LISTING_SCORE)
+
 
 def _can_see_addresses(request) -> bool:
     return request.user.has_perm("subscriptions.view_subscriber")
@@ -76,11 +80,7 @@ class PaperTopicInline(admin.TabularInline):
     verbose_name_plural = "Topics (set “override” to decide by hand: it wins over the classifier's score)"
 
     def get_queryset(self, request):
-        listed = Case(
-            When(override=True, then=Value(0)),
-            When(override__isnull=True, score__gte=PaperAdmin.topic_min_score, then=Value(0)),
-            default=Value(1),
-        )
+        listed = Case(When(LISTED_UNDER_TOPIC, then=Value(0)), default=Value(1))
         return super().get_queryset(request).select_related("topic").annotate(_unlisted=listed).order_by("_unlisted", "-score")
 
     @admin.display(description="listed under it?")
@@ -89,13 +89,13 @@ class PaperTopicInline(admin.TabularInline):
             return ""
         if obj.override is not None:
             return "yes, by hand" if obj.override else "no, by hand"
-        return "yes" if obj.score >= PaperAdmin.topic_min_score else "no"
+        return "yes" if obj.score >= TOPIC_LISTING_SCORE else "no"
 
     @admin.display(description="classifier score")
     def score_shown(self, obj):
         if obj.pk is None:
             return ""
-        return f"{obj.score:.2f} (lists at {PaperAdmin.topic_min_score:.2f})"
+        return f"{obj.score:.2f} (lists at {TOPIC_LISTING_SCORE:.2f})"
 
 
 class TrendingEntryInline(admin.TabularInline):
@@ -168,9 +168,7 @@ class TopicFilter(admin.SimpleListFilter):
         topic_id = _id_or_none(self.value())
         if topic_id is None:  # a typed or stale URL: no topic has that id, so no paper is in it
             return queryset.none()
-        rows = PaperTopic.objects.filter(topic_id=topic_id).filter(
-            Q(override=True) | Q(override__isnull=True, score__gte=PaperAdmin.topic_min_score)
-        )
+        rows = PaperTopic.objects.filter(topic_id=topic_id).filter(LISTED_UNDER_TOPIC)
         return queryset.filter(pk__in=rows.values("paper_id"))
 
 
@@ -220,10 +218,6 @@ class PaperForm(forms.ModelForm):
 
 @admin.register(Paper)
 class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
-    # Below this classifier score a paper is not listed under a topic (an override always is);
-    # the topic-query preview's "matches" uses the same bar.
-    topic_min_score = TOPIC_LISTING_SCORE
-
     list_display = (
         "title_column",
         "arxiv_column",
@@ -280,9 +274,7 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         latest = TrendingEntry.objects.filter(paper=OuterRef("pk")).order_by("-date", "rank")
-        topics = PaperTopic.objects.filter(
-            Q(override=True) | Q(override__isnull=True, score__gte=self.topic_min_score)
-        ).select_related("topic").order_by("-override", "-score")
+        topics = PaperTopic.objects.filter(LISTED_UNDER_TOPIC).select_related("topic").order_by("-override", "-score")
         qs = (
             super()
             .get_queryset(request)
@@ -503,7 +495,7 @@ class TopicAdmin(admin.ModelAdmin):
         subscribers = Topic.subscribers.through.objects.filter(topic=OuterRef("pk")).values("topic").annotate(n=Count("pk"))
         papers = (
             PaperTopic.objects.filter(topic=OuterRef("pk"))
-            .filter(Q(override=True) | Q(override__isnull=True, score__gte=PaperAdmin.topic_min_score))
+            .filter(LISTED_UNDER_TOPIC)
             .values("topic")
             .annotate(n=Count("pk"))
         )

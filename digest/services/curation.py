@@ -362,7 +362,7 @@ def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_W
         health.messages.append(
             f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_HOLD_RATE:.1%}:{held}"
         )
-    elif health.warning and complaint_rate > COMPLAINT_WARNING_RATE:
+    elif complaint_rate > COMPLAINT_WARNING_RATE:
         health.messages.append(
             f"Complaint rate {complaint_rate:.2%} over {days} days is above {COMPLAINT_WARNING_RATE:.1%}."
         )
