@@ -105,7 +105,7 @@ class TimezoneSelect(forms.Select):
         selected = "" if value is None else str(value)
         menu = _timezone_options(timezone.localdate())
         options = "".join(f"{start} selected{end}" if choice == selected else start + end for choice, start, end in menu)
-        if selected and selected in _timezone_set() and not any(choice == selected for choice, _, _ in menu):
+        if selected and selected in _timezone_set() and selected not in timezone_menu():
             # A reader's stored alias (Asia/Calcutta) stays selected rather than silently changing.
             label = html.escape(_timezone_label(selected, timezone.localdate()))
             options = f'<option value="{html.escape(selected)}" selected>{label}</option>' + options
