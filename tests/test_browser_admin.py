@@ -13,10 +13,9 @@ from django.utils import timezone
 
 from digest.models import Delivery, Edition, Paper, Topic, TrendingEntry, WebhookEvent
 from subscriptions.models import Subscriber
+from tests.browser_support import ARTIFACTS, CHROMIUM, chromium_launch
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PASSWORD = "correct horse battery staple"
 READER = "reader.robotics@example.net"
 
@@ -37,11 +36,7 @@ def page(live_server):
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],  # fmt: skip
-        )
+        browser = chromium_launch(p)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(15_000)

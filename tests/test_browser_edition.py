@@ -5,15 +5,13 @@ Screenshots go to tests/artifacts/edition-phone.png and edition-desktop.png.
 
 import datetime
 import os
-from pathlib import Path
 
 import pytest
 
 from digest.services.editions import edition_freeze
+from tests.browser_support import ARTIFACTS, CHROMIUM, browser  # noqa: F401
 from tests.digest_support import trending_day
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent / "artifacts"
 DAY = datetime.date(2026, 3, 12)
 
 pytestmark = [
@@ -41,21 +39,6 @@ def edition_url(live_server, monkeypatch):
     ARTIFACTS.mkdir(exist_ok=True)
     return f"{live_server.url}/digest/{DAY.isoformat()}/"
 
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )  # fmt: skip
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.mark.parametrize(

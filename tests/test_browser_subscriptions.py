@@ -8,7 +8,6 @@ signup and manage pages (phone and desktop) are saved under tests/artifacts/.
 import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,10 +15,9 @@ from django.utils import timezone
 from digest.models import Topic
 from subscriptions.models import Subscriber
 from subscriptions.services import signup_requests_process
+from tests.browser_support import ARTIFACTS, CHROMIUM, browser  # noqa: F401
 from tests.factories import PaperFactory, TrendingEntryFactory
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -42,21 +40,6 @@ PAPERS = [
     ("Sparse Autoencoders Find Interpretable Features in Speech Models", 88),
 ]
 
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
