@@ -133,9 +133,16 @@ def days_and_profiles(draw):
 @given(days_and_profiles())
 def test_rank_gives_every_subscriber_what_the_plain_rule_gives_them(case):
     day, profiles = case
-    got, want = ranking.rank(day, profiles), plain_rank(day, profiles)
-    for field in ("papers", "kinds", "why", "scores"):
-        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+    want = plain_rank(day, profiles)
+    saved = ranking._TILE_ROWS
+    for tile_rows in (saved, 3):  # in one piece, and in tiles of three profiles
+        ranking._TILE_ROWS = tile_rows
+        try:
+            got = ranking.rank(day, profiles)
+        finally:
+            ranking._TILE_ROWS = saved
+        for field in ("papers", "kinds", "why", "scores"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=f"{field}, tiles of {tile_rows}")
 
 
 def test_equal_keys_at_the_digest_size_go_to_the_earlier_papers():
