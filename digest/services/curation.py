@@ -426,7 +426,9 @@ def _count_by_day(queryset) -> dict[datetime.date, int]:
 
 
 def sending_health_report(*, now: datetime.datetime | None = None, days: int = 30) -> dict:
-    """Everything the sending-health page shows: today's edition, subscribers over time, rates."""
+    """Everything the sending-health page shows: today's edition, subscribers over time, rates,
+    and whether the newest papers are old (fetching stalled)."""
+    from digest.services.editions import papers_stale_warning
     from subscriptions.models import Subscriber
 
     now = now or timezone.now()
@@ -488,6 +490,7 @@ def sending_health_report(*, now: datetime.datetime | None = None, days: int = 3
     health = sending_health(now=now)
     return {
         "health": health,
+        "stale_warning": papers_stale_warning(today=today),
         "bounce_pct": f"{health.bounce_rate:.2%}",
         "complaint_pct": f"{health.complaint_rate:.2%}",
         "warning_pct": f"{COMPLAINT_WARNING_RATE:.1%}",

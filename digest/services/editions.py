@@ -54,6 +54,21 @@ def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
     return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
 
 
+STALE_AFTER_DAYS = 2
+
+
+def papers_stale_warning(*, today: datetime.date | None = None) -> str:
+    """An operator's warning when the newest trending day is more than STALE_AFTER_DAYS before
+    `today`, else "". Planning sends the latest edition however old it is (the demo's sample days
+    rely on that), so a stalled fetch would otherwise only show as readers getting old papers."""
+    today = today or timezone.localdate()
+    newest = edition_latest_day(today=today)
+    if newest is None or (today - newest).days <= STALE_AFTER_DAYS:
+        return ""
+    age = (today - newest).days
+    return f"The newest papers are from {day_short(day=newest, today=today)}, {age} days ago: is fetching running?"
+
+
 def edition_paper_order(*, day: datetime.date) -> list[int]:
     """The day's papers in edition order: curator pins first, then by trending rank, then the late
     papers of the week's earlier editions (edition_carried_ids); hides removed."""
