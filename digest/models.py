@@ -184,6 +184,12 @@ class Edition(models.Model):
     # editions.edition_late_papers_add), waiting to become candidates of the next edition too:
     # readers already sent this one get them there. The next edition's freeze empties it.
     carry_ids = models.JSONField(default=list, blank=True)
+    # Every paper added to the list after it froze (late papers as above, kept after carry_ids
+    # empties, and papers pinned while it sends), and when the last came: the public page marks
+    # them "added later" and the feed's <updated> moves, so readers see why the page has more
+    # than their email.
+    late_ids = models.JSONField(default=list, blank=True)
+    late_added_at = models.DateTimeField(null=True, blank=True)
     # Sending health (digest/services/curation.py): why it was held, and when an
     # operator released it anyway (so the same numbers do not hold it again).
     hold_reason = models.CharField(max_length=200, blank=True)

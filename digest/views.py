@@ -37,6 +37,7 @@ def edition_detail(request, date: str):
         raise Http404("Not a date")
     edition = get_object_or_404(_published_editions(), date=day)
     ranks = edition_ranks(edition=edition)
+    late = set(edition.late_ids)
     papers = [
         {
             "paper": paper,
@@ -44,12 +45,18 @@ def edition_detail(request, date: str):
             "authors": authors_short(paper.authors),
             "snippet": abstract_snippet(paper.abstract, limit=400),
             "rank": ranks.get(paper.pk),
+            "late": paper.pk in late,
         }
         for paper in edition_papers(edition=edition)
     ]
     older = _published_editions().filter(date__lt=day).first()
     newer = _published_editions().filter(date__gt=day).order_by("date").first()
-    return render(request, "digest/edition.html", {"edition": edition, "papers": papers, "older": older, "newer": newer})
+    late_count = sum(item["late"] for item in papers)
+    return render(
+        request,
+        "digest/edition.html",
+        {"edition": edition, "papers": papers, "late_count": late_count, "older": older, "newer": newer},
+    )
 
 
 def edition_index(request):
@@ -82,7 +89,9 @@ class EditionFeed(Feed):
         return item.frozen_at
 
     def item_updateddate(self, item: Edition):
-        return item.frozen_at
+        # Feed readers show an entry again only when its <updated> moves: papers added after
+        # freezing must move it, or readers never see them.
+        return item.late_added_at or item.frozen_at
 
 
 # ---------------------------------------------------------------- development mail view

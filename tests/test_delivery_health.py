@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+import time_machine
 
 from digest.models import Delivery, Edition, WebhookEvent
 from digest.services.curation import edition_hold_if_unhealthy, edition_release, sending_health
@@ -185,3 +186,54 @@ def test_the_health_page_shows_the_refused_messages_and_the_hold(papers, rejecti
     page = client.get(reverse("admin:digest_sending_health")).content.decode()
     assert "Rejected by the mail server: <strong>2</strong>" in page
     assert "no reader was suppressed" in page and "the next edition will be held" in page
+
+
+# ---------------------------------------------------------------- papers that stopped coming
+
+# Planning sends the latest edition however old (the demo's sample days): operators are told instead.
+STALE = "The newest papers are from 12 Mar, 5 days ago: is fetching running?"
+
+
+def _health_page(client) -> str:
+    from django.urls import reverse
+
+    from tests.admin_support import make_staff
+
+    client.force_login(make_staff("operator", "operators"))
+    return client.get(reverse("admin:digest_sending_health")).content.decode()
+
+
+@time_machine.travel(datetime.datetime(2026, 3, 17, 9, tzinfo=datetime.UTC), tick=False)
+def test_the_health_page_warns_when_the_newest_papers_are_days_old(papers, client):
+    assert STALE in _health_page(client)
+
+
+@pytest.mark.parametrize("today, warned", [(datetime.date(2026, 3, 14), False), (datetime.date(2026, 3, 15), True)])
+def test_papers_two_days_old_are_no_warning_three_days_are(papers, client, today, warned):
+    with time_machine.travel(datetime.datetime.combine(today, datetime.time(23), tzinfo=datetime.UTC), tick=False):
+        assert ("12 Mar, 3 days ago: is fetching running?" in _health_page(client)) is warned
+
+
+@time_machine.travel(datetime.datetime(2026, 3, 17, 9, tzinfo=datetime.UTC), tick=False)
+def test_send_digests_warns_when_it_plans_an_edition_days_old_and_still_plans_it(papers):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    SubscriberFactory.create_batch(2)
+    out, err = StringIO(), StringIO()
+    call_command("send_digests", "--now", stdout=out, stderr=err)
+    assert "Edition 2026-03-12" in out.getvalue() and "2 deliveries planned" in out.getvalue()
+    assert err.getvalue().strip() == STALE
+
+
+@time_machine.travel(datetime.datetime(2026, 3, 13, 9, tzinfo=datetime.UTC), tick=False)
+def test_send_digests_says_nothing_of_fetching_when_the_papers_are_recent(papers):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    SubscriberFactory.create_batch(2)
+    err = StringIO()
+    call_command("send_digests", "--now", stdout=StringIO(), stderr=err)
+    assert err.getvalue() == ""

@@ -210,3 +210,101 @@ def test_a_late_paper_never_takes_a_rank_another_paper_already_shows(smtp_sink, 
     assert all(ranks[pid] == rank for pid, rank in cited.items())
     admin_papers, _ = curation.edition_papers_for_admin(edition=edition)
     assert {p.pk: p.edition_rank for p in admin_papers} == ranks
+
+
+# ---------------------------------------------------------------- the public page and feed say so
+
+
+def _cards(html: str) -> dict[str, str]:
+    """Each paper's card on the edition page, by its title."""
+    import re
+
+    cards = re.findall(r'<li class="edition__paper">(.*?)</li>', html, re.S)
+    return {re.search(r"<h2[^>]*>(?:<a[^>]*>)?([^<]*)", card).group(1): card for card in cards}
+
+
+def _card(html: str, title_start: str) -> str:
+    return next(card for title, card in _cards(html).items() if title.startswith(title_start))
+
+
+def test_the_public_page_marks_the_papers_added_after_the_edition_froze(client, do_import):
+    do_import(ARXIV)
+    edition_freeze(day=DAY)
+    do_import(HF)
+    html = client.get(f"/digest/{DAY.isoformat()}/").content.decode()
+    late = [title for title, card in _cards(html).items() if "added later" in card]
+    assert len(late) == 3 and any(title.startswith("KOALA") for title in late)
+    assert len(_cards(html)) == 6  # the three frozen arXiv papers are not marked
+    assert "3 were added after the first emails went out" in html
+
+
+def test_the_page_still_marks_them_once_the_next_edition_has_carried_them(client, do_import):
+    do_import(ARXIV)
+    edition_freeze(day=DAY)
+    do_import(HF)
+    trending_day(day=NEXT, count=2, title="Protein folding")
+    edition_freeze(day=NEXT)
+    assert Edition.objects.get(date=DAY).carry_ids == []
+    day_page = client.get(f"/digest/{DAY.isoformat()}/").content.decode()
+    assert "added later" in _card(day_page, "KOALA")
+    # In the next edition the carried papers were there from its freeze: nothing to mark.
+    assert "added later" not in client.get(f"/digest/{NEXT.isoformat()}/").content.decode()
+
+
+def test_the_feed_entry_is_updated_when_late_papers_are_appended(client, do_import):
+    import xml.etree.ElementTree as ET
+
+    def entry() -> dict[str, str]:
+        atom = "{http://www.w3.org/2005/Atom}"
+        found = ET.fromstring(client.get("/feed/").content).find(f"{atom}entry")
+        return {"published": found.findtext(f"{atom}published"), "updated": found.findtext(f"{atom}updated")}
+
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 6, tzinfo=datetime.UTC), tick=False):
+        do_import(ARXIV)
+        edition_freeze(day=DAY)
+    assert entry() == {"published": "2026-12-02T06:00:00+00:00", "updated": "2026-12-02T06:00:00+00:00"}
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 9, tzinfo=datetime.UTC), tick=False):
+        do_import(HF)
+    assert entry() == {"published": "2026-12-02T06:00:00+00:00", "updated": "2026-12-02T09:00:00+00:00"}
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 12, tzinfo=datetime.UTC), tick=False):
+        do_import(HF)  # nothing new: the entry stays as it was
+    assert entry()["updated"] == "2026-12-02T09:00:00+00:00"
+
+
+def test_a_paper_pinned_while_the_edition_sends_is_marked_and_updates_the_feed(client, do_import):
+    from tests.factories import PaperFactory
+
+    do_import(ARXIV)
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 6, tzinfo=datetime.UTC), tick=False):
+        edition = edition_freeze(day=DAY)
+    already = edition.paper_ids[1]
+    pinned = PaperFactory(title="Pinned from last week")
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 7, tzinfo=datetime.UTC), tick=False):
+        curation.papers_pin(paper_ids=[pinned.pk, already])
+    edition.refresh_from_db()
+    assert edition.late_ids == [pinned.pk]
+    assert "<updated>2026-12-02T07:00:00+00:00</updated>" in client.get("/feed/").content.decode()
+    html = client.get(f"/digest/{DAY.isoformat()}/").content.decode()
+    assert "added later" in _card(html, "Pinned from last week")
+    assert sum("added later" in card for card in _cards(html).values()) == 1  # the arXiv paper pinned was in the emails
+
+
+def test_a_merge_keeps_the_mark_on_the_kept_paper_only_when_none_of_them_was_in_the_emails(do_import):
+    from tests.factories import PaperFactory
+
+    do_import(ARXIV)
+    edition = edition_freeze(day=DAY)
+    on_time = Paper.objects.get(pk=edition.paper_ids[0])
+    do_import(HF)
+    edition.refresh_from_db()
+    koala = _koala()
+    other_late = Paper.objects.get(pk=next(pid for pid in edition.late_ids if pid != koala.pk))
+
+    outside = PaperFactory(title="KOALA, a copy from elsewhere")
+    curation.papers_merge(keep=outside, duplicates=[koala])  # a late paper's duplicate: still late
+    curation.papers_merge(keep=on_time, duplicates=[other_late])  # merged into one the emails had
+
+    edition.refresh_from_db()
+    assert outside.pk in edition.late_ids and koala.pk not in edition.late_ids
+    assert on_time.pk not in edition.late_ids and other_late.pk not in edition.late_ids
+    assert len(edition.late_ids) == 2

@@ -97,8 +97,14 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
                 if edition.paper_ids:
                     ordered = front + [pid for pid in edition.paper_ids if pid not in front]
                     if ordered != edition.paper_ids:
+                        fields = ["paper_ids"]
+                        added = [pid for pid in front if pid not in edition.paper_ids]
+                        if added:  # not in the digests already sent: the public page marks them
+                            edition.late_ids = list(dict.fromkeys([*edition.late_ids, *added]))
+                            edition.late_added_at = timezone.now()
+                            fields += ["late_ids", "late_added_at"]
                         edition.paper_ids = ordered
-                        edition.save(update_fields=["paper_ids"])
+                        edition.save(update_fields=fields)
         else:
             count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
     return count
@@ -284,9 +290,13 @@ def _rewrite_paper_lists(*, keep: Paper, dup_ids: list[int]) -> None:
     for edition in Edition.objects.select_for_update().exclude(paper_ids=[]):
         new = _replace_ids(edition.paper_ids, keep_id=keep.pk, dup_ids=dups)
         carry = _replace_ids(edition.carry_ids, keep_id=keep.pk, dup_ids=dups)
-        if new != edition.paper_ids or carry != edition.carry_ids:
-            edition.paper_ids, edition.carry_ids = new, carry
-            edition.save(update_fields=["paper_ids", "carry_ids"])
+        late = _replace_ids(edition.late_ids, keep_id=keep.pk, dup_ids=dups)
+        if {keep.pk, *dups} & (set(edition.paper_ids) - set(edition.late_ids)):
+            # One of them was in the list from its freeze, so in the emails: the kept paper was not added later.
+            late = [pid for pid in late if pid != keep.pk]
+        if new != edition.paper_ids or carry != edition.carry_ids or late != edition.late_ids:
+            edition.paper_ids, edition.carry_ids, edition.late_ids = new, carry, late
+            edition.save(update_fields=["paper_ids", "carry_ids", "late_ids"])
     # Deliveries: only those not yet sent matter for what goes out; sent ones are
     # rewritten too so "what did this email carry" still resolves to a paper.
     # JSON containment is not portable to SQLite, so scan in Python (merges are rare).
@@ -416,7 +426,9 @@ def _count_by_day(queryset) -> dict[datetime.date, int]:
 
 
 def sending_health_report(*, now: datetime.datetime | None = None, days: int = 30) -> dict:
-    """Everything the sending-health page shows: today's edition, subscribers over time, rates."""
+    """Everything the sending-health page shows: today's edition, subscribers over time, rates,
+    and whether the newest papers are old (fetching stalled)."""
+    from digest.services.editions import papers_stale_warning
     from subscriptions.models import Subscriber
 
     now = now or timezone.now()
@@ -478,6 +490,7 @@ def sending_health_report(*, now: datetime.datetime | None = None, days: int = 3
     health = sending_health(now=now)
     return {
         "health": health,
+        "stale_warning": papers_stale_warning(today=today),
         "bounce_pct": f"{health.bounce_rate:.2%}",
         "complaint_pct": f"{health.complaint_rate:.2%}",
         "warning_pct": f"{COMPLAINT_WARNING_RATE:.1%}",

@@ -54,6 +54,21 @@ def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
     return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
 
 
+STALE_AFTER_DAYS = 2
+
+
+def papers_stale_warning(*, today: datetime.date | None = None) -> str:
+    """An operator's warning when the newest trending day is more than STALE_AFTER_DAYS before
+    `today`, else "". Planning sends the latest edition however old it is (the demo's sample days
+    rely on that), so a stalled fetch would otherwise only show as readers getting old papers."""
+    today = today or timezone.localdate()
+    newest = edition_latest_day(today=today)
+    if newest is None or (today - newest).days <= STALE_AFTER_DAYS:
+        return ""
+    age = (today - newest).days
+    return f"The newest papers are from {day_short(day=newest, today=today)}, {age} days ago: is fetching running?"
+
+
 def edition_paper_order(*, day: datetime.date) -> list[int]:
     """The day's papers in edition order: curator pins first, then by trending rank, then the late
     papers of the week's earlier editions (edition_carried_ids); hides removed."""
@@ -178,10 +193,10 @@ def edition_late_papers_add(*, days: Iterable[datetime.date]) -> dict[datetime.d
     """Append to each frozen edition of `days` the day's trending papers it lacks; returns them by day.
 
     papers_ingest calls this after its import commits. The papers go at the end of the frozen
-    list, so the order readers already got stays put, and into the edition's carry_ids, for the
-    next edition. Hidden papers stay out. Each edition is locked on its own (a freeze locks its
-    row and then earlier ones: holding one lock at a time cannot deadlock with it); running it
-    again adds nothing.
+    list, so the order readers already got stays put, into the edition's carry_ids, for the
+    next edition, and into its late_ids, for the public page and feed. Hidden papers stay out.
+    Each edition is locked on its own (a freeze locks its row and then earlier ones: holding one
+    lock at a time cannot deadlock with it); running it again adds nothing.
     """
     added: dict[datetime.date, list[int]] = {}
     frozen = Edition.objects.filter(date__in=set(days), frozen_at__isnull=False).order_by("date")
@@ -193,7 +208,9 @@ def edition_late_papers_add(*, days: Iterable[datetime.date]) -> dict[datetime.d
             if late:
                 edition.paper_ids = [*edition.paper_ids, *late]
                 edition.carry_ids = list(dict.fromkeys([*edition.carry_ids, *late]))
-                edition.save(update_fields=["paper_ids", "carry_ids"])
+                edition.late_ids = list(dict.fromkeys([*edition.late_ids, *late]))
+                edition.late_added_at = timezone.now()
+                edition.save(update_fields=["paper_ids", "carry_ids", "late_ids", "late_added_at"])
                 added[edition.date] = late
     return added
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 from digest.management.commands.import_papers import iso_date
 from digest.models import Edition, TrendingEntry
 from digest.services.delivery import deliveries_plan
+from digest.services.editions import papers_stale_warning
 from subscriptions.models import Subscriber
 
 
@@ -23,16 +24,19 @@ class Command(BaseCommand):
         if day:
             if not TrendingEntry.objects.filter(date=day).exists():
                 raise CommandError(f"No trending papers on {day}: nothing to send")
-        plan = deliveries_plan(now=timezone.now(), day=day, ignore_hour=now)
+        started = timezone.now()
+        plan = deliveries_plan(now=started, day=day, ignore_hour=now)
         if plan.edition is None or plan.note:
             self.stdout.write(f"Nothing planned: {plan.note}")
-            return
-        self.stdout.write(
-            f"Edition {plan.edition.date}: {len(plan.edition.paper_ids)} papers; "
-            f"{plan.due} readers due, {plan.planned} deliveries planned in {plan.chunks} chunks"
-        )
-        if not plan.due:
-            self.stdout.write(_why_nobody_is_due(plan.edition, ignore_hour=now))
+        else:
+            self.stdout.write(
+                f"Edition {plan.edition.date}: {len(plan.edition.paper_ids)} papers; "
+                f"{plan.due} readers due, {plan.planned} deliveries planned in {plan.chunks} chunks"
+            )
+            if not plan.due:
+                self.stdout.write(_why_nobody_is_due(plan.edition, ignore_hour=now))
+        if plan.edition is not None and (stale := papers_stale_warning(today=timezone.localdate(started))):
+            self.stderr.write(stale, style_func=self.style.WARNING)
 
 
 def _why_nobody_is_due(edition: Edition, *, ignore_hour: bool) -> str:
