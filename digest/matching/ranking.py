@@ -276,8 +276,10 @@ def rank(day: DayScores, profiles: Profiles) -> Ranked:
 
     # Subscribers with the same interests and topics rank the same papers: score each distinct
     # profile once (many people pick topics only), then apply each one's ledger and size.
-    signature = np.concatenate([profiles.interest_slots, profiles.topic_slots], axis=1)
-    first, inverse = _distinct_rows(signature)
+    if n == 1:  # preview_digest, the admin's preview
+        first, inverse = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    else:
+        first, inverse = _distinct_rows(np.concatenate([profiles.interest_slots, profiles.topic_slots], axis=1))
     # Fullest interest lists first, and within them the fullest topic lists, so each later slot
     # is worked over a prefix of rows (relevance, _soft_max_over_slots).
     by_fill = np.lexsort(
