@@ -166,11 +166,15 @@ class _Cards:
         for index, paper in enumerate(ctx.get("papers") or (), 1):
             if type(paper) is not dict:
                 return None
-            key = (tuple(paper), tuple(tuple(v) if type(v) is list else v for v in paper.values()))
+            key = (tuple(paper), tuple(paper.values()))
             try:
                 card = self.cache.get(key)
-            except TypeError:  # a value that is not hashable
-                return None
+            except TypeError:  # a list among the values (the digest's own items hold tuples)
+                key = (key[0], tuple(tuple(v) if type(v) is list else v for v in key[1]))
+                try:
+                    card = self.cache.get(key)
+                except TypeError:  # a value that is not hashable
+                    return None
             if card is None:
                 if len(self.cache) >= CARD_CACHE_SIZE:
                     self.cache.clear()

@@ -422,26 +422,40 @@ def abstract_snippet(text: str, limit: int = 260) -> str:
 def _paper_item(pick, *, rank: int | None) -> dict:
     paper: Paper = pick.paper
     return {
-        "title": paper.title,
-        "url": paper.page_url or paper.abs_url or paper.pdf_url,
-        # The same paper is shortened for every reader: remember the last few hundred.
-        "authors": _authors_short_cached(tuple(str(a) for a in paper.authors or ())),
-        "snippet": _abstract_snippet_cached(paper.abstract or ""),
-        "reasons": list(pick.reasons or []),
-        "upvotes": paper.upvotes,
+        **_paper_fields(paper),
+        # A tuple, so the card cache (emails._Cards) can hash the item as it is.
+        "reasons": tuple(pick.reasons or ()),
         # Once is enough: a reason that says "trending #3 today" leaves the rank out of the meta line.
         "rank": None if getattr(pick, "rank_in_reasons", None) else rank,
-        "abs_url": paper.abs_url,
-        "pdf_url": paper.pdf_url,
-        "code_url": paper.code_url,
         "pinned": bool(getattr(pick, "pinned", False)),
         "trending": bool(getattr(pick, "trending", False)),
     }
 
 
-@lru_cache(maxsize=1024)
-def _authors_short_cached(authors: tuple) -> str:
-    return authors_short(list(authors))
+def _paper_fields(paper: Paper) -> dict:
+    """What a card shows of the paper itself, the same for every reader: made once per version of
+    the paper (id, updated_at and upvotes are the key) and copied by the caller."""
+    key = (paper.pk, paper.updated_at, paper.upvotes)
+    fields = _paper_fields_cache.get(key) if paper.pk is not None else None
+    if fields is None:
+        fields = {
+            "title": paper.title,
+            "url": paper.page_url or paper.abs_url or paper.pdf_url,
+            "authors": authors_short(list(paper.authors or ())),
+            "snippet": _abstract_snippet_cached(paper.abstract or ""),
+            "upvotes": paper.upvotes,
+            "abs_url": paper.abs_url,
+            "pdf_url": paper.pdf_url,
+            "code_url": paper.code_url,
+        }
+        if paper.pk is not None:
+            if len(_paper_fields_cache) >= 2048:  # a day's papers and the week's, many times over
+                _paper_fields_cache.clear()
+            _paper_fields_cache[key] = fields
+    return fields
+
+
+_paper_fields_cache: dict[tuple, dict] = {}
 
 
 @lru_cache(maxsize=1024)
