@@ -430,7 +430,13 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", env.int, 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # On by default, so `check --deploy` is clean. With it on anyone may put the domain on the
+    # browsers' preload list, which is slow to leave, so an operator who does not want that turns
+    # it off; W021 then only repeats their choice (the site cannot be submitted) and is silenced,
+    # alone, rather than taught to be ignored.
+    SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", True)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     CSRF_TRUSTED_ORIGINS = _get("CSRF_TRUSTED_ORIGINS", env.list, [SITE_URL])
 
 CONTENT_SECURITY_POLICY = {
