@@ -1,7 +1,14 @@
 """The visitor's IP address: one answer for the rate limits and the consent evidence.
 
 settings.CLIENT_IP_META_KEY names where it is (REMOTE_ADDR, or behind a proxy a header such as
-HTTP_X_FORWARDED_FOR); settings.RATELIMIT_IP_META_KEY points django-ratelimit at `ratelimit_ip`.
+HTTP_X_FORWARDED_FOR) and settings.TRUSTED_PROXY_COUNT how many proxies append to that header;
+settings.RATELIMIT_IP_META_KEY points django-ratelimit at `ratelimit_ip`.
+
+Not django-ipware: its proxy_count counts the proxies listed in the header (ours less one), and
+neither of its modes fits. Strict (its default) drops a header with a spoofed prefix and, behind
+two proxies or more, refuses REMOTE_ADDR too, answering None; unstrict skips entries that are no
+address before counting, so a proxy that writes "unknown" hands its slot to the visitor's own entry.
+What this needs is one entry from the right, else REMOTE_ADDR: the few lines below.
 """
 
 import ipaddress
@@ -24,7 +31,7 @@ _warned = False
 
 
 def _parse(raw: str) -> str | None:
-    candidate = raw.split(",")[0].strip()
+    candidate = raw.strip()
     match = _WITH_PORT.fullmatch(candidate)
     for text in (candidate, match and match["ip"]):
         try:
@@ -35,20 +42,27 @@ def _parse(raw: str) -> str | None:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The configured header's first address, else REMOTE_ADDR's; None if neither is an address.
+    """The address the outermost trusted proxy saw, else REMOTE_ADDR's; None if neither is an address.
 
-    A health check or a direct hit on the app server has no forwarding header: it is the
-    connecting address that counts then, not an error.
+    Each proxy appends the address it was connected from (nginx's $proxy_add_x_forwarded_for),
+    so with TRUSTED_PROXY_COUNT proxies the visitor's address is that many entries from the
+    right, and everything left of it is what the visitor sent: their choice, never counted.
+    A header with fewer addresses there did not pass every proxy (a health check, a direct hit
+    on the app or on an inner proxy, or a proxy that wrote no address) and none of its entries
+    is known to be a proxy's, so it is REMOTE_ADDR that counts then, which no client can choose.
     """
     global _warned
     meta_key = settings.CLIENT_IP_META_KEY
     if meta_key != "REMOTE_ADDR":
-        forwarded = _parse(request.META.get(meta_key, ""))
-        if forwarded:
-            return forwarded
+        entries = request.META.get(meta_key, "").split(",")
+        proxies = settings.TRUSTED_PROXY_COUNT  # at least 1 (settings.py): entries[-0:] would be all of them
+        written = [_parse(entry) for entry in entries[-proxies:]]  # the visitor's address, then the proxies'
+        if len(written) == proxies and all(written):
+            return written[0]
         if not _warned:  # once per process: a misspelt header name would otherwise go unnoticed
             _warned = True
-            logger.warning("no address in %s (RATELIMIT_IP_META_KEY) on %s; using REMOTE_ADDR", meta_key, request.path)
+            logger.warning("%s (RATELIMIT_IP_META_KEY) does not end in %d addresses (TRUSTED_PROXY_COUNT) on %s; "
+                           "using REMOTE_ADDR", meta_key, proxies, request.path)  # fmt: skip
     return _parse(request.META.get("REMOTE_ADDR", ""))
 
 

@@ -370,9 +370,20 @@ ADMIN_LOGIN_RATE = _rate("ADMIN_LOGIN_RATE", "10/m")
 RATELIMIT_USE_CACHE = "default"
 # Behind a proxy, the header that carries the client's address (e.g. HTTP_X_FORWARDED_FOR);
 # otherwise every visitor would share the proxy's address and its rate limit. Read by
-# digest.client_address, which takes the header's first address and falls back to REMOTE_ADDR
-# when a request has none (health checks, direct hits), where django-ratelimit raised.
+# digest.client_address, which takes the address TRUSTED_PROXY_COUNT entries from the header's
+# right (what the client sent sits to the left) and falls back to REMOTE_ADDR when a request
+# has none there (health checks, direct hits), where django-ratelimit raised.
 CLIENT_IP_META_KEY = _ip_meta_key("RATELIMIT_IP_META_KEY")
+_FORWARDED = CLIENT_IP_META_KEY != "REMOTE_ADDR"
+TRUSTED_PROXY_COUNT = _number("TRUSTED_PROXY_COUNT", env.int, 1 if _FORWARDED else 0, minimum=0)
+# Neither mismatch would show: a count with no header leaves every visitor on the proxy's
+# address, and 0 with a header trusts none of it, which leaving the header unset says plainly.
+if TRUSTED_PROXY_COUNT and not _FORWARDED:
+    _fail("TRUSTED_PROXY_COUNT", "counts the proxies that append to the header RATELIMIT_IP_META_KEY names, "
+          "and that is REMOTE_ADDR: set RATELIMIT_IP_META_KEY too (e.g. HTTP_X_FORWARDED_FOR)")
+if _FORWARDED and not TRUSTED_PROXY_COUNT:
+    _fail("TRUSTED_PROXY_COUNT", f"must be at least 1 with RATELIMIT_IP_META_KEY={CLIENT_IP_META_KEY}; "
+          "to count by the connecting address, unset RATELIMIT_IP_META_KEY")
 RATELIMIT_IP_META_KEY = "digest.client_address.ratelimit_ip"
 RATELIMIT_VIEW = "subscriptions.views.ratelimited"
 CSRF_FAILURE_VIEW = "digest.error_pages.csrf_failure"
@@ -419,7 +430,13 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", env.int, 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # On by default, so `check --deploy` is clean. With it on anyone may put the domain on the
+    # browsers' preload list, which is slow to leave, so an operator who does not want that turns
+    # it off; W021 then only repeats their choice (the site cannot be submitted) and is silenced,
+    # alone, rather than taught to be ignored.
+    SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", True)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     CSRF_TRUSTED_ORIGINS = _get("CSRF_TRUSTED_ORIGINS", env.list, [SITE_URL])
 
 CONTENT_SECURITY_POLICY = {

@@ -39,6 +39,43 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
+_HSTS_HEADER = (
+    "from django.http import HttpResponse; from django.middleware.security import SecurityMiddleware; "
+    "from django.test import RequestFactory; "
+    "print(SecurityMiddleware(lambda r: HttpResponse())(RequestFactory().get('/', secure=True))['Strict-Transport-Security'])"
+)
+
+
+@pytest.mark.parametrize(
+    "env, header",
+    [({}, "max-age=31536000; includeSubDomains; preload"),
+     ({"SECURE_HSTS_PRELOAD": "false"}, "max-age=31536000; includeSubDomains")],
+)  # fmt: skip
+def test_hsts_asks_for_the_preload_list_unless_the_operator_turns_it_off(env, header):
+    result = _manage("shell", "--no-imports", "-c", _HSTS_HEADER, extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == header
+
+
+def test_check_deploy_is_clean_with_preload_turned_off():
+    # W021 only says the site cannot be submitted to the preload list: what the operator chose.
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", extra_env={"SECURE_HSTS_PRELOAD": "off"})
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_turning_preload_off_silences_no_other_deploy_warning():
+    result = _manage("check", "--deploy", extra_env={"SECURE_HSTS_PRELOAD": "off", "SECURE_HSTS_SECONDS": "0"})
+    assert "security.W004" in result.stderr  # no HSTS at all is still worth a warning
+    assert "security.W021" not in result.stderr
+
+
+def test_a_bad_preload_value_stops_the_start_in_one_line():
+    result = _manage("check", extra_env={"SECURE_HSTS_PRELOAD": "maybe"})
+    assert result.returncode != 0
+    assert result.stderr == "manage.py: Setting SECURE_HSTS_PRELOAD: must be true or false (or yes/no, on/off, 1/0), not 'maybe'\n"
+
+
 @pytest.mark.parametrize(
     "missing, message",
     [("SECRET_KEY", "SECRET_KEY"), ("ALLOWED_HOSTS", "ALLOWED_HOSTS"), ("ANYMAIL_WEBHOOK_SECRET", "ANYMAIL_WEBHOOK_SECRET")],
