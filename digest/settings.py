@@ -31,6 +31,8 @@ def _fail(name: str, problem: str) -> None:
 
 
 def _get(name: str, cast, default):
+    if not env.str(name, default="").strip():  # an empty value counts as unset, as for booleans
+        return default
     try:
         return cast(name, default=default)
     except (ValueError, TypeError) as exc:

@@ -57,6 +57,16 @@ def test_every_documented_spelling_of_good_settings_is_accepted():
     assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend", "730", "cs.LG|stat.ML|q-bio.NC|hep-th"]
 
 
+def test_an_empty_value_counts_as_unset():
+    # An env file's `TOKEN_MAX_AGE_DAYS=` (a value deleted, the line kept) used to stop the process.
+    result = _start_django(
+        {"TOKEN_MAX_AGE_DAYS": "", "FETCH_TIMEOUT": " ", "EMAIL_PORT": "", "ARXIV_CATEGORIES": ""},
+        "from django.conf import settings as s; print(s.TOKEN_MAX_AGE_DAYS, s.EMAIL_PORT, bool(s.ARXIV_CATEGORIES))",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["60", "1025", "True"]
+
+
 def _start_django(env: dict, then: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {then}"],
