@@ -189,6 +189,7 @@ def test_the_health_page_shows_the_refused_messages_and_the_hold(papers, rejecti
     client.force_login(make_staff("operator", "operators"))
     page = client.get(reverse("admin:digest_sending_health")).content.decode()
     assert "Rejected by the mail server: <strong>2</strong>" in page
+    assert '/admin/digest/delivery/?failure=rejected">failed deliveries</a>' in page
     assert "no reader was suppressed" in page and "the next edition will be held" in page
 
 
