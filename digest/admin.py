@@ -800,12 +800,15 @@ class FailedReasonFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             ("transient", "Failed, can be re-queued (temporary, or the server refused the message)"),
+            ("rejected", "Failed, the server refused the message (not the address)"),
             ("permanent", "Failed, permanent (address refused)"),
         ]
 
     def queryset(self, request, queryset):
         if self.value() == "transient":
             return queryset.filter(state=Delivery.State.FAILED, transient_error=True)
+        if self.value() == "rejected":
+            return queryset.filter(state=Delivery.State.FAILED, rejected=True)
         if self.value() == "permanent":
             return queryset.filter(state=Delivery.State.FAILED, transient_error=False)
         return queryset
@@ -824,7 +827,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     change_list_template = "admin/digest/delivery/change_list.html"
     readonly_fields = (
         "edition", "subscriber", "state", "lease_until", "attempts", "message_id", "papers_sent",
-        "last_error", "transient_error", "sent_at", "created_at", "updated_at",
+        "last_error", "transient_error", "rejected", "sent_at", "created_at", "updated_at",
     )  # fmt: skip
 
     def has_add_permission(self, request):
@@ -862,7 +865,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def reason(self, obj):
         if not obj.last_error:
             return ""
-        kind = "transient" if obj.transient_error else "permanent"
+        kind = "rejected" if obj.rejected else "transient" if obj.transient_error else "permanent"
         return f"[{kind}] {Truncator(obj.last_error).chars(120)}"
 
     def changelist_view(self, request, extra_context=None):

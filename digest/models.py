@@ -228,7 +228,14 @@ class Delivery(models.Model):
     # order: ranking again later can't say why a reader got a paper (the ledger then excludes it).
     reasons = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)
+    # Not the address's fault (a temporary error, or the server refusing our message): a failed
+    # row so marked may be re-queued.
     transient_error = models.BooleanField(default=False)
+    # The server or ESP refused our message itself (sender, settings, content), not the reader's
+    # address: what sending health counts. Set by the UPDATE that fails the row, cleared by a
+    # re-queue; last_error only words it (truncated, and rewritten by later attempts). The column's
+    # default lets the previous release's workers insert rows while the release phase migrates.
+    rejected = models.BooleanField(default=False, db_default=False)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -237,6 +244,11 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["edition", "subscriber"], name="delivery_once_per_edition"),
+            # A refused message is a failure an operator may re-queue, and only a failure.
+            models.CheckConstraint(
+                condition=Q(rejected=False) | Q(state="failed", transient_error=True),
+                name="delivery_rejected_is_a_transient_failure",
+            ),
         ]
         indexes = [
             models.Index(fields=["edition", "state"]),

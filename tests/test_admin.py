@@ -697,6 +697,26 @@ def test_requeue_touches_only_failed_transient_deliveries(operator_client, priva
     assert permanent.state == Delivery.State.FAILED
 
 
+def test_operators_filter_the_deliveries_the_server_refused_and_a_requeue_takes_them_off_the_list(
+    operator_client, private_records
+):
+    from digest.services.delivery import SERVER_REJECTED
+
+    edition = private_records["edition"]
+    refused = Delivery.objects.create(edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.FAILED,
+                                      transient_error=True, rejected=True, last_error="554 sender not verified")  # fmt: skip
+    Delivery.objects.create(edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.FAILED,
+                            transient_error=True, last_error=f"{SERVER_REJECTED} but only in words")  # fmt: skip
+    url = reverse("admin:digest_delivery_changelist") + "?failure=rejected"
+    page = operator_client.get(url)
+    assert list(page.context["cl"].result_list) == [refused]
+    assert "[rejected] 554 sender not verified" in page.content.decode()
+
+    response = _action(operator_client, "delivery", "requeue", [refused.pk])
+    assert "Re-queued 1" in _messages(response)[0]
+    assert list(operator_client.get(url).context["cl"].result_list) == []
+
+
 def test_roles_are_kept_in_step_with_the_models_after_every_migrate():
     from django.contrib.auth.models import Permission
     from django.core.management import call_command

@@ -335,8 +335,6 @@ def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_W
     more messages than it took (an unverified sender, broken settings): sending it would only
     fail again, and an operator should look first.
     """
-    from digest.services.delivery import SERVER_REJECTED
-
     now = now or timezone.now()
     since = now - datetime.timedelta(days=days)
     sent = Delivery.objects.filter(state=Delivery.State.SENT, sent_at__gte=since, sent_at__lte=now).count()
@@ -346,7 +344,7 @@ def sending_health(*, now: datetime.datetime | None = None, days: int = HEALTH_W
         complaints=Count("id", filter=Q(event_type__in=COMPLAINT_EVENTS)),
     )
     rejected = Delivery.objects.filter(
-        state=Delivery.State.FAILED, last_error__startswith=SERVER_REJECTED, updated_at__gte=since, updated_at__lte=now
+        state=Delivery.State.FAILED, rejected=True, updated_at__gte=since, updated_at__lte=now
     ).count()
     bounce_rate = events["bounces"] / sent if sent else 0.0
     complaint_rate = events["complaints"] / sent if sent else 0.0

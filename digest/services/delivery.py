@@ -218,8 +218,8 @@ def _deliveries_insert(*, edition: Edition, subscriber_ids: list[int]) -> list[i
         now = timezone.now()
         sql = (
             f"INSERT INTO {connection.ops.quote_name(Delivery._meta.db_table)} (edition_id, subscriber_id, state, "
-            f"attempts, message_id, paper_ids, reasons, last_error, transient_error, created_at, updated_at) "
-            f"SELECT %s, s, %s, 0, '', '[]'::jsonb, '[]'::jsonb, '', false, %s, %s FROM unnest(%s::bigint[]) AS s "
+            f"attempts, message_id, paper_ids, reasons, last_error, transient_error, rejected, created_at, updated_at) "
+            f"SELECT %s, s, %s, 0, '', '[]'::jsonb, '[]'::jsonb, '', false, false, %s, %s FROM unnest(%s::bigint[]) AS s "
             f"ON CONFLICT DO NOTHING RETURNING id"
         )
         new_ids = []
@@ -666,8 +666,8 @@ def digest_message_build(
 # ---------------------------------------------------------------- errors
 
 
-# How a delivery's last_error starts when the server (or ESP) refused the message itself:
-# sending health counts these (curation.sending_health), so the prefix is the record.
+# How a delivery's last_error starts when the server (or ESP) refused the message itself: words
+# for the operator. The record is Delivery.rejected, which sending health counts.
 SERVER_REJECTED = "the mail server rejected the message (not the reader's address):"
 
 
@@ -785,16 +785,19 @@ _SENT, _SENDING = str(State.SENT), str(State.SENDING)
 
 
 def delivery_record_final(
-    *, delivery: Delivery, state: str, reason: str, now: datetime.datetime, transient: bool = False
+    *, delivery: Delivery, state: str, reason: str, now: datetime.datetime, transient: bool = False,
+    rejected: bool = False,
 ) -> None:
     """Close a claimed row without sending (skipped, suppressed) or after a failure.
 
     `transient` marks a failure that was not the address's fault (temporary errors whose
     retries ran out, or the server refusing our message): an operator may re-queue those
-    from the admin (deliveries_requeue), once the cause is fixed.
+    from the admin (deliveries_requeue), once the cause is fixed. `rejected` marks the server
+    refusing our message (it implies `transient`); sending health counts those rows.
     """
     Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-        state=state, last_error=reason[:2000], lease_until=None, transient_error=transient, updated_at=now
+        state=state, last_error=reason[:2000], lease_until=None, transient_error=transient or rejected,
+        rejected=rejected, updated_at=now,
     )
 
 
@@ -810,8 +813,9 @@ def deliveries_requeue(*, delivery_ids: list[int]) -> int:
             .filter(pk__in=delivery_ids, state=State.FAILED, transient_error=True)
             .values_list("id", flat=True)
         )
+        # The refusal is dealt with: the next attempt records its own outcome.
         Delivery.objects.filter(pk__in=ids).update(
-            state=State.PENDING, attempts=0, lease_until=None, updated_at=timezone.now()
+            state=State.PENDING, attempts=0, lease_until=None, rejected=False, updated_at=timezone.now()
         )
         deliveries_enqueue(delivery_ids=sorted(ids))
     return len(ids)
@@ -1071,7 +1075,7 @@ def _after_failure(*, row: Delivery, error: SendError, now: datetime.datetime, r
         logger.error("delivery %s: %s (reader not suppressed; fix the cause, then re-queue)", row.pk, error)
     else:
         logger.warning("delivery %s: permanent error: %s", row.pk, error)
-    delivery_record_final(delivery=row, state=State.FAILED, reason=str(error), now=now, transient=error.rejected)
+    delivery_record_final(delivery=row, state=State.FAILED, reason=str(error), now=now, rejected=error.rejected)
     result.failed += 1
     if error.suppress:
         from subscriptions.services import subscriber_suppress
