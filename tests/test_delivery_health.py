@@ -295,7 +295,7 @@ def test_a_row_inserted_by_the_previous_release_is_not_a_refusal():
     assert Delivery.objects.get(subscriber=reader).rejected is False
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_migration_0015_marks_as_rejected_exactly_the_refusals_the_old_prefix_recorded():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
