@@ -175,6 +175,15 @@ def test_the_confirmation_email_states_the_schedule_with_a_weekly_readers_day(sm
     assert schedule in " ".join(re.sub(r"<[^>]+>", " ", message.part("text/html")).split())
 
 
+@pytest.mark.parametrize("source", ["web", "csv-import"])
+def test_the_confirmation_email_keeps_its_paragraphs_apart(smtp_sink, source):
+    subscriber = SubscriberFactory(status=Subscriber.Status.PENDING, signup_source=source)
+    assert services.confirmation_claim(subscriber_id=subscriber.pk)
+    assert services.subscriber_send_confirmation(subscriber=subscriber)
+    [message] = smtp_sink.to(subscriber.email)
+    assert ".\n\nTo confirm, open this link" in message.part("text/plain").replace("\r\n", "\n")
+
+
 def test_a_pending_address_gets_at_most_one_confirmation_an_hour(
     client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
 ):
