@@ -12,7 +12,7 @@ from anymail.exceptions import AnymailConfigurationError, AnymailWebhookValidati
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.html import format_html, format_html_join
@@ -35,6 +35,8 @@ def edition_detail(request, date: str):
         day = datetime.date.fromisoformat(date)
     except ValueError:
         raise Http404("Not a date")
+    if date != day.isoformat():  # 20261202 also reads as a date: one address per edition
+        return redirect("digest:edition", date=day.isoformat(), permanent=True)
     edition = get_object_or_404(_published_editions(), date=day)
     ranks = edition_ranks(edition=edition)
     late = set(edition.late_ids)

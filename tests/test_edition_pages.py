@@ -40,6 +40,13 @@ def test_unknown_or_bad_dates_are_404(client, path):
     assert client.get(path).status_code == 404
 
 
+def test_another_spelling_of_the_date_redirects_to_the_editions_one_address(client):
+    trending_day(day=DAY, count=1)
+    edition_freeze(day=DAY)
+    response = client.get("/digest/20260312/")
+    assert response.status_code == 301 and response["Location"] == "/digest/2026-03-12/"
+
+
 def test_a_draft_or_held_edition_is_not_public(client):
     Edition.objects.create(date=DAY, status=Edition.Status.HELD)
     assert client.get("/digest/2026-03-12/").status_code == 404
