@@ -160,6 +160,16 @@ def test_authors_are_shortened_and_abstracts_cut_to_a_snippet():
 
 
 @pytest.mark.django_db
+def test_long_titles_are_wrapped_in_the_plain_text_too():
+    title = "A Very Long Title About Diffusion Models " * 6
+    msg, _, _, _ = _message(count=1, title=title.strip())
+    text = _part(_parsed(msg), "text/plain")
+    lines = [line for line in text.splitlines() if "Diffusion Models" in line]
+    assert len(lines) > 1 and all(len(line) <= 71 for line in lines)
+    assert lines[0].startswith("1. ") and all(line.startswith("   ") for line in lines[1:])
+
+
+@pytest.mark.django_db
 def test_the_digest_arrives_through_real_smtp_intact(smtp_sink):
     msg, _, _, _ = _message(count=30)
     msg.connection = None
