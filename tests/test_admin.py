@@ -525,6 +525,32 @@ def test_edition_page_lists_the_papers_in_order_with_pins_first(curator_client):
     assert "pinned" in response.content.decode()
 
 
+def test_the_editions_list_counts_the_papers_the_edition_page_shows_in_the_same_queries_for_many(
+    curator_client, django_assert_num_queries
+):
+    """It counted hidden papers ("11" where the page says 9), and one query per row would grow with the list."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from digest.services import curation
+    from digest.services.editions import edition_freeze
+    from tests.digest_support import trending_day
+
+    day = datetime.date(2026, 11, 20)
+    papers = trending_day(day=day, count=11)
+    edition_freeze(day=day)
+    curation.papers_hide(paper_ids=[papers[0].pk, papers[5].pk])
+    url = reverse("admin:digest_edition_changelist")
+    with CaptureQueriesContext(connection) as one:
+        response = curator_client.get(url)
+    assert '<td class="field-paper_total">9</td>' in response.content.decode()
+    for offset in range(1, 15):
+        trending_day(day=day - datetime.timedelta(days=offset), count=2)
+        edition_freeze(day=day - datetime.timedelta(days=offset))
+    with django_assert_num_queries(len(one)):
+        assert curator_client.get(url).status_code == 200
+
+
 def test_operators_release_a_held_edition_and_curators_cannot(curator_client, operator, private_records):
     edition = private_records["edition"]
     edition.status = Edition.Status.HELD
