@@ -81,8 +81,9 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
     the front of every edition with digests still to go, the one already sending included:
     as a hide reaches the digests still to be sent of that edition (matching drops hidden
     papers when it builds each one), so does a pin, and the readers it has not reached yet
-    get the pinned papers first. Digests already sent stay as they were. Returns the number
-    of papers changed.
+    get the pinned papers first. Digests already sent stay as they were. Unpinning takes a
+    paper back out of an edition still sending when the pin is what put it there
+    (_pins_withdraw). Returns the number of papers changed.
     """
     papers = Paper.objects.filter(pk__in=paper_ids)
     with transaction.atomic():
@@ -107,14 +108,38 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
                         edition.save(update_fields=fields)
         else:
             count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
+            _pins_withdraw(paper_ids=paper_ids)
     return count
+
+
+def _pins_withdraw(*, paper_ids: list[int]) -> None:
+    """Take unpinned papers out of the editions still sending that only their pin had put them in.
+
+    A pin adds a paper to an edition already frozen (at the end of late_ids, "added later");
+    the unpin takes back exactly that. A paper the list had when it froze, or one that trended
+    on the edition's day (a late arrival, edition_late_papers_add), stays: readers got or would
+    get it without the pin. Readers already sent it keep their ledger and their delivery's record.
+    late_added_at stays: the feed's <updated> must not move back.
+    """
+    unpinned = set(paper_ids)
+    for edition in Edition.objects.select_for_update().filter(status__in=UNSENT_EDITION_STATUSES).exclude(late_ids=[]):
+        added = unpinned.intersection(edition.late_ids)
+        if not added:
+            continue
+        trending = TrendingEntry.objects.filter(date=edition.date, paper_id__in=added).values_list("paper_id", flat=True)
+        drop = added - set(trending)
+        if drop:
+            edition.paper_ids = [pid for pid in edition.paper_ids if pid not in drop]
+            edition.late_ids = [pid for pid in edition.late_ids if pid not in drop]
+            edition.save(update_fields=["paper_ids", "late_ids"])
 
 
 def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
     """Hide (or show again) papers. Hidden papers are never in any future digest.
 
     Hiding also unpins, and removes the papers from editions that have not started
-    sending; editions already sending or sent are history and stay as they were.
+    sending; editions already sending or sent are history and stay as they were, but for
+    what a pin had added to one still sending (_pins_withdraw, as an unpin does).
     """
     changes = {"hidden": hidden, "updated_at": timezone.now()}
     if hidden:
@@ -122,6 +147,9 @@ def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
     with transaction.atomic():
         count = Paper.objects.filter(pk__in=paper_ids).exclude(hidden=hidden).update(**changes)
         if hidden:
+            # Hiding unpins, so it takes back what the pin added to an edition still sending:
+            # shown again later, the paper must not return there as if still pinned.
+            _pins_withdraw(paper_ids=paper_ids)
             drop = set(paper_ids)
             for edition in Edition.objects.select_for_update().filter(status__in=OPEN_EDITION_STATUSES):
                 kept = [pid for pid in edition.paper_ids if pid not in drop]
