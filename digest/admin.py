@@ -390,11 +390,12 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
                 except curation.MergeError as exc:
                     self.message_user(request, str(exc), messages.ERROR)
                     return None
+                unpinned = " It stays hidden, so it is not pinned, though a duplicate was." if result.pin_dropped else ""
                 self.message_user(
                     request,
                     f"Merged {len(result.removed_ids)} duplicate(s) into “{Truncator(keep.title).chars(80)}”: "
                     f"{result.trending_moved + result.trending_combined} trending appearance(s) and "
-                    f"{result.sent_moved + result.sent_combined} sent-paper record(s) kept.",
+                    f"{result.sent_moved + result.sent_combined} sent-paper record(s) kept.{unpinned}",
                     messages.SUCCESS,
                 )
                 return None

@@ -309,6 +309,19 @@ def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
     assert TrendingEntry.objects.get().paper_id == keep.pk
 
 
+def test_a_hidden_paper_merged_with_a_pinned_copy_stays_hidden_says_so_and_saves_again(curator_client):
+    """The merge left it pinned and hidden, and its page then refused every save."""
+    keep = PaperFactory(title="Sparse cats", arxiv_id="2411.00007", hidden=True)
+    dup = PaperFactory(title="Sparse cats (HF)", arxiv_id=None, pinned=True)
+    done = _action(curator_client, "paper", "merge", [keep.pk, dup.pk], apply="1", keep=str(keep.pk))
+    assert "It stays hidden, so it is not pinned" in _messages(done)[0]
+    keep.refresh_from_db()
+    assert keep.hidden and not keep.pinned
+    url, data = _paper_form_data(curator_client, keep, title="Sparse cats, retitled")
+    assert curator_client.post(url, data).status_code == 302
+    assert Paper.objects.get(pk=keep.pk).title == "Sparse cats, retitled"
+
+
 def test_merging_papers_with_unrelated_titles_warns_before_it_is_done(curator_client):
     """A merge cannot be undone, and QA merged two unrelated papers without a word from the page."""
     keep = PaperFactory(title="Sparse cats", arxiv_id="2411.00007")

@@ -247,6 +247,66 @@ def test_merge_fills_gaps_from_the_duplicate_and_rewrites_paper_lists():
     assert delivery.paper_ids == [keep.pk]
 
 
+def test_merging_two_papers_one_digest_carried_keeps_each_remaining_paper_with_its_own_reasons():
+    """Delivery.reasons is parallel to paper_ids: dropping the duplicate from one and not the other
+    shifted every later paper onto the reasons of the one before it."""
+    keep, dup = _duplicates()
+    other, last = PaperFactory.create_batch(2)
+    edition = Edition.objects.create(date=DAY, paper_ids=[dup.pk, other.pk, keep.pk, last.pk], status="sent")
+    both = Delivery.objects.create(
+        edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT,
+        paper_ids=[dup.pk, other.pk, keep.pk, last.pk],
+        reasons=[["topic: Robots"], ["trending #2 today"], ["matches your interest 'robot learning'"], ["trending #4 today"]],
+    )  # fmt: skip
+    dup_only = Delivery.objects.create(
+        edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT,
+        paper_ids=[other.pk, dup.pk, last.pk], reasons=[["trending #2 today"], ["topic: Robots"], ["trending #4 today"]],
+    )  # fmt: skip
+    before_reasons = Delivery.objects.create(
+        edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT,
+        paper_ids=[dup.pk, keep.pk, last.pk], reasons=[],
+    )  # fmt: skip
+
+    curation.papers_merge(keep=keep, duplicates=[dup])
+
+    both.refresh_from_db()
+    assert list(zip(both.paper_ids, both.reasons)) == [
+        (other.pk, ["trending #2 today"]),
+        (keep.pk, ["matches your interest 'robot learning'"]),
+        (last.pk, ["trending #4 today"]),
+    ]
+    dup_only.refresh_from_db()
+    assert list(zip(dup_only.paper_ids, dup_only.reasons)) == [
+        (other.pk, ["trending #2 today"]), (keep.pk, ["topic: Robots"]), (last.pk, ["trending #4 today"]),
+    ]  # fmt: skip
+    before_reasons.refresh_from_db()
+    assert (before_reasons.paper_ids, before_reasons.reasons) == ([keep.pk, last.pk], [])
+
+
+def test_merging_a_pinned_duplicate_into_a_hidden_paper_leaves_it_hidden_and_not_pinned():
+    """Hidden wins: a hide keeps the paper out of every email, a pin only promotes it."""
+    keep, dup = _duplicates()
+    keep.hidden = True
+    keep.save()
+    dup.pinned = True
+    dup.save()
+
+    result = curation.papers_merge(keep=keep, duplicates=[dup])
+
+    keep.refresh_from_db()
+    assert keep.hidden and not keep.pinned
+    assert result.pin_dropped
+
+
+def test_merging_a_pinned_duplicate_into_a_shown_paper_pins_it():
+    keep, dup = _duplicates()
+    dup.pinned = True
+    dup.save()
+    result = curation.papers_merge(keep=keep, duplicates=[dup])
+    keep.refresh_from_db()
+    assert keep.pinned and not keep.hidden and not result.pin_dropped
+
+
 def test_merge_of_a_paper_with_itself_is_refused_and_changes_nothing():
     keep, _ = _duplicates()
     with pytest.raises(curation.MergeError):

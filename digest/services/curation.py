@@ -174,6 +174,8 @@ class MergeResult:
     trending_combined: int = 0
     sent_moved: int = 0
     sent_combined: int = 0
+    # The kept paper is hidden, so the merge left it unpinned although a duplicate was pinned.
+    pin_dropped: bool = False
 
 
 def papers_choose_survivor(*, papers: list[Paper]) -> Paper:
@@ -240,8 +242,13 @@ def papers_merge(*, keep: Paper, duplicates: list[Paper]) -> MergeResult:
             setattr(keep, name, merged)
         keep.published_on = min([d for d in [keep.published_on, *[x.published_on for x in dups]] if d], default=None)
         keep.upvotes = max([keep.upvotes, *[d.upvotes for d in dups]])
-        keep.pinned = keep.pinned or any(d.pinned for d in dups)
-        # Hidden stays the kept paper's choice: hiding one copy was about that copy.
+        # Hidden stays the kept paper's choice: hiding one copy was about that copy. A hidden kept
+        # paper takes no pin from a duplicate either (pinned and hidden at once is no state the
+        # paper form saves): a hide keeps spam and retractions out of every email, a pin only
+        # promotes, and a promotion lost is one click to redo while an email sent is not.
+        pinned = keep.pinned or any(d.pinned for d in dups)
+        result.pin_dropped = keep.hidden and any(d.pinned for d in dups)
+        keep.pinned = pinned and not keep.hidden
 
         Paper.objects.filter(pk__in=dup_ids).delete()
         keep.arxiv_id = arxiv_id
@@ -329,11 +336,32 @@ def _rewrite_paper_lists(*, keep: Paper, dup_ids: list[int]) -> None:
     # rewritten too so "what did this email carry" still resolves to a paper.
     # JSON containment is not portable to SQLite, so scan in Python (merges are rare).
     changed = []
-    for delivery in Delivery.objects.exclude(paper_ids=[]).only("pk", "paper_ids").iterator(chunk_size=2000):
+    rows = Delivery.objects.exclude(paper_ids=[]).only("pk", "paper_ids", "reasons")
+    for delivery in rows.iterator(chunk_size=2000):
         if dups.intersection(delivery.paper_ids):
-            delivery.paper_ids = _replace_ids(delivery.paper_ids, keep_id=keep.pk, dup_ids=dups)
+            delivery.paper_ids, delivery.reasons = _merge_sent_record(
+                delivery.paper_ids, list(delivery.reasons or []), keep_id=keep.pk, dup_ids=dups
+            )
             changed.append(delivery)
-    Delivery.objects.bulk_update(changed, ["paper_ids"], batch_size=500)
+    Delivery.objects.bulk_update(changed, ["paper_ids", "reasons"], batch_size=500)
+
+
+def _merge_sent_record(
+    paper_ids: list[int], reasons: list, *, keep_id: int, dup_ids: set[int]
+) -> tuple[list[int], list]:
+    """A delivery's (paper_ids, reasons) with the duplicates folded into the kept paper.
+
+    reasons is parallel to paper_ids (entry n says why paper n was sent), so entries are dropped
+    from both at once, or every later paper shows the reasons of the one before it. Where the
+    email had the kept paper itself, its entry stays (place and reasons) and each duplicate's goes;
+    otherwise the first duplicate's entry becomes the kept paper's. Rows sent before reasons were
+    kept have fewer reasons than papers: those past the end are simply not there to drop.
+    """
+    keep_at = paper_ids.index(keep_id) if keep_id in paper_ids else next(n for n, p in enumerate(paper_ids) if p in dup_ids)
+    kept = [n for n, pid in enumerate(paper_ids) if n == keep_at or (pid != keep_id and pid not in dup_ids)]
+    new_ids = [keep_id if paper_ids[n] in dup_ids else paper_ids[n] for n in kept]
+    new_reasons = [reasons[n] for n in kept if n < len(reasons)]
+    return new_ids, new_reasons
 
 
 # --- sending health -------------------------------------------------------
