@@ -30,6 +30,7 @@ from digest.models import (
     TOPIC_LISTING_SCORE, Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent,
 )
 from digest.services import curation
+from digest.services.editions import editions_paper_counts
 from digest.services.ingest import papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
 from digest.sources.records import arxiv_id_from
@@ -389,11 +390,12 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
                 except curation.MergeError as exc:
                     self.message_user(request, str(exc), messages.ERROR)
                     return None
+                unpinned = " It stays hidden, so it is not pinned, though a duplicate was." if result.pin_dropped else ""
                 self.message_user(
                     request,
                     f"Merged {len(result.removed_ids)} duplicate(s) into “{Truncator(keep.title).chars(80)}”: "
                     f"{result.trending_moved + result.trending_combined} trending appearance(s) and "
-                    f"{result.sent_moved + result.sent_combined} sent-paper record(s) kept.",
+                    f"{result.sent_moved + result.sent_combined} sent-paper record(s) kept.{unpinned}",
                     messages.SUCCESS,
                 )
                 return None
@@ -628,9 +630,23 @@ class EditionAdmin(admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # The page's counts in one query (paper_total), not one per row. Evaluating the page's
+        # queryset here caches it: the rows the list then renders are these objects.
+        editions = list(changelist.result_list)
+        counts = editions_paper_counts(editions=editions)
+        for edition in editions:
+            edition.shown_paper_count = counts[edition.pk]
+        return changelist
+
     @admin.display(description="Papers")
     def paper_total(self, obj):
-        return len(obj.paper_ids) if obj.frozen_at else "not frozen"
+        """What the edition's public page counts: hidden papers are left out (editions_paper_counts)."""
+        if not obj.frozen_at:
+            return "not frozen"
+        count = getattr(obj, "shown_paper_count", None)
+        return editions_paper_counts(editions=[obj])[obj.pk] if count is None else count
 
     @admin.display(description="Deliveries done", ordering="n_done")
     def progress(self, obj):

@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from digest.models import Edition
 from digest.services.delivery import abstract_snippet, authors_short
-from digest.services.editions import edition_papers, edition_ranks
+from digest.services.editions import edition_papers, edition_ranks, editions_paper_counts
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,11 @@ def edition_detail(request, date: str):
 
 
 def edition_index(request):
-    return render(request, "digest/index.html", {"editions": list(_published_editions()[:60])})
+    editions = list(_published_editions()[:60])
+    # Each count as the edition's own page gives it (hidden papers left out), in one query.
+    counts = editions_paper_counts(editions=editions)
+    rows = [{"edition": edition, "paper_count": counts[edition.pk]} for edition in editions]
+    return render(request, "digest/index.html", {"editions": rows})
 
 
 class EditionFeed(Feed):

@@ -309,6 +309,19 @@ def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
     assert TrendingEntry.objects.get().paper_id == keep.pk
 
 
+def test_a_hidden_paper_merged_with_a_pinned_copy_stays_hidden_says_so_and_saves_again(curator_client):
+    """The merge left it pinned and hidden, and its page then refused every save."""
+    keep = PaperFactory(title="Sparse cats", arxiv_id="2411.00007", hidden=True)
+    dup = PaperFactory(title="Sparse cats (HF)", arxiv_id=None, pinned=True)
+    done = _action(curator_client, "paper", "merge", [keep.pk, dup.pk], apply="1", keep=str(keep.pk))
+    assert "It stays hidden, so it is not pinned" in _messages(done)[0]
+    keep.refresh_from_db()
+    assert keep.hidden and not keep.pinned
+    url, data = _paper_form_data(curator_client, keep, title="Sparse cats, retitled")
+    assert curator_client.post(url, data).status_code == 302
+    assert Paper.objects.get(pk=keep.pk).title == "Sparse cats, retitled"
+
+
 def test_merging_papers_with_unrelated_titles_warns_before_it_is_done(curator_client):
     """A merge cannot be undone, and QA merged two unrelated papers without a word from the page."""
     keep = PaperFactory(title="Sparse cats", arxiv_id="2411.00007")
@@ -523,6 +536,32 @@ def test_edition_page_lists_the_papers_in_order_with_pins_first(curator_client):
     response = curator_client.get(reverse("admin:digest_edition_change", args=[edition.pk]))
     assert [p.pk for p in response.context["edition_papers"]] == [pinned.pk, first.pk]
     assert "pinned" in response.content.decode()
+
+
+def test_the_editions_list_counts_the_papers_the_edition_page_shows_in_the_same_queries_for_many(
+    curator_client, django_assert_num_queries
+):
+    """It counted hidden papers ("11" where the page says 9), and one query per row would grow with the list."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from digest.services import curation
+    from digest.services.editions import edition_freeze
+    from tests.digest_support import trending_day
+
+    day = datetime.date(2026, 11, 20)
+    papers = trending_day(day=day, count=11)
+    edition_freeze(day=day)
+    curation.papers_hide(paper_ids=[papers[0].pk, papers[5].pk])
+    url = reverse("admin:digest_edition_changelist")
+    with CaptureQueriesContext(connection) as one:
+        response = curator_client.get(url)
+    assert '<td class="field-paper_total">9</td>' in response.content.decode()
+    for offset in range(1, 15):
+        trending_day(day=day - datetime.timedelta(days=offset), count=2)
+        edition_freeze(day=day - datetime.timedelta(days=offset))
+    with django_assert_num_queries(len(one)):
+        assert curator_client.get(url).status_code == 200
 
 
 def test_operators_release_a_held_edition_and_curators_cannot(curator_client, operator, private_records):

@@ -7,7 +7,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, TrendingEntry, WebhookEvent
-from digest.services import curation
+from digest.services import curation, editions
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +61,106 @@ def test_a_pin_made_while_an_edition_is_sending_leads_the_digests_it_has_not_sen
     assert Delivery.objects.get(subscriber=second).paper_ids[0] == older.pk
     assert older.pk not in Delivery.objects.get(subscriber=first).paper_ids
     assert plan.edition.pk == Delivery.objects.get(subscriber=second).edition_id
+
+
+def _sending_edition(*papers):
+    """An edition frozen (and sending) with these papers, each trending on its day."""
+    for rank, paper in enumerate(papers, start=1):
+        TrendingEntryFactory(paper=paper, date=DAY, rank=rank)
+    return Edition.objects.create(
+        date=DAY, paper_ids=[p.pk for p in papers], status=Edition.Status.SENDING, frozen_at=timezone.now()
+    )
+
+
+def test_unpinning_takes_a_paper_out_of_the_sending_edition_only_the_pin_had_put_it_in():
+    a, b = PaperFactory.create_batch(2)
+    edition = _sending_edition(a, b)
+    from_last_week = PaperFactory()
+    curation.papers_pin(paper_ids=[from_last_week.pk, b.pk])
+    edition.refresh_from_db()
+    assert (edition.paper_ids, edition.late_ids) == ([from_last_week.pk, b.pk, a.pk], [from_last_week.pk])
+
+    assert curation.papers_pin(paper_ids=[from_last_week.pk, b.pk], pinned=False) == 2
+
+    edition.refresh_from_db()
+    assert edition.paper_ids == [b.pk, a.pk]  # b was in the list when it froze: it stays
+    assert edition.late_ids == []
+
+
+def test_unpinning_keeps_a_late_paper_that_trended_on_the_editions_day():
+    a = PaperFactory()
+    edition = _sending_edition(a)
+    late = TrendingEntryFactory(date=DAY, rank=2).paper
+    editions.edition_late_papers_add(days=[DAY])
+    curation.papers_pin(paper_ids=[late.pk])
+    curation.papers_pin(paper_ids=[late.pk], pinned=False)
+    edition.refresh_from_db()
+    assert edition.paper_ids == [late.pk, a.pk] and edition.late_ids == [late.pk]
+
+
+def test_unpinning_leaves_a_sent_edition_and_the_ledger_of_readers_who_got_the_pinned_paper():
+    a = PaperFactory()
+    sending = _sending_edition(a)
+    pinned = PaperFactory()
+    curation.papers_pin(paper_ids=[pinned.pk])
+    reader = SubscriberFactory()
+    delivery = Delivery.objects.create(
+        edition=sending, subscriber=reader, state=Delivery.State.SENT, paper_ids=[pinned.pk, a.pk], reasons=[[], []]
+    )
+    SentPaper.objects.create(subscriber=reader, paper=pinned, delivery=delivery, sent_on=DAY)
+    sent = Edition.objects.create(
+        date=DAY - datetime.timedelta(days=1), status=Edition.Status.SENT, frozen_at=timezone.now(),
+        paper_ids=[pinned.pk], late_ids=[pinned.pk],
+    )  # fmt: skip
+
+    curation.papers_pin(paper_ids=[pinned.pk], pinned=False)
+
+    sending.refresh_from_db()
+    sent.refresh_from_db()
+    delivery.refresh_from_db()
+    assert sending.paper_ids == [a.pk]
+    assert (sent.paper_ids, sent.late_ids) == ([pinned.pk], [pinned.pk])
+    assert delivery.paper_ids == [pinned.pk, a.pk]
+    assert SentPaper.objects.filter(subscriber=reader, paper=pinned).exists()
+
+
+def test_a_pinned_paper_hidden_then_shown_again_does_not_return_to_the_sending_edition():
+    """Hiding unpins: shown again, the paper is an ordinary one of another day."""
+    a = PaperFactory()
+    edition = _sending_edition(a)
+    pinned = PaperFactory()
+    curation.papers_pin(paper_ids=[pinned.pk])
+    curation.papers_hide(paper_ids=[pinned.pk])
+    curation.papers_hide(paper_ids=[pinned.pk], hidden=False)
+    edition.refresh_from_db()
+    assert (edition.paper_ids, edition.late_ids) == ([a.pk], [])
+
+
+def test_readers_sent_after_an_unpin_do_not_get_the_paper_the_pin_had_added(smtp_sink, settings):
+    settings.MATCHING_METHOD = "lexical"
+    from digest.services.delivery import deliveries_plan, deliveries_send_chunk
+    from subscriptions.models import Subscriber
+
+    TrendingEntryFactory(date=DAY, rank=1)
+    TrendingEntryFactory(date=DAY, rank=2)
+    older = PaperFactory(title="Koala distillation", abstract="We distil koala models into smaller koala models.")
+    TrendingEntryFactory(paper=older, date=DAY - datetime.timedelta(days=3), rank=1)
+    now = timezone.make_aware(datetime.datetime(2026, 11, 20, 12, 0))
+
+    def send_to_a_new_reader():
+        # Readers who would want it: only the edition's list keeps it from them.
+        reader = SubscriberFactory(status=Subscriber.Status.CONFIRMED, digest_size=5, interests="koala distillation")
+        deliveries_plan(now=now, day=DAY, ignore_hour=True)
+        delivery = Delivery.objects.get(subscriber=reader)
+        deliveries_send_chunk(delivery_ids=[delivery.pk], now=now)
+        delivery.refresh_from_db()
+        return delivery.paper_ids
+
+    send_to_a_new_reader()
+    curation.papers_pin(paper_ids=[older.pk])
+    assert older.pk in send_to_a_new_reader()
+    curation.papers_pin(paper_ids=[older.pk], pinned=False)
+    assert older.pk not in send_to_a_new_reader()
 
 
 def test_hiding_unpins_and_removes_the_paper_from_open_editions_only():
@@ -145,6 +245,66 @@ def test_merge_fills_gaps_from_the_duplicate_and_rewrites_paper_lists():
     delivery.refresh_from_db()
     assert edition.paper_ids == [keep.pk]
     assert delivery.paper_ids == [keep.pk]
+
+
+def test_merging_two_papers_one_digest_carried_keeps_each_remaining_paper_with_its_own_reasons():
+    """Delivery.reasons is parallel to paper_ids: dropping the duplicate from one and not the other
+    shifted every later paper onto the reasons of the one before it."""
+    keep, dup = _duplicates()
+    other, last = PaperFactory.create_batch(2)
+    edition = Edition.objects.create(date=DAY, paper_ids=[dup.pk, other.pk, keep.pk, last.pk], status="sent")
+    both = Delivery.objects.create(
+        edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT,
+        paper_ids=[dup.pk, other.pk, keep.pk, last.pk],
+        reasons=[["topic: Robots"], ["trending #2 today"], ["matches your interest 'robot learning'"], ["trending #4 today"]],
+    )  # fmt: skip
+    dup_only = Delivery.objects.create(
+        edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT,
+        paper_ids=[other.pk, dup.pk, last.pk], reasons=[["trending #2 today"], ["topic: Robots"], ["trending #4 today"]],
+    )  # fmt: skip
+    before_reasons = Delivery.objects.create(
+        edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT,
+        paper_ids=[dup.pk, keep.pk, last.pk], reasons=[],
+    )  # fmt: skip
+
+    curation.papers_merge(keep=keep, duplicates=[dup])
+
+    both.refresh_from_db()
+    assert list(zip(both.paper_ids, both.reasons)) == [
+        (other.pk, ["trending #2 today"]),
+        (keep.pk, ["matches your interest 'robot learning'"]),
+        (last.pk, ["trending #4 today"]),
+    ]
+    dup_only.refresh_from_db()
+    assert list(zip(dup_only.paper_ids, dup_only.reasons)) == [
+        (other.pk, ["trending #2 today"]), (keep.pk, ["topic: Robots"]), (last.pk, ["trending #4 today"]),
+    ]  # fmt: skip
+    before_reasons.refresh_from_db()
+    assert (before_reasons.paper_ids, before_reasons.reasons) == ([keep.pk, last.pk], [])
+
+
+def test_merging_a_pinned_duplicate_into_a_hidden_paper_leaves_it_hidden_and_not_pinned():
+    """Hidden wins: a hide keeps the paper out of every email, a pin only promotes it."""
+    keep, dup = _duplicates()
+    keep.hidden = True
+    keep.save()
+    dup.pinned = True
+    dup.save()
+
+    result = curation.papers_merge(keep=keep, duplicates=[dup])
+
+    keep.refresh_from_db()
+    assert keep.hidden and not keep.pinned
+    assert result.pin_dropped
+
+
+def test_merging_a_pinned_duplicate_into_a_shown_paper_pins_it():
+    keep, dup = _duplicates()
+    dup.pinned = True
+    dup.save()
+    result = curation.papers_merge(keep=keep, duplicates=[dup])
+    keep.refresh_from_db()
+    assert keep.pinned and not keep.hidden and not result.pin_dropped
 
 
 def test_merge_of_a_paper_with_itself_is_refused_and_changes_nothing():

@@ -101,6 +101,34 @@ def test_a_paper_hidden_after_the_edition_froze_is_gone_from_its_page_and_the_fe
     assert kept.title in feed and spam.title not in feed
 
 
+def test_the_editions_index_counts_the_papers_each_edition_page_shows(client):
+    """It said "11 papers" where the edition's page said "9 papers in this edition"."""
+    papers = trending_day(day=DAY, count=11)
+    edition_freeze(day=DAY)
+    curation.papers_hide(paper_ids=[papers[3].pk, papers[7].pk])
+    trending_day(day=DAY + datetime.timedelta(days=1), count=1)
+    edition_freeze(day=DAY + datetime.timedelta(days=1))
+    assert "9 papers in this edition" in client.get("/digest/2026-03-12/").content.decode()
+    index = client.get("/digest/").content.decode()
+    assert "Thursday, 12 March 2026</a> · 9 papers" in index
+    assert "Friday, 13 March 2026</a> · 1 paper<" in index
+
+
+def test_the_editions_index_takes_the_same_queries_for_many_editions_as_for_one(client, django_assert_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    trending_day(day=DAY, count=3)
+    edition_freeze(day=DAY)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/digest/").status_code == 200
+    for offset in range(1, 20):
+        trending_day(day=DAY + datetime.timedelta(days=offset), count=3)
+        edition_freeze(day=DAY + datetime.timedelta(days=offset))
+    with django_assert_num_queries(len(one)):
+        assert client.get("/digest/").status_code == 200
+
+
 def test_a_paper_pinned_from_another_day_has_no_stray_separator_on_the_edition_page(client):
     import re
 

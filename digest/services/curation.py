@@ -81,8 +81,9 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
     the front of every edition with digests still to go, the one already sending included:
     as a hide reaches the digests still to be sent of that edition (matching drops hidden
     papers when it builds each one), so does a pin, and the readers it has not reached yet
-    get the pinned papers first. Digests already sent stay as they were. Returns the number
-    of papers changed.
+    get the pinned papers first. Digests already sent stay as they were. Unpinning takes a
+    paper back out of an edition still sending when the pin is what put it there
+    (_pins_withdraw). Returns the number of papers changed.
     """
     papers = Paper.objects.filter(pk__in=paper_ids)
     with transaction.atomic():
@@ -107,14 +108,38 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
                         edition.save(update_fields=fields)
         else:
             count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
+            _pins_withdraw(paper_ids=paper_ids)
     return count
+
+
+def _pins_withdraw(*, paper_ids: list[int]) -> None:
+    """Take unpinned papers out of the editions still sending that only their pin had put them in.
+
+    A pin adds a paper to an edition already frozen (at the end of late_ids, "added later");
+    the unpin takes back exactly that. A paper the list had when it froze, or one that trended
+    on the edition's day (a late arrival, edition_late_papers_add), stays: readers got or would
+    get it without the pin. Readers already sent it keep their ledger and their delivery's record.
+    late_added_at stays: the feed's <updated> must not move back.
+    """
+    unpinned = set(paper_ids)
+    for edition in Edition.objects.select_for_update().filter(status__in=UNSENT_EDITION_STATUSES).exclude(late_ids=[]):
+        added = unpinned.intersection(edition.late_ids)
+        if not added:
+            continue
+        trending = TrendingEntry.objects.filter(date=edition.date, paper_id__in=added).values_list("paper_id", flat=True)
+        drop = added - set(trending)
+        if drop:
+            edition.paper_ids = [pid for pid in edition.paper_ids if pid not in drop]
+            edition.late_ids = [pid for pid in edition.late_ids if pid not in drop]
+            edition.save(update_fields=["paper_ids", "late_ids"])
 
 
 def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
     """Hide (or show again) papers. Hidden papers are never in any future digest.
 
     Hiding also unpins, and removes the papers from editions that have not started
-    sending; editions already sending or sent are history and stay as they were.
+    sending; editions already sending or sent are history and stay as they were, but for
+    what a pin had added to one still sending (_pins_withdraw, as an unpin does).
     """
     changes = {"hidden": hidden, "updated_at": timezone.now()}
     if hidden:
@@ -122,6 +147,9 @@ def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
     with transaction.atomic():
         count = Paper.objects.filter(pk__in=paper_ids).exclude(hidden=hidden).update(**changes)
         if hidden:
+            # Hiding unpins, so it takes back what the pin added to an edition still sending:
+            # shown again later, the paper must not return there as if still pinned.
+            _pins_withdraw(paper_ids=paper_ids)
             drop = set(paper_ids)
             for edition in Edition.objects.select_for_update().filter(status__in=OPEN_EDITION_STATUSES):
                 kept = [pid for pid in edition.paper_ids if pid not in drop]
@@ -146,6 +174,8 @@ class MergeResult:
     trending_combined: int = 0
     sent_moved: int = 0
     sent_combined: int = 0
+    # The kept paper is hidden, so the merge left it unpinned although a duplicate was pinned.
+    pin_dropped: bool = False
 
 
 def papers_choose_survivor(*, papers: list[Paper]) -> Paper:
@@ -212,8 +242,13 @@ def papers_merge(*, keep: Paper, duplicates: list[Paper]) -> MergeResult:
             setattr(keep, name, merged)
         keep.published_on = min([d for d in [keep.published_on, *[x.published_on for x in dups]] if d], default=None)
         keep.upvotes = max([keep.upvotes, *[d.upvotes for d in dups]])
-        keep.pinned = keep.pinned or any(d.pinned for d in dups)
-        # Hidden stays the kept paper's choice: hiding one copy was about that copy.
+        # Hidden stays the kept paper's choice: hiding one copy was about that copy. A hidden kept
+        # paper takes no pin from a duplicate either (pinned and hidden at once is no state the
+        # paper form saves): a hide keeps spam and retractions out of every email, a pin only
+        # promotes, and a promotion lost is one click to redo while an email sent is not.
+        pinned = keep.pinned or any(d.pinned for d in dups)
+        result.pin_dropped = keep.hidden and any(d.pinned for d in dups)
+        keep.pinned = pinned and not keep.hidden
 
         Paper.objects.filter(pk__in=dup_ids).delete()
         keep.arxiv_id = arxiv_id
@@ -301,11 +336,32 @@ def _rewrite_paper_lists(*, keep: Paper, dup_ids: list[int]) -> None:
     # rewritten too so "what did this email carry" still resolves to a paper.
     # JSON containment is not portable to SQLite, so scan in Python (merges are rare).
     changed = []
-    for delivery in Delivery.objects.exclude(paper_ids=[]).only("pk", "paper_ids").iterator(chunk_size=2000):
+    rows = Delivery.objects.exclude(paper_ids=[]).only("pk", "paper_ids", "reasons")
+    for delivery in rows.iterator(chunk_size=2000):
         if dups.intersection(delivery.paper_ids):
-            delivery.paper_ids = _replace_ids(delivery.paper_ids, keep_id=keep.pk, dup_ids=dups)
+            delivery.paper_ids, delivery.reasons = _merge_sent_record(
+                delivery.paper_ids, list(delivery.reasons or []), keep_id=keep.pk, dup_ids=dups
+            )
             changed.append(delivery)
-    Delivery.objects.bulk_update(changed, ["paper_ids"], batch_size=500)
+    Delivery.objects.bulk_update(changed, ["paper_ids", "reasons"], batch_size=500)
+
+
+def _merge_sent_record(
+    paper_ids: list[int], reasons: list, *, keep_id: int, dup_ids: set[int]
+) -> tuple[list[int], list]:
+    """A delivery's (paper_ids, reasons) with the duplicates folded into the kept paper.
+
+    reasons is parallel to paper_ids (entry n says why paper n was sent), so entries are dropped
+    from both at once, or every later paper shows the reasons of the one before it. Where the
+    email had the kept paper itself, its entry stays (place and reasons) and each duplicate's goes;
+    otherwise the first duplicate's entry becomes the kept paper's. Rows sent before reasons were
+    kept have fewer reasons than papers: those past the end are simply not there to drop.
+    """
+    keep_at = paper_ids.index(keep_id) if keep_id in paper_ids else next(n for n, p in enumerate(paper_ids) if p in dup_ids)
+    kept = [n for n, pid in enumerate(paper_ids) if n == keep_at or (pid != keep_id and pid not in dup_ids)]
+    new_ids = [keep_id if paper_ids[n] in dup_ids else paper_ids[n] for n in kept]
+    new_reasons = [reasons[n] for n in kept if n < len(reasons)]
+    return new_ids, new_reasons
 
 
 # --- sending health -------------------------------------------------------
