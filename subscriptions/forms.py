@@ -312,7 +312,8 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
             "frequency": subscriber.frequency,
             "weekday": subscriber.weekday,
             "send_hour": subscriber.send_hour,
-            "timezone": subscriber.timezone,
+            # A name saved before names were checked shows as the zone planning uses for it.
+            "timezone": subscriber.timezone if subscriber.timezone in _timezone_set() else settings.TIME_ZONE_DEFAULT,
             "digest_size": subscriber.digest_size,
         }
 

@@ -421,9 +421,7 @@ def subscriber_pause(*, subscriber: Subscriber, weeks: int) -> Subscriber:
     if weeks == 0:
         subscriber.paused_until = None
     else:
-        from zoneinfo import ZoneInfo
-
-        today = timezone.now().astimezone(ZoneInfo(subscriber.timezone)).date()
+        today = timezone.now().astimezone(subscriber.zone).date()
         subscriber.paused_until = today + datetime.timedelta(weeks=weeks)
     subscriber.save(update_fields=["paused_until", "updated_at"])
     return subscriber

@@ -804,3 +804,33 @@ def test_an_operator_can_still_delete_a_reader_with_their_ledger_rows(operator_c
     assert operator_client.post(url, {"post": "yes"}).status_code == 302
     assert not Subscriber.objects.filter(pk=reader.pk).exists()
     assert not Delivery.objects.exists() and not SentPaper.objects.exists()
+
+
+# --- subscriber change form -------------------------------------------------
+
+
+def _subscriber_form_data(client, subscriber, **changes) -> dict:
+    """What the subscriber's change page posts as it stands, with `changes`."""
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    context = client.get(url).context
+    form = context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    for formset in context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({management.add_prefix(k): management[k].value() for k in management.fields})
+    return {**data, **changes}
+
+
+def test_the_admin_refuses_an_unknown_time_zone(operator_client):
+    subscriber = SubscriberFactory(timezone="Europe/Berlin")
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, timezone="Mars/Olympus"))
+    assert response.status_code == 200
+    assert "Unknown time zone 'Mars/Olympus'" in response.context["adminform"].form.errors["timezone"][0]
+    subscriber.refresh_from_db()
+    assert subscriber.timezone == "Europe/Berlin"
+    saved = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, timezone="Asia/Calcutta"))
+    assert saved.status_code == 302  # an alias zoneinfo knows is a zone
+    subscriber.refresh_from_db()
+    assert subscriber.timezone == "Asia/Calcutta"

@@ -223,3 +223,20 @@ def test_a_fresh_link_request_says_the_same_thing_for_any_address(
     assert len(set(answers)) == 1
     assert len(smtp_sink.to("known@example.org")) == 1  # sent once; the repeat within the hour is not re-mailed
     assert smtp_sink.to("nobody@example.org") == [] and smtp_sink.to("left@example.org") == []
+
+
+# --- a time zone stored before zones were checked --------------------------------------
+
+
+def test_a_bad_stored_time_zone_shows_the_default_and_pausing_counts_in_it(client, settings):
+    settings.TIME_ZONE_DEFAULT = "UTC"
+    subscriber = SubscriberFactory()
+    Subscriber.objects.filter(pk=subscriber.pk).update(timezone="Mars/Olympus")  # as an old admin save left it
+    url = _path(manage_url(subscriber))
+    html = client.get(url).content.decode()
+    assert '<option value="UTC" selected>' in html  # the zone planning uses for it, not the menu's first
+    with time_machine.travel(datetime.datetime(2026, 6, 1, 23, 0, tzinfo=datetime.UTC), tick=False):
+        response = client.post(url + "pause/", {"weeks": "1"})
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.paused_until == datetime.date(2026, 6, 8)
