@@ -74,11 +74,11 @@ def subscriber_is_due(
         return False
     if last_planned is not None and last_planned.astimezone(local_now.tzinfo).date() >= local_today:
         return False  # one digest per local day, even if a newer edition lands later that day
-    if ignore_hour:
-        return True
     if subscriber.frequency == Subscriber.Frequency.WEEKLY and local_now.weekday() != subscriber.weekday:
         return False
-    return local_now.hour >= subscriber.send_hour
+    # `send_digests --now` skips only the wait for the hour: a weekly digest on another day would
+    # come on the wrong day, and again on the right one.
+    return ignore_hour or local_now.hour >= subscriber.send_hour
 
 
 def _last_planned(*, now: datetime.datetime, subscriber) -> QuerySet:
