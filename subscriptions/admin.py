@@ -4,10 +4,12 @@ The `curators` group has no permission on these models, so every admin URL for
 them (list, change, history, delete, autocomplete) answers 403 to a curator.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
+from django.urls import reverse
 from django.utils.html import format_html
 
 from digest.admin import DeliveryHistoryInline, LedgerCascadeMixin
@@ -33,8 +35,35 @@ class PausedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class SubscriberAdminForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = "__all__"
+
+    def clean_status(self):
+        """A suppressed address stays suppressed here while its Suppression row exists: sending and
+        signup read that row, so a status set back to confirmed would look active and mail nobody."""
+        status = self.cleaned_data["status"]
+        was = self.instance
+        if was.pk and was.status == Subscriber.Status.SUPPRESSED and status != Subscriber.Status.SUPPRESSED:
+            suppression = Suppression.objects.filter(email=was.email).first()
+            if suppression is not None:
+                url = reverse("admin:subscriptions_suppression_delete", args=[suppression.pk])
+                raise forms.ValidationError(
+                    format_html(
+                        "This address is suppressed ({}): mail to it bounced or was reported, so it stays "
+                        "suppressed. Lifting that is a deliberate step: <a href=\"{}\">delete its suppression</a> "
+                        "(the admin's history records who did), then change the status here.",
+                        suppression.reason, url,
+                    ),
+                    code="suppressed",
+                )  # fmt: skip
+        return status
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
+    form = SubscriberAdminForm
     list_display = ("email", "status_column", "frequency", "send_hour", "timezone", "topics_column", "created_at")
     list_filter = ("status", PausedFilter, "frequency", "signup_source", "topics")
     search_fields = ("email",)

@@ -4,6 +4,7 @@ import copy
 import datetime
 import html
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -282,12 +283,18 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
         self.fields["topics"].choices = [(topic.slug, topic.name) for topic in self.topic_objects]
         self.fields["timezone"].initial = settings.TIME_ZONE_DEFAULT
 
+    # Topics the reader follows that the editors have deactivated: not offered, kept on saving
+    # (subscriber_update_preferences), named on the manage page. None on the signup form.
+    paused_topics: Sequence[Topic] = ()
+
     def clean(self):
         cleaned = super().clean()
         # Beside errors in other fields (an empty form: the email's too), not after they are
         # fixed; but not over a topics or interests error of their own, which says more.
         own_errors = "topics" in self.errors or "interests" in self.errors
-        if not own_errors and not cleaned.get("topics") and not cleaned.get("interests"):
+        chose_nothing = not cleaned.get("topics") and not cleaned.get("interests")
+        # A paused topic is still theirs: demanding "at least one" with nothing to tick would be wrong.
+        if not own_errors and chose_nothing and not self.paused_topics:
             self.add_error("topics", self.topics_or_interests_message)
         return cleaned
 
@@ -312,7 +319,8 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
             "frequency": subscriber.frequency,
             "weekday": subscriber.weekday,
             "send_hour": subscriber.send_hour,
-            "timezone": subscriber.timezone,
+            # A name saved before names were checked shows as the zone planning uses for it.
+            "timezone": subscriber.timezone if subscriber.timezone in _timezone_set() else settings.TIME_ZONE_DEFAULT,
             "digest_size": subscriber.digest_size,
         }
 
@@ -332,7 +340,9 @@ class SignupForm(PreferencesForm):
 
 
 class ManageForm(PreferencesForm):
-    pass
+    def __init__(self, *args, paused_topics: Sequence[Topic] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.paused_topics = list(paused_topics)
 
 
 class PauseForm(NoLineBreaksMixin, forms.Form):

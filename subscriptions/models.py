@@ -1,13 +1,31 @@
 """Subscribers, their preferences and their consent evidence."""
 
 import secrets
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
 
 def new_token_key() -> str:
     return secrets.token_urlsafe(16)
+
+
+@lru_cache(maxsize=None)
+def zone_named(name: str) -> ZoneInfo:
+    """The zone `name`, or the default subscriber zone if zoneinfo does not know it.
+
+    Rows saved before the name was checked (Subscriber.clean_fields) may hold anything; one
+    such row must not break planning or a reader's page. Planning and pages share this rule,
+    so a pause date and a send time are reckoned in the same zone.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE_DEFAULT)
 
 
 class Subscriber(models.Model):
@@ -82,8 +100,32 @@ class Subscriber(models.Model):
         """The day a weekly digest comes, in words (not the locale's: emails are English)."""
         return self.WEEKDAY_NAMES[self.weekday]
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone this reader's days and hours are reckoned in (see zone_named)."""
+        return zone_named(self.timezone)
+
     def __str__(self):
         return self.email
+
+    def clean_fields(self, exclude=None):
+        # Here rather than as a validator on the field: that would be a migration for no change
+        # to the schema. The admin's form runs this; the signup, manage and import forms check
+        # the same list themselves.
+        from .selectors import timezone_names
+
+        errors = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as error:
+            errors = error.error_dict
+        if "timezone" not in (exclude or ()) and "timezone" not in errors and self.timezone not in timezone_names():
+            errors["timezone"] = [ValidationError(
+                "Unknown time zone %(name)s: use an IANA name such as Europe/Berlin or America/New_York.",
+                code="unknown_timezone", params={"name": repr(self.timezone)},
+            )]  # fmt: skip
+        if errors:
+            raise ValidationError(errors)
 
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()

@@ -26,6 +26,11 @@ def _topic_list_active_query() -> list[Topic]:
     return list(Topic.objects.filter(active=True).order_by("position", "name"))
 
 
+def subscriber_topics_paused(*, subscriber) -> list[Topic]:
+    """The deactivated topics this reader follows, by name: kept for them, neither offered nor matched."""
+    return list(subscriber.topics.filter(active=False).order_by("name"))
+
+
 def topics_by_reference(*, references: Iterable[str]) -> tuple[list[Topic], list[str]]:
     """Active topics matched by slug or name (case-insensitive), and the references that matched none."""
     index: dict[str, Topic] = {}

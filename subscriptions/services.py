@@ -406,11 +406,16 @@ PREFERENCE_FIELDS = ["interests", "frequency", "weekday", "send_hour", "timezone
 
 def subscriber_update_preferences(*, subscriber: Subscriber, preferences: Preferences) -> Subscriber:
     """Save preferences only: never the status, so a one-click unsubscribe that lands
-    while the manage form is open is not undone by saving the form."""
+    while the manage form is open is not undone by saving the form.
+
+    The form offers active topics only; the deactivated ones the reader follows are kept, as
+    the admin promises when a topic is deactivated, and count again if it is reactivated.
+    """
     with transaction.atomic():
         _preferences_apply(subscriber, preferences)
         subscriber.save(update_fields=PREFERENCE_FIELDS)
-        subscriber.topics.set(preferences.topics)
+        paused = subscriber.topics.filter(active=False)
+        subscriber.topics.set({*preferences.topics, *paused})
     return subscriber
 
 
@@ -421,9 +426,7 @@ def subscriber_pause(*, subscriber: Subscriber, weeks: int) -> Subscriber:
     if weeks == 0:
         subscriber.paused_until = None
     else:
-        from zoneinfo import ZoneInfo
-
-        today = timezone.now().astimezone(ZoneInfo(subscriber.timezone)).date()
+        today = timezone.now().astimezone(subscriber.zone).date()
         subscriber.paused_until = today + datetime.timedelta(weeks=weeks)
     subscriber.save(update_fields=["paused_until", "updated_at"])
     return subscriber

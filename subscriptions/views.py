@@ -22,7 +22,7 @@ from digest.client_address import client_ip
 from . import page_cache, services
 from .forms import LinkRequestForm, ManageForm, PauseForm, PreferencesForm, SignupForm
 from .models import Subscriber
-from .selectors import trending_latest
+from .selectors import subscriber_topics_paused, trending_latest
 from .tokens import Purpose, TokenError, token_make, token_read
 
 logger = logging.getLogger(__name__)
@@ -221,14 +221,15 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
     if isinstance(subscriber, HttpResponse):
         return subscriber
     status = 200
+    paused_topics = subscriber_topics_paused(subscriber=subscriber)
     if request.method == "POST" and subscriber.status == Subscriber.Status.CONFIRMED:
-        form = ManageForm(request.POST)
+        form = ManageForm(request.POST, paused_topics=paused_topics)
         if form.is_valid():
             services.subscriber_update_preferences(subscriber=subscriber, preferences=form.preferences())
             return HttpResponseRedirect(request.path + "?saved=1")
         status = 400
     else:
-        form = ManageForm(initial=PreferencesForm.initial_for(subscriber))
+        form = ManageForm(initial=PreferencesForm.initial_for(subscriber), paused_topics=paused_topics)
     return _page(
         request,
         "manage.html",

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent
+from subscriptions import services as subscription_services
 from subscriptions.models import Subscriber, Suppression
 from tests.admin_support import curator, curator_client, operator, operator_client  # noqa: F401
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
@@ -843,3 +844,63 @@ def test_an_operator_can_still_delete_a_reader_with_their_ledger_rows(operator_c
     assert operator_client.post(url, {"post": "yes"}).status_code == 302
     assert not Subscriber.objects.filter(pk=reader.pk).exists()
     assert not Delivery.objects.exists() and not SentPaper.objects.exists()
+
+
+# --- subscriber change form -------------------------------------------------
+
+
+def _subscriber_form_data(client, subscriber, **changes) -> dict:
+    """What the subscriber's change page posts as it stands, with `changes`."""
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    context = client.get(url).context
+    form = context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    for formset in context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({management.add_prefix(k): management[k].value() for k in management.fields})
+    return {**data, **changes}
+
+
+def test_a_suppressed_subscriber_cannot_be_set_back_to_confirmed_while_suppressed(operator_client):
+    subscriber = SubscriberFactory(email="bounced@example.org")
+    subscription_services.subscriber_suppress(email=subscriber.email, reason="hard bounce: 550 no such user")
+    subscriber.refresh_from_db()
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="confirmed"))
+    assert response.status_code == 200  # the form again, with the reason, not a save
+    errors = response.context["adminform"].form.errors["status"]
+    assert "suppressed (hard bounce: 550 no such user)" in errors[0] and "delete its suppression" in errors[0]
+    suppression = Suppression.objects.get(email=subscriber.email)
+    delete_url = reverse("admin:subscriptions_suppression_delete", args=[suppression.pk])
+    assert f'<a href="{delete_url}">delete its suppression</a>' in response.content.decode()
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
+
+
+def test_once_its_suppression_is_deleted_a_subscriber_can_be_confirmed_again(operator_client):
+    subscriber = SubscriberFactory(email="bounced@example.org")
+    subscription_services.subscriber_suppress(email=subscriber.email, reason="hard bounce")
+    subscriber.refresh_from_db()
+    suppression = Suppression.objects.get(email=subscriber.email)
+    operator_client.post(reverse("admin:subscriptions_suppression_delete", args=[suppression.pk]), {"post": "yes"})
+    assert not Suppression.objects.exists()
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="confirmed"))
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def test_the_admin_refuses_an_unknown_time_zone(operator_client):
+    subscriber = SubscriberFactory(timezone="Europe/Berlin")
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, timezone="Mars/Olympus"))
+    assert response.status_code == 200
+    assert "Unknown time zone 'Mars/Olympus'" in response.context["adminform"].form.errors["timezone"][0]
+    subscriber.refresh_from_db()
+    assert subscriber.timezone == "Europe/Berlin"
+    saved = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, timezone="Asia/Calcutta"))
+    assert saved.status_code == 302  # an alias zoneinfo knows is a zone
+    subscriber.refresh_from_db()
+    assert subscriber.timezone == "Asia/Calcutta"

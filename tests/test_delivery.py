@@ -83,6 +83,17 @@ def test_weekly_readers_get_it_on_their_weekday_only(papers):
     assert monday.pk not in set(Delivery.objects.values_list("subscriber_id", flat=True))
 
 
+def test_send_digests_now_skips_the_hour_but_not_a_weekly_readers_weekday(papers):
+    thursday = SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=3, send_hour=23)  # DAY is a Thursday
+    monday = SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=0, send_hour=0)
+    out = io.StringIO()
+    with time_machine.travel(MORNING, tick=False):
+        call_command("send_digests", "--now", stdout=out)
+    assert set(Delivery.objects.values_list("subscriber_id", flat=True)) == {thursday.pk}
+    assert monday.pk not in set(Delivery.objects.values_list("subscriber_id", flat=True))
+    assert "1 readers due" in out.getvalue()
+
+
 @time_machine.travel(MORNING, tick=False)  # sent on the edition's day
 def test_a_weekly_digest_is_the_weeks_papers_not_the_days(papers, smtp_sink):
     """A weekly reader's digest ranks what trended on any of the seven days up to the edition's,
@@ -510,6 +521,17 @@ def test_send_digests_says_why_nobody_is_due(papers):
     assert "2 readers due" in out.getvalue()
     assert "0 readers due" in again.getvalue()
     assert "Of 2 confirmed readers, 2 already have this edition." in again.getvalue()
+
+
+def test_send_digests_now_says_a_weekly_reader_waits_for_their_day(papers):
+    SubscriberFactory(frequency=Subscriber.Frequency.WEEKLY, weekday=0)  # DAY is a Thursday
+    out = io.StringIO()
+    with time_machine.travel(MORNING, tick=False):
+        call_command("send_digests", "--now", stdout=out)
+    assert "0 readers due" in out.getvalue()
+    assert "the other 1 had a digest today (one a day, their time), are paused, or read weekly on another day." in (
+        out.getvalue()
+    )
 
 
 @time_machine.travel(MORNING, tick=False)  # sent on the edition's day

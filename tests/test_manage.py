@@ -223,3 +223,64 @@ def test_a_fresh_link_request_says_the_same_thing_for_any_address(
     assert len(set(answers)) == 1
     assert len(smtp_sink.to("known@example.org")) == 1  # sent once; the repeat within the hour is not re-mailed
     assert smtp_sink.to("nobody@example.org") == [] and smtp_sink.to("left@example.org") == []
+
+
+# --- topics the editors deactivated -------------------------------------------
+
+
+def _pause_topic(topic):
+    topic.active = False
+    topic.save()
+
+
+def test_a_paused_topic_is_kept_when_the_reader_saves_and_the_page_names_it(client, topics):
+    robotics, speech, _ = topics
+    subscriber = SubscriberFactory()
+    subscriber.topics.set([robotics, speech])
+    _pause_topic(robotics)
+    url = _path(manage_url(subscriber))
+    html = client.get(url).content.decode()
+    assert 'value="robotics"' not in html  # not offered any more
+    assert "<strong>Robotics</strong> is paused by the editors: you keep it" in html
+
+    response = client.post(url, _prefs(topics=["speech"], send_hour="9"))  # only the hour changes
+    assert response.status_code == 302
+    assert sorted(t.slug for t in subscriber.topics.all()) == ["robotics", "speech"]
+
+
+def test_a_reader_whose_only_topic_is_paused_can_save_without_picking_another(client, topics):
+    robotics = topics[0]
+    subscriber = SubscriberFactory(interests="")
+    subscriber.topics.set([robotics])
+    _pause_topic(robotics)
+    response = client.post(_path(manage_url(subscriber)), _prefs(topics=[], interests="", send_hour="9"))
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.send_hour == 9 and [t.slug for t in subscriber.topics.all()] == ["robotics"]
+
+
+def test_two_paused_topics_are_named_together(client, topics):
+    robotics, _, graphs = topics
+    subscriber = SubscriberFactory(interests="graph neural networks")
+    subscriber.topics.set([robotics, graphs])
+    _pause_topic(robotics)
+    _pause_topic(graphs)
+    html = client.get(_path(manage_url(subscriber))).content.decode()
+    assert "<strong>Graphs</strong> and <strong>Robotics</strong> are paused by the editors: you keep them" in html
+
+
+# --- a time zone stored before zones were checked --------------------------------------
+
+
+def test_a_bad_stored_time_zone_shows_the_default_and_pausing_counts_in_it(client, settings):
+    settings.TIME_ZONE_DEFAULT = "UTC"
+    subscriber = SubscriberFactory()
+    Subscriber.objects.filter(pk=subscriber.pk).update(timezone="Mars/Olympus")  # as an old admin save left it
+    url = _path(manage_url(subscriber))
+    html = client.get(url).content.decode()
+    assert '<option value="UTC" selected>' in html  # the zone planning uses for it, not the menu's first
+    with time_machine.travel(datetime.datetime(2026, 6, 1, 23, 0, tzinfo=datetime.UTC), tick=False):
+        response = client.post(url + "pause/", {"weeks": "1"})
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.paused_until == datetime.date(2026, 6, 8)

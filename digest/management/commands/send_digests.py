@@ -16,7 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--date", type=iso_date, help="Edition day, YYYY-MM-DD (default: the latest day with trending papers)")
         parser.add_argument(
-            "--now", action="store_true", help="Ignore send hours and weekdays: every confirmed reader due today"
+            "--now", action="store_true", help="Ignore send hours: every confirmed reader due today (weekly readers on their weekday)"
         )
 
     def handle(self, *args, date=None, now=False, **options):
@@ -50,6 +50,8 @@ def _why_nobody_is_due(edition: Edition, *, ignore_hour: bool) -> str:
     why = f"Of {total} confirmed readers, {have} already have this edition"
     if rest:
         why += f"; the other {rest} had a digest today (one a day, their time), are paused" + (
-            "" if ignore_hour else ", or wait for their hour or weekday (--now ignores those)"
+            ", or read weekly on another day"
+            if ignore_hour
+            else ", or wait for their hour or weekday (--now ignores the hour)"
         )
     return why + "."
