@@ -21,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
 from django.http.request import split_domain_port, validate_host
 
+from digest.arxiv_taxonomy import is_arxiv_category
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -64,15 +66,37 @@ def _address(name: str, default: str) -> str:
     return value
 
 
-# arXiv's category names: cs.LG, stat.ML, q-bio.NC, math-ph, hep-th.
-_ARXIV_CATEGORY = re.compile(r"[a-z]+(-[a-z]+)?(\.[A-Za-z]{2,})?")
+def _mailto(name: str, default: str) -> str:
+    # A bare address, or nothing: it is pasted into <mailto:...?subject=unsubscribe>, where a
+    # space, a name or a '?' makes a header that mail clients misread or drop.
+    value = env.str(name, default=default).strip()
+    if value:
+        try:
+            validate_email(value)
+            if re.search(r'[\s<>?,"]', value):
+                raise ValidationError("not a bare address")
+        except ValidationError:
+            _fail(name, f"must be an address (unsubscribe@example.org), or empty for no mailto, not {value!r}")
+    return value
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(name: str, default: str) -> str:
+    # logging.config rejects an unknown or lower-case level only when Django sets logging up,
+    # with a traceback through dictConfig in every process.
+    value = env.str(name, default="").strip().upper() or default
+    if value not in _LOG_LEVELS:
+        _fail(name, f"must be one of {', '.join(_LOG_LEVELS)} (any case), not {env.str(name)!r}")
+    return value
 
 
 def _arxiv_categories(name: str, default: list[str]) -> list[str]:
     values = [v.strip() for v in _get(name, env.list, default) if v.strip()]
-    bad = [v for v in values if not _ARXIV_CATEGORY.fullmatch(v)]
+    bad = [v for v in values if not is_arxiv_category(v)]
     if bad or not values:
-        _fail(name, f"must be arXiv categories separated by commas (cs.LG,cs.CL), not {env.str(name, default='')!r}")
+        _fail(name, f"must be arXiv categories separated by commas (cs.LG,cs.CL,hep-th), not {env.str(name, default='')!r}")
     return values
 
 
@@ -213,6 +237,9 @@ except (ImproperlyConfigured, ValueError, KeyError) as exc:
     _fail("DATABASE_URL", f"is not a database URL we understand ({exc})")
 if DATABASES["default"].get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
     _fail("DATABASE_URL", "must be postgres://... or sqlite:///path")
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    # SQLite serializes every write: the sending workers' claims would queue behind each other.
+    _fail("DATABASE_URL", "must be postgres://... when DJANGO_ENV=production (SQLite is for development)")
 DATABASES["default"].setdefault("CONN_MAX_AGE", _number("DB_CONN_MAX_AGE", env.int, 60, minimum=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -287,7 +314,7 @@ DEFAULT_FROM_EMAIL = _address("DEFAULT_FROM_EMAIL", "Paperboy <digest@localhost>
 SERVER_EMAIL = _address("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailto in List-Unsubscribe. Nothing here reads that mailbox, so in production it is
 # offered only when set (to a mailbox someone processes); the https one-click link always is.
-UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="" if PRODUCTION else "unsubscribe@localhost")
+UNSUBSCRIBE_MAILTO = _mailto("UNSUBSCRIBE_MAILTO", "" if PRODUCTION else "unsubscribe@localhost")
 ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
 # The ESP is a module name under anymail.backends; a typo would otherwise fail only when sending.
 # Listed only when one is set: every process start reads these settings.
@@ -461,7 +488,7 @@ LOGGING = {
     # paths mask it (gunicorn's access log does the same in gunicorn.conf.py).
     "filters": {"mask_link_tokens": {"()": "digest.log_filters.TokenMaskFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": _log_level("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"filters": ["mask_link_tokens"]},
         "django.security.csrf": {"filters": ["mask_link_tokens"]},

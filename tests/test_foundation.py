@@ -24,6 +24,15 @@ def test_the_cache_is_a_real_redis():
         ({"DEFAULT_FROM_EMAIL": "notanemail"}, "DEFAULT_FROM_EMAIL: must be an address"),
         ({"SERVER_EMAIL": "Ops <ops@>"}, "SERVER_EMAIL: must be an address"),
         ({"ARXIV_CATEGORIES": "cs.LG;cs.CL"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"),
+        # Any lower-case word read as a category; arXiv has no archive "foo".
+        ({"ARXIV_CATEGORIES": "cs.LG,foo"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"),
+        ({"ARXIV_CATEGORIES": "foo.LG"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"),
+        # It goes into <mailto:...> of List-Unsubscribe as it is.
+        ({"UNSUBSCRIBE_MAILTO": "a b"}, "UNSUBSCRIBE_MAILTO: must be an address"),
+        ({"UNSUBSCRIBE_MAILTO": "notanemail"}, "UNSUBSCRIBE_MAILTO: must be an address"),
+        ({"UNSUBSCRIBE_MAILTO": "Unsubscribe <unsubscribe@example.org>"}, "UNSUBSCRIBE_MAILTO: must be an address"),
+        ({"UNSUBSCRIBE_MAILTO": "un?subscribe@example.org"}, "UNSUBSCRIBE_MAILTO: must be an address"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), not 'LOUD'"),
         # django-ratelimit reads a rate only at the first request, where a bad one was a 500.
         ({"SIGNUP_RATE_PER_IP": "lots"}, "SIGNUP_RATE_PER_IP: must be a rate like 10/h"),
         ({"SIGNUP_RATE_PER_EMAIL": "3/H"}, "SIGNUP_RATE_PER_EMAIL: must be a rate like 10/h"),
@@ -49,12 +58,37 @@ def test_every_documented_spelling_of_good_settings_is_accepted():
         {"SIGNUP_RATE_PER_IP": "100/15m", "SIGNUP_RATE_PER_EMAIL": "3/h", "ADMIN_LOGIN_RATE": "1/s",
          "DEBUG": "Yes", "DELIVERY_ASYNC_COMMIT": "off", "EMAIL_USE_TLS": "", "TOKEN_MAX_AGE_DAYS": "1",
          "ANYMAIL_ESP": "postmark", "UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS": "730",
-         "DEFAULT_FROM_EMAIL": "Paperboy Digest <digest@papers.example.org>", "ARXIV_CATEGORIES": "cs.LG, stat.ML,q-bio.NC,hep-th"},
+         "DEFAULT_FROM_EMAIL": "Paperboy Digest <digest@papers.example.org>", "ARXIV_CATEGORIES": "cs.LG, stat.ML,q-bio.NC,hep-th,cond-mat.mes-hall,physics"},
         "from django.conf import settings as s; "
         "print(s.DEBUG, s.DELIVERY_ASYNC_COMMIT, s.EMAIL_BACKEND, s.UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS, '|'.join(s.ARXIV_CATEGORIES))",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend", "730", "cs.LG|stat.ML|q-bio.NC|hep-th"]
+    assert result.stdout.split() == ["True", "False", "anymail.backends.postmark.EmailBackend", "730", "cs.LG|stat.ML|q-bio.NC|hep-th|cond-mat.mes-hall|physics"]
+
+
+def test_a_bad_log_level_is_one_line_not_a_traceback_from_logging_config():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "LOUD"},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert result.stderr == "manage.py: Setting LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), not 'LOUD'\n"
+
+
+@pytest.mark.parametrize("value, level", [("debug", "DEBUG"), ("Warning", "WARNING"), (" error ", "ERROR"), ("", "INFO")])
+def test_a_log_level_is_read_in_any_case(value, level):
+    result = _start_django({"LOG_LEVEL": value}, "import logging; print(logging.getLevelName(logging.getLogger().level))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == level
+
+
+def test_an_unsubscribe_mailto_is_a_bare_address_or_empty_for_none():
+    show = "from django.conf import settings as s; print(repr(s.UNSUBSCRIBE_MAILTO))"
+    assert _start_django({"UNSUBSCRIBE_MAILTO": "unsubscribe@papers.example.org"}, show).stdout.strip() == "'unsubscribe@papers.example.org'"
+    assert _start_django({"UNSUBSCRIBE_MAILTO": ""}, show).stdout.strip() == "''"
 
 
 def test_an_empty_value_counts_as_unset():

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from digest.models import Paper, TrendingEntry
+from digest.services import editions
 from digest.services.ingest import papers_ingest
 from digest.signals import papers_changed
 from digest.sources import PaperRecord
@@ -64,6 +65,13 @@ def test_reimporting_the_same_file_changes_nothing():
     assert "0 new, 0 updated, 4 unchanged" in out
     assert {p.pk: (p.updated_at, p.title, p.upvotes) for p in Paper.objects.all()} == before
     assert list(TrendingEntry.objects.values_list("paper_id", "date", "rank", "upvotes", "source")) == entries_before
+
+
+def test_an_hf_day_trends_in_upvote_order_not_the_order_of_the_file():
+    import_papers(HF)
+    ranks = editions.day_trending_ranks(day=datetime.date(2024, 3, 12))
+    by_rank = sorted(ranks, key=ranks.get)
+    assert [Paper.objects.get(pk=pk).arxiv_id for pk in by_rank] == ["2312.04005", "2301.06719", "2403.07815", "2403.06504"]
 
 
 def test_known_papers_trending_on_a_new_day_are_counted_in_the_summary():

@@ -406,3 +406,17 @@ def test_reading_interests_loads_no_numerical_stack_into_a_web_process(settings)
                             cwd=settings.BASE_DIR)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.django_db
+def test_a_quoted_interest_found_as_written_is_called_a_match_even_under_the_clear_match_bar(day_papers, monkeypatch):
+    """Only the wording changes (the bar picks nothing): a quoted phrase that is in the title or
+    abstract as written is not "loosely related" to it."""
+    from digest.matching import scoring
+
+    subscriber = SubscriberFactory(interests='"large language models", video generation', digest_size=5)
+    monkeypatch.setitem(scoring.CLEAR_MATCH, "lexical", 1e9)  # every score is under the bar
+    picks = select_for_subscriber(subscriber=subscriber, day=DAY)
+    reasons = {p.paper.title: p.reasons[0] for p in picks if not p.trending}
+    assert reasons["Quantizing Large Language Models to 4 Bits"] == "matches your interest 'large language models'"
+    assert reasons["Text-to-Video Generation with Latent Diffusion"] == "loosely related to your interest 'video generation'"

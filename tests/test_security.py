@@ -103,6 +103,12 @@ def test_production_offers_the_unsubscribe_mailto_only_when_one_is_configured():
     assert configured.stdout.strip() == "'unsubscribe@paperboy.example.org'"
 
 
+def test_production_refuses_sqlite_in_one_line():
+    result = _manage("check", extra_env={"DATABASE_URL": "sqlite:////tmp/paperboy.sqlite3"})
+    assert result.returncode != 0
+    assert result.stderr == "manage.py: Setting DATABASE_URL: must be postgres://... when DJANGO_ENV=production (SQLite is for development)\n"
+
+
 def test_production_refuses_a_plain_http_site_url():
     result = _manage("check", extra_env={"SITE_URL": "http://paperboy.example.org"})
     assert result.returncode != 0

@@ -38,8 +38,26 @@ def test_a_recorded_response_maps_every_field():
     assert femto.abs_url == "https://arxiv.org/abs/2301.06719"
     assert femto.pdf_url == "https://arxiv.org/pdf/2301.06719"
     assert records[1].code_url == ""  # githubRepo: null
-    assert [r.rank for r in records] == [1, 2, 3, 4]
+    assert [r.upvotes for r in records] == [14, 31, 7, 5]  # the API's order is submission, not popularity
+    assert [r.rank for r in records] == [2, 1, 3, 4]
     assert {r.source for r in records} == {"hf"}
+
+
+def test_a_day_is_ranked_by_upvotes_most_first_and_ties_keep_the_file_order():
+    data = items()
+    for item, votes in zip(data, [3, 9, 3, 9]):
+        item["paper"]["upvotes"] = votes
+    assert [r.rank for r in parse(encode(data))] == [3, 1, 4, 2]
+
+
+def test_each_featured_day_is_ranked_on_its_own():
+    data = items()
+    for item, votes in zip(data, [1, 2, 8, 40]):
+        item["paper"]["upvotes"] = votes
+    data[1]["paper"]["submittedOnDailyAt"] = "2024-03-13T09:02:11.000Z"
+    data[3]["paper"]["submittedOnDailyAt"] = "2024-03-13T11:00:00.000Z"
+    records = parse(encode(data))
+    assert [(r.trending_date.day, r.rank) for r in records] == [(12, 2), (13, 2), (12, 1), (13, 1)]
 
 
 def test_a_given_date_overrides_the_featured_day():

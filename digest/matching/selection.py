@@ -16,7 +16,7 @@ from digest.services.editions import day_period, day_trending_ranks
 from . import ranking, semantic, vectors
 from .scoring import PaperSet, TopicSpec, phrase_texts
 from .semantic import from_bytes
-from .text import Phrase, parse_interests
+from .text import Phrase, contains_phrase, parse_interests, tokens
 
 SUBSCRIBER_CHUNK = 20000
 PHRASE_BATCH = 4096
@@ -241,6 +241,11 @@ class PhraseTable:
         return self._blocks[0]
 
 
+def _written_in(paper: Paper, phrase: Phrase) -> bool:
+    """Whether the phrase's words appear contiguously in the title or abstract, as the quoted-phrase rule reads them."""
+    return any(contains_phrase(f" {' '.join(tokens(text))} ", tokens(phrase.text)) for text in (paper.title, paper.abstract))
+
+
 def _reasons(
     day: Day, table: PhraseTable, kind: int, why: int, column: int, score: float, period: str
 ) -> tuple[list[str], int | None]:
@@ -256,8 +261,12 @@ def _reasons(
         reasons.append("pinned by the editors")
     if not pinned or score >= day.paperset.min_relevance:
         if kind == ranking.KIND_INTEREST and 0 <= why < len(table.phrases):
-            verb = "matches" if score >= day.paperset.clear_match else "loosely related to"
-            reasons.append(f"{verb} your interest '{table.phrases[why].text}'")
+            phrase = table.phrases[why]
+            # A quoted phrase found as written is a match whatever its score: the score only
+            # weighs how much of the paper is about it, and "loosely related" would be untrue.
+            clear = score >= day.paperset.clear_match or (phrase.quoted and _written_in(day.papers[column], phrase))
+            verb = "matches" if clear else "loosely related to"
+            reasons.append(f"{verb} your interest '{phrase.text}'")
         elif kind == ranking.KIND_TOPIC and 0 <= why < len(day.topics):
             reasons.append(f"topic: {day.topics[why].name}")
     if 0 < rank <= 3 and not pinned:

@@ -17,7 +17,6 @@ hundred queries, not a few per paper.
 import datetime
 import itertools
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from digest.arxiv_taxonomy import is_arxiv_category
 from digest.models import Paper, TrendingEntry
 from digest.services.editions import edition_late_papers_add
 from digest.signals import papers_changed
@@ -352,9 +352,6 @@ def _merge(row: _Row, record: PaperRecord, *, by_arxiv: dict, by_fingerprint: di
         row.latest = record.trending_date
 
 
-ARXIV_CATEGORY_RE = re.compile(r"^[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?$")
-
-
 def papers_fetch(
     *,
     source: str,
@@ -374,7 +371,7 @@ def papers_fetch(
     elif source == "arxiv":
         url, format = settings.ARXIV_API_URL, "arxiv-atom"
         categories = categories or settings.ARXIV_CATEGORIES
-        bad = [category for category in categories if not ARXIV_CATEGORY_RE.match(category)]
+        bad = [category for category in categories if not is_arxiv_category(category)]
         if bad:
             raise ValueError(f"not an arXiv category: {', '.join(bad)} (like cs.LG or hep-th)")
         query = " OR ".join(f"cat:{category}" for category in categories)

@@ -2,7 +2,8 @@
 
 Each item is ``{"paper": {"id", "title", "summary", "upvotes", "authors": [{"name"}],
 "publishedAt", "submittedOnDailyAt", "githubRepo", "ai_keywords", ...}, "title",
-"numComments", "publishedAt", ...}``. The paper id is an arXiv id.
+"numComments", "publishedAt", ...}``. The paper id is an arXiv id. The list comes in submission
+order; a paper's rank is its place by upvotes among the day's papers (_rank_by_upvotes).
 """
 
 import datetime
@@ -107,7 +108,6 @@ def parse(data: bytes, *, name: str = "", date: datetime.date | None = None) -> 
         raise SourceError(f"expected a JSON list of papers, got {type(items).__name__}", name=name, line=1)
     del text
     records = []
-    ranks: dict[datetime.date, int] = {}
     for index in range(len(items)):
         # Let each item's JSON go once it is a record: halves peak memory on big lists.
         item, items[index] = items[index], None
@@ -116,7 +116,18 @@ def parse(data: bytes, *, name: str = "", date: datetime.date | None = None) -> 
             record = _item_record(item, position=position, date=date)
         except ValueError as exc:
             raise SourceError(str(exc), name=name, item=position) from None
-        # Rank is the position among the items featured the same day.
-        ranks[record.trending_date] = record.rank = ranks.get(record.trending_date, 0) + 1
         records.append(check_record(record, name=name, item=position))
+    _rank_by_upvotes(records)
     return records
+
+
+def _rank_by_upvotes(records: list[PaperRecord]) -> None:
+    """Number each day's papers from 1 by upvotes, most first; ties keep the file's order.
+
+    The API lists a day's papers in submission order, not popularity: the Daily Papers page ranks
+    them by upvotes, so that is what "trending #N" means for this source.
+    """
+    ranks: dict[datetime.date, int] = {}
+    # sorted() is stable, so equal upvotes stay in file order.
+    for record in sorted(records, key=lambda r: -r.upvotes):
+        ranks[record.trending_date] = record.rank = ranks.get(record.trending_date, 0) + 1
