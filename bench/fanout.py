@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -252,20 +253,24 @@ def make_subscribers(*, count: int, prefix: str, rng: random.Random) -> list[str
     from subscriptions.models import Subscriber
 
     topic_ids = list(Topic.objects.values_list("id", flat=True))
-    rows = [
-        Subscriber(
+
+    def reader(n: int) -> Subscriber:
+        zone = rng.choice(ZONES)
+        weekly = rng.random() >= 0.85
+        return Subscriber(
             email=f"{prefix}{n}@bench.example.org",
             status=Subscriber.Status.CONFIRMED,
             interests=", ".join(rng.sample(INTERESTS, k=rng.randint(0, 3))),
-            frequency=Subscriber.Frequency.DAILY if rng.random() < 0.85 else Subscriber.Frequency.WEEKLY,
-            weekday=rng.randint(0, 6),
+            frequency=Subscriber.Frequency.WEEKLY if weekly else Subscriber.Frequency.DAILY,
+            # Due now: `send_digests --now` skips the send hour, not a weekly reader's day.
+            weekday=datetime.datetime.now(zoneinfo.ZoneInfo(zone)).weekday() if weekly else rng.randint(0, 6),
             send_hour=rng.randint(0, 23),
-            timezone=rng.choice(ZONES),
+            timezone=zone,
             digest_size=rng.choice([5, 10, 10, 10, 15, 20, 30]),
             signup_source="bench",
         )
-        for n in range(count)
-    ]
+
+    rows = [reader(n) for n in range(count)]
     created = Subscriber.objects.bulk_create(rows, batch_size=2000)
     through = Subscriber.topics.through
     links = [
