@@ -76,10 +76,15 @@ def _gather(padded: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None)
     return np.take(padded, rows, axis=0, out=out, mode="wrap")
 
 
+def _leading(rows: np.ndarray) -> int:
+    """How many leading rows cover every True one (rank() puts the fuller profiles first)."""
+    hits = np.flatnonzero(rows)
+    return int(hits[-1]) + 1 if hits.size else 0
+
+
 def _reach(slots: np.ndarray, k: int) -> int:
-    """How many leading rows cover every row that fills slot k (rank() puts the fuller profiles first)."""
-    filled = np.flatnonzero(slots[:, k] >= 0)
-    return int(filled[-1]) + 1 if filled.size else 0
+    """How many leading rows cover every row that fills slot k."""
+    return _leading(slots[:, k] >= 0)
 
 
 def _max_over_slots(padded: np.ndarray, slots: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
@@ -147,8 +152,7 @@ def relevance(day: DayScores, profiles: Profiles, tables=None) -> np.ndarray:
             _soft_max_over_slots(phrase_table, profiles.interest_slots[block], rel[block], (values[block], other[block]))
         else:
             rel[block] = -np.inf
-        has_topic = np.flatnonzero((profiles.topic_slots[block] >= 0).any(axis=1))
-        with_topics = int(has_topic[-1]) + 1 if has_topic.size else 0
+        with_topics = _leading((profiles.topic_slots[block] >= 0).any(axis=1))
         if not with_topics:
             continue
         rows = slice(start, start + with_topics)
@@ -191,8 +195,15 @@ def explain(day: DayScores, profiles: Profiles, rows: np.ndarray, cols: np.ndarr
     return np.where(valid, score, 0.0).astype(np.float32), kinds, np.where(valid, why, -1).astype(np.int32)
 
 
-def _rows_of(profiles: Profiles, rows: slice) -> Profiles:
-    return Profiles(profiles.interest_slots[rows], profiles.topic_slots[rows], profiles.sizes[rows], np.zeros(0, np.int64), np.zeros(0, np.int64))
+def _rows_of(profiles: Profiles, rows: slice | np.ndarray) -> Profiles:
+    """These rows' profiles, without a ledger (what they were sent is applied per subscriber after)."""
+    return Profiles(
+        interest_slots=profiles.interest_slots[rows],
+        topic_slots=profiles.topic_slots[rows],
+        sizes=profiles.sizes[rows],
+        sent_rows=np.zeros(0, np.int64),
+        sent_cols=np.zeros(0, np.int64),
+    )
 
 
 def _best_keys(day: DayScores, profiles: Profiles, tables, bonus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,13 +299,7 @@ def rank(day: DayScores, profiles: Profiles) -> Ranked:
     renumber = np.empty_like(by_fill)
     renumber[by_fill] = np.arange(by_fill.shape[0])
     first, inverse = first[by_fill], renumber[inverse]
-    distinct = Profiles(
-        interest_slots=profiles.interest_slots[first],
-        topic_slots=profiles.topic_slots[first],
-        sizes=profiles.sizes[first],
-        sent_rows=np.zeros(0, np.int64),
-        sent_cols=np.zeros(0, np.int64),
-    )
+    distinct = _rows_of(profiles, first)
     tables = _tables(day)
     sent_per_row = np.bincount(profiles.sent_rows, minlength=n) if profiles.sent_rows.size else np.zeros(n, np.int64)
     # Enough that after dropping a subscriber's already-sent papers, `size` remain.

@@ -426,7 +426,7 @@ def _paper_fields(paper: Paper) -> dict:
             "title": paper.title,
             "url": paper.page_url or paper.abs_url or paper.pdf_url,
             "authors": authors_short(list(paper.authors or ())),
-            "snippet": _abstract_snippet_cached(paper.abstract or ""),
+            "snippet": abstract_snippet(paper.abstract or ""),
             "upvotes": paper.upvotes,
             "abs_url": paper.abs_url,
             "pdf_url": paper.pdf_url,
@@ -440,11 +440,6 @@ def _paper_fields(paper: Paper) -> dict:
 
 
 _paper_fields_cache: dict[tuple, dict] = {}
-
-
-@lru_cache(maxsize=1024)
-def _abstract_snippet_cached(text: str) -> str:
-    return abstract_snippet(text)
 
 
 def digest_lead(papers: list[dict], *, period: str) -> str:
