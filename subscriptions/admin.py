@@ -35,6 +35,11 @@ class PausedFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _admin_reason(request) -> str:
+    """The Suppression reason for a suppression made in the admin: that it was, and by whom."""
+    return f"admin: suppressed by {request.user.get_username()}"
+
+
 class SubscriberAdminForm(forms.ModelForm):
     class Meta:
         model = Subscriber
@@ -101,6 +106,15 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         names = {f.name for f in Subscriber._meta.get_fields()}
         return tuple(f for f in self.readonly_fields if f in names)
 
+    def save_model(self, request, obj, form, change):
+        """A status set to Suppressed by hand goes through subscriber_suppress, as a bounce does:
+        the Suppression row is what sending and signup read, so without it the address would
+        still be mailed or could sign up again."""
+        super().save_model(request, obj, form, change)
+        if obj.status == Subscriber.Status.SUPPRESSED:
+            services.subscriber_suppress(email=obj.email, reason=_admin_reason(request))
+            obj.refresh_from_db(fields=["status", "suppressed_at", "suppressed_reason", "updated_at"])
+
     @admin.display(description="Status", ordering="status")
     def status_column(self, obj):
         if obj.status == Subscriber.Status.CONFIRMED and obj.paused_until and obj.paused_until >= timezone.localdate():
@@ -116,7 +130,7 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
 
     @admin.action(description="Suppress (never mail again)", permissions=["change"])
     def suppress(self, request, queryset):
-        reason = f"operator: {request.user.get_username()}"
+        reason = _admin_reason(request)
         emails = list(queryset.exclude(status=Subscriber.Status.SUPPRESSED).values_list("email", flat=True))
         with transaction.atomic():
             for email in emails:
@@ -155,3 +169,8 @@ class SuppressionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        # The row alone stops mail; the service also marks the subscriber, as a bounce does.
+        super().save_model(request, obj, form, change)
+        services.subscriber_suppress(email=obj.email, reason=obj.reason)

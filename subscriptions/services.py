@@ -450,7 +450,8 @@ def subscriber_suppress(*, email: str, reason: str) -> Suppression:
     now = timezone.now()
     with transaction.atomic():
         suppression, _ = Suppression.objects.get_or_create(email=email, defaults={"reason": reason[:200]})
-        Subscriber.objects.filter(email=email).exclude(status=Subscriber.Status.SUPPRESSED).update(
+        # A status already set to suppressed without the stamp (by hand in the admin) gets it too.
+        Subscriber.objects.filter(email=email).exclude(status=Subscriber.Status.SUPPRESSED, suppressed_at__isnull=False).update(
             status=Subscriber.Status.SUPPRESSED, suppressed_at=now, suppressed_reason=reason[:200], updated_at=now
         )
     return suppression

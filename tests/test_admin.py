@@ -850,8 +850,11 @@ def test_an_operator_can_still_delete_a_reader_with_their_ledger_rows(operator_c
 
 
 def _subscriber_form_data(client, subscriber, **changes) -> dict:
-    """What the subscriber's change page posts as it stands, with `changes`."""
-    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    """What the subscriber's change page (the add page for None) posts as it stands, with `changes`."""
+    if subscriber is None:
+        url = reverse("admin:subscriptions_subscriber_add")
+    else:
+        url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
     context = client.get(url).context
     form = context["adminform"].form
     data = {name: form[name].value() for name in form.fields}
@@ -890,6 +893,49 @@ def test_once_its_suppression_is_deleted_a_subscriber_can_be_confirmed_again(ope
     assert response.status_code == 302
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.CONFIRMED
+
+
+def test_setting_the_status_to_suppressed_by_hand_records_the_suppression_as_a_bounce_does(operator_client):
+    subscriber = SubscriberFactory(email="by.hand@example.org")
+    bounced = SubscriberFactory(email="bounced@example.org")
+    subscription_services.subscriber_suppress(email=bounced.email, reason="hard bounce")
+    url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="suppressed"))
+    assert response.status_code == 302
+    assert Suppression.objects.get(email=subscriber.email).reason == "admin: suppressed by operator"
+    subscriber.refresh_from_db()
+    bounced.refresh_from_db()
+    assert subscriber.suppressed_reason == "admin: suppressed by operator"
+    assert subscriber.suppressed_at is not None and bounced.suppressed_at is not None
+    # and, as after a bounce, it is not set back here while its Suppression row exists.
+    refused = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="confirmed"))
+    assert refused.status_code == 200 and "delete its suppression" in refused.content.decode()
+    # The Suppression row outlives the subscriber: erased and signing up again, the address stays out.
+    for address in (subscriber, bounced):
+        address.delete()
+        outcome = subscription_services.subscriber_signup(
+            email=address.email, preferences=subscription_services.Preferences(topics=[]),
+            consent=subscription_services.Consent(),
+        )  # fmt: skip
+        assert outcome == subscription_services.SignupOutcome.SUPPRESSED, address.email
+
+
+def test_a_subscriber_added_as_suppressed_is_recorded_as_suppressed(operator_client):
+    data = _subscriber_form_data(operator_client, None, email="new@example.org", status="suppressed", topics=[])
+    response = operator_client.post(reverse("admin:subscriptions_subscriber_add"), data)
+    assert response.status_code == 302
+    assert Suppression.objects.filter(email="new@example.org", reason="admin: suppressed by operator").exists()
+    assert Subscriber.objects.get(email="new@example.org").suppressed_at is not None
+
+
+def test_a_suppression_added_in_the_admin_marks_its_subscriber_suppressed(operator_client):
+    subscriber = SubscriberFactory(email="reported@example.org")
+    response = operator_client.post(reverse("admin:subscriptions_suppression_add"),
+                                    {"email": "Reported@example.org", "reason": "complaint by phone"})  # fmt: skip
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
+    assert subscriber.suppressed_reason == "complaint by phone"
 
 
 def test_the_admin_refuses_an_unknown_time_zone(operator_client):
