@@ -284,7 +284,8 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
         self.fields["timezone"].initial = settings.TIME_ZONE_DEFAULT
 
     # Topics the reader follows that the editors have deactivated: not offered, kept on saving
-    # (subscriber_update_preferences), named on the manage page. None on the signup form.
+    # (subscriber_update_preferences) unless ticked for removal, named on the manage page.
+    # None on the signup form.
     paused_topics: Sequence[Topic] = ()
 
     def clean(self):
@@ -293,8 +294,10 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
         # fixed; but not over a topics or interests error of their own, which says more.
         own_errors = "topics" in self.errors or "interests" in self.errors
         chose_nothing = not cleaned.get("topics") and not cleaned.get("interests")
-        # A paused topic is still theirs: demanding "at least one" with nothing to tick would be wrong.
-        if not own_errors and chose_nothing and not self.paused_topics:
+        # A paused topic kept is still theirs: demanding "at least one" with nothing to tick would be wrong.
+        removed = set(cleaned.get("remove_paused") or ())
+        keeps_paused = any(topic.slug not in removed for topic in self.paused_topics)
+        if not own_errors and chose_nothing and not keeps_paused:
             self.add_error("topics", self.topics_or_interests_message)
         return cleaned
 
@@ -340,9 +343,20 @@ class SignupForm(PreferencesForm):
 
 
 class ManageForm(PreferencesForm):
+    # One checkbox per paused topic the reader holds, unticked (kept) by default. Its choices are
+    # those topics only, so this field can drop a paused topic but never add one.
+    remove_paused = forms.MultipleChoiceField(
+        label="Stop following", required=False, widget=forms.CheckboxSelectMultiple
+    )
+
     def __init__(self, *args, paused_topics: Sequence[Topic] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.paused_topics = list(paused_topics)
+        self.fields["remove_paused"].choices = [(topic.slug, topic.name) for topic in self.paused_topics]
+
+    def paused_topics_removed(self) -> list[Topic]:
+        removed = set(self.cleaned_data["remove_paused"])
+        return [topic for topic in self.paused_topics if topic.slug in removed]
 
 
 class PauseForm(NoLineBreaksMixin, forms.Form):

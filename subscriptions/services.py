@@ -7,6 +7,7 @@ Emails are never sent here inside a request: the services enqueue a Celery task 
 
 import datetime
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -404,17 +405,22 @@ def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: st
 PREFERENCE_FIELDS = ["interests", "frequency", "weekday", "send_hour", "timezone", "digest_size", "updated_at"]
 
 
-def subscriber_update_preferences(*, subscriber: Subscriber, preferences: Preferences) -> Subscriber:
+def subscriber_update_preferences(
+    *, subscriber: Subscriber, preferences: Preferences, paused_topics_removed: Iterable[Topic] = ()
+) -> Subscriber:
     """Save preferences only: never the status, so a one-click unsubscribe that lands
     while the manage form is open is not undone by saving the form.
 
     The form offers active topics only; the deactivated ones the reader follows are kept, as
-    the admin promises when a topic is deactivated, and count again if it is reactivated.
+    the admin promises when a topic is deactivated, and count again if it is reactivated,
+    unless the reader removes them (`paused_topics_removed`). Only topics the reader holds
+    are kept, so no paused topic is ever added here.
     """
+    removed = {topic.pk for topic in paused_topics_removed}
     with transaction.atomic():
         _preferences_apply(subscriber, preferences)
         subscriber.save(update_fields=PREFERENCE_FIELDS)
-        paused = subscriber.topics.filter(active=False)
+        paused = subscriber.topics.filter(active=False).exclude(pk__in=removed)
         subscriber.topics.set({*preferences.topics, *paused})
     return subscriber
 

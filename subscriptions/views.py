@@ -225,7 +225,9 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST" and subscriber.status == Subscriber.Status.CONFIRMED:
         form = ManageForm(request.POST, paused_topics=paused_topics)
         if form.is_valid():
-            services.subscriber_update_preferences(subscriber=subscriber, preferences=form.preferences())
+            services.subscriber_update_preferences(
+                subscriber=subscriber, preferences=form.preferences(), paused_topics_removed=form.paused_topics_removed()
+            )
             return HttpResponseRedirect(request.path + "?saved=1")
         status = 400
     else:

@@ -240,7 +240,7 @@ def test_a_paused_topic_is_kept_when_the_reader_saves_and_the_page_names_it(clie
     _pause_topic(robotics)
     url = _path(manage_url(subscriber))
     html = client.get(url).content.decode()
-    assert 'value="robotics"' not in html  # not offered any more
+    assert 'name="topics" value="robotics"' not in html  # not offered any more
     assert "<strong>Robotics</strong> is paused by the editors: you keep it" in html
 
     response = client.post(url, _prefs(topics=["speech"], send_hour="9"))  # only the hour changes
@@ -267,6 +267,51 @@ def test_two_paused_topics_are_named_together(client, topics):
     _pause_topic(graphs)
     html = client.get(_path(manage_url(subscriber))).content.decode()
     assert "<strong>Graphs</strong> and <strong>Robotics</strong> are paused by the editors: you keep them" in html
+
+
+def test_a_reader_can_stop_following_a_paused_topic_they_hold_and_keeps_it_by_default(client, topics):
+    robotics, speech, graphs = topics
+    subscriber = SubscriberFactory()
+    subscriber.topics.set([robotics, graphs, speech])
+    _pause_topic(robotics)
+    _pause_topic(graphs)
+    url = _path(manage_url(subscriber))
+    html = client.get(url).content.decode()
+    boxes = re.findall(r'<input type="checkbox" name="remove_paused"[^>]*>', html)
+    assert [re.search(r'value="(\w+)"', b).group(1) for b in boxes] == ["graphs", "robotics"]
+    assert not any("checked" in b for b in boxes)  # kept unless the reader ticks one
+    assert "Stop following Robotics" in html
+
+    response = client.post(url, _prefs(topics=["speech"], remove_paused=["robotics"]))
+    assert response.status_code == 302
+    assert sorted(t.slug for t in subscriber.topics.all()) == ["graphs", "speech"]
+
+
+def test_a_paused_topic_the_reader_does_not_hold_cannot_be_added_either_way(client, topics):
+    robotics, speech, _ = topics
+    subscriber = SubscriberFactory()
+    subscriber.topics.set([speech])
+    _pause_topic(robotics)
+    url = _path(manage_url(subscriber))
+    assert 'name="remove_paused"' not in client.get(url).content.decode()  # nothing paused to remove
+    for data in (_prefs(topics=["speech", "robotics"]), _prefs(topics=["speech"], remove_paused=["robotics"])):
+        response = client.post(url, data)
+        assert response.status_code == 400
+        assert {"topics", "remove_paused"} & set(response.context["form"].errors)
+    assert [t.slug for t in subscriber.topics.all()] == ["speech"]
+
+
+def test_removing_the_only_topic_left_asks_for_another_or_for_interests(client, topics):
+    robotics = topics[0]
+    subscriber = SubscriberFactory(interests="")
+    subscriber.topics.set([robotics])
+    _pause_topic(robotics)
+    url = _path(manage_url(subscriber))
+    response = client.post(url, _prefs(topics=[], interests="", remove_paused=["robotics"]))
+    assert response.status_code == 400 and "topics" in response.context["form"].errors
+    assert [t.slug for t in subscriber.topics.all()] == ["robotics"]
+    response = client.post(url, _prefs(topics=[], interests="robot arms", remove_paused=["robotics"]))
+    assert response.status_code == 302 and not subscriber.topics.exists()
 
 
 # --- a time zone stored before zones were checked --------------------------------------

@@ -47,3 +47,24 @@ def test_any_manage_submission_is_an_error_or_a_saved_change_never_a_500(client,
     else:
         assert response.context["form"].errors
         assert (subscriber.digest_size, subscriber.interests, subscriber.timezone) == before
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    topics=st.lists(st.sampled_from(["robotics", "speech", "graphs", "nope"]) | field_value, max_size=4),
+    remove=st.lists(st.sampled_from(["robotics", "speech", "graphs", "nope"]) | field_value, max_size=4),
+)
+def test_a_paused_topic_is_only_ever_kept_or_removed_never_added(client, subscriber, topics, remove):
+    """Speech is paused and held, Graphs paused and not held: whatever is posted, Graphs stays out."""
+    speech = TopicFactory(name="Speech", slug="speech", active=False)  # get_or_create: once per test
+    TopicFactory(name="Graphs", slug="graphs", active=False)
+    subscriber.topics.set([speech])
+    url = "/" + manage_url(subscriber).split("://", 1)[1].split("/", 1)[1]
+    response = client.post(url, {**VALID, "topics": topics, "remove_paused": remove})
+    assert response.status_code in (302, 400)
+    held = {t.slug for t in subscriber.topics.all()}
+    assert "graphs" not in held and held <= {"robotics", "speech"}
+    if response.status_code == 302:
+        assert ("speech" in held) == ("speech" not in remove)
+    else:
+        assert held == {"speech"}
