@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from digest.models import Edition
 from digest.services.delivery import abstract_snippet, authors_short
-from digest.services.editions import edition_papers, edition_ranks, editions_paper_counts
+from digest.services.editions import edition_papers, edition_ranks, editions_paper_counts, editions_paper_titles
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,13 @@ class EditionFeed(Feed):
         return "One edition a day: the papers trending in machine learning research."
 
     def items(self):
-        return list(_published_editions()[:30])
+        # Every entry's titles in one query, kept on its edition for item_description: this
+        # view object serves all requests, so nothing per request may be stored on it.
+        editions = list(_published_editions()[:30])
+        titles = editions_paper_titles(editions=editions, limit=30)
+        for edition in editions:
+            edition.feed_titles = titles[edition.pk]
+        return editions
 
     def item_title(self, item: Edition):
         return f"{settings.SITE_NAME} · {item.date:%-d %B %Y}"
@@ -88,8 +94,7 @@ class EditionFeed(Feed):
     def item_description(self, item: Edition):
         # Atom's <summary type="html"> is read as HTML: plain titles there were markup
         # (a title's "<img onerror=...>" ran in the reader) and their line breaks collapsed.
-        titles = [p.title for p in edition_papers(edition=item)[:30]]
-        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((t,) for t in titles)))
+        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((t,) for t in item.feed_titles)))
 
     def item_pubdate(self, item: Edition):
         return item.frozen_at

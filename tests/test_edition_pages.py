@@ -129,6 +129,23 @@ def test_the_editions_index_takes_the_same_queries_for_many_editions_as_for_one(
         assert client.get("/digest/").status_code == 200
 
 
+def test_the_feed_takes_no_more_queries_for_many_editions_than_for_one(client, django_assert_max_num_queries):
+    """It read each entry's papers with a query of its own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    trending_day(day=DAY, count=3)
+    edition_freeze(day=DAY)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/feed/").status_code == 200
+    for offset in range(1, 8):
+        trending_day(day=DAY + datetime.timedelta(days=offset), count=3)
+        edition_freeze(day=DAY + datetime.timedelta(days=offset))
+    with django_assert_max_num_queries(len(one)):
+        feed = client.get("/feed/").content.decode()
+    assert feed.count("<entry>") == 8 and feed.count("&lt;li&gt;") == 8 * 3
+
+
 def test_a_paper_pinned_from_another_day_has_no_stray_separator_on_the_edition_page(client):
     import re
 

@@ -238,6 +238,20 @@ def editions_paper_counts(*, editions: Iterable[Edition]) -> dict[int, int]:
     return {edition.pk: sum(1 for pid in edition.paper_ids if pid in shown) for edition in editions}
 
 
+def editions_paper_titles(*, editions: Iterable[Edition], limit: int) -> dict[int, list[str]]:
+    """{edition id: the titles of edition_papers(edition)[:limit]} for many editions at once (one
+    query per 5000 papers, none per edition): the feed's summaries. Titles only, for a feed of
+    thirty editions would otherwise load thousands of abstracts and embeddings."""
+    editions = list(editions)
+    wanted = sorted({pid for edition in editions for pid in edition.paper_ids})
+    titles: dict[int, str] = {}
+    for i in range(0, len(wanted), 5000):  # under any database's limit on query parameters
+        titles.update(_shown_papers().filter(pk__in=wanted[i : i + 5000]).values_list("pk", "title"))
+    return {
+        edition.pk: [titles[pid] for pid in edition.paper_ids if pid in titles][:limit] for edition in editions
+    }
+
+
 def _shown_papers():
     # The papers an edition's page, feed and counts show: those not hidden (and not deleted) since it froze.
     return Paper.objects.filter(hidden=False)
