@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
+from .addresses import email_normalize
+
 
 def new_token_key() -> str:
     return secrets.token_urlsafe(16)
@@ -39,6 +41,7 @@ class Subscriber(models.Model):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
 
+    # Spelt by addresses.email_normalize (lower case, an IDN domain in punycode) on every save.
     # Unique by constraint (Meta), not unique=True, which on PostgreSQL adds an unused
     # varchar_pattern_ops index that every signup would have to update.
     email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
@@ -128,7 +131,7 @@ class Subscriber(models.Model):
             raise ValidationError(errors)
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = email_normalize(self.email)
         super().save(*args, **kwargs)
 
 
@@ -147,7 +150,7 @@ class Suppression(models.Model):
         constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = email_normalize(self.email)
         super().save(*args, **kwargs)
 
 

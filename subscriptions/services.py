@@ -23,6 +23,7 @@ from digest.emails import email_build, email_render
 from digest.models import Topic
 
 from . import links
+from .addresses import email_normalize
 from .models import SignupRequest, Subscriber, Suppression, new_token_key
 from .signals import subscriber_confirmed
 
@@ -34,10 +35,6 @@ CONFIRMATION_RESEND_INTERVAL = datetime.timedelta(hours=1)
 PENDING_MAX_AGE = datetime.timedelta(days=7)
 # The same email (same claim, same links) is sent at most once within this window.
 SEND_ONCE_SECONDS = 2 * 3600
-
-
-def email_normalize(email: str) -> str:
-    return email.strip().lower()
 
 
 @dataclass(frozen=True)
