@@ -1,8 +1,14 @@
-"""Addresses stored with an internationalised domain take its ASCII (punycode) form, the one
-subscriptions.addresses.email_normalize now gives every new signup, import and suppression:
-otherwise the next signup in either spelling would be a second subscriber for the address."""
+"""Two changes to the subscriptions (0006 is this branch's one migration):
 
-from django.db import migrations
+- Addresses stored with an internationalised domain take its ASCII (punycode) form, the one
+  subscriptions.addresses.email_normalize now gives every new signup, import and suppression:
+  otherwise the next signup in either spelling would be a second subscriber for the address.
+- SignupConsent: the evidence of each further signup of a pending address, kept for the
+  confirmation link that signup was sent.
+"""
+
+import django.db.models.deletion
+from django.db import migrations, models
 from django.utils.encoding import punycode
 
 
@@ -42,4 +48,16 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(forwards, migrations.RunPython.noop),
+        migrations.CreateModel(
+            name="SignupConsent",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("signup_at", models.DateTimeField()),
+                ("signup_ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("signup_user_agent", models.CharField(blank=True, max_length=500)),
+                ("signup_source", models.CharField(blank=True, max_length=40)),
+                ("subscriber", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
+                                                 related_name="signup_consents", to="subscriptions.subscriber")),
+            ],
+        ),
     ]
