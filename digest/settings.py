@@ -414,6 +414,10 @@ if _FORWARDED and not TRUSTED_PROXY_COUNT:
     _fail("TRUSTED_PROXY_COUNT", f"must be at least 1 with RATELIMIT_IP_META_KEY={CLIENT_IP_META_KEY}; "
           "to count by the connecting address, unset RATELIMIT_IP_META_KEY")
 RATELIMIT_IP_META_KEY = "digest.client_address.ratelimit_ip"
+# X-Forwarded-Proto is believed (SECURE_PROXY_SSL_HEADER, production) only where a proxy that
+# sets it stands in front: reaching the app directly, any visitor could claim https. A proxy
+# counted above is taken to set it (Heroku's router, Render, load balancers; nginx once told to).
+TRUST_X_FORWARDED_PROTO = _bool("TRUST_X_FORWARDED_PROTO", TRUSTED_PROXY_COUNT > 0)
 RATELIMIT_VIEW = "subscriptions.views.ratelimited"
 CSRF_FAILURE_VIEW = "digest.error_pages.csrf_failure"
 
@@ -454,7 +458,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 if PRODUCTION:
     SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", env.int, 31536000, minimum=0)

@@ -20,7 +20,8 @@ from digest.models import Topic
 
 from .models import Subscriber
 from .selectors import timezone_menu, timezone_names, topic_list_active
-from .services import Consent, Preferences, email_normalize
+from .addresses import domain_is_mailable, email_normalize
+from .services import Consent, Preferences
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"), (6, "Sunday")]
 HOURS = [(hour, f"{hour:02d}:00") for hour in range(24)]
@@ -171,7 +172,9 @@ class EmailAddressField(forms.EmailField):
             if _only_the_local_part_is_non_ascii(value):
                 raise ValidationError(NON_ASCII_LOCAL_PART, code="non_ascii_local_part") from None
             raise
-        # Lower-casing some Unicode letters makes the text longer than the column.
+        if email and not domain_is_mailable(email):
+            raise ValidationError(validate_email.message, code="invalid")  # the message of any other bad address
+        # Lower-casing some Unicode letters, and a domain's punycode, make the text longer than the column.
         if len(email) > 254:
             raise ValidationError("That email address is too long.")
         return email
@@ -192,7 +195,7 @@ def _only_the_local_part_is_non_ascii(value) -> bool:
         validate_email("".join(ch if ch.isascii() else "x" for ch in local) + "@" + domain)
     except ValidationError:
         return False
-    return True
+    return domain_is_mailable(value.strip())
 
 
 def interests_normalize(text: str) -> str:

@@ -39,8 +39,9 @@ def _token_path(name: str, token: str) -> str:
     return prefix + token + suffix
 
 
-def confirm_url(subscriber: Subscriber) -> str:
-    token = token_make(subscriber=subscriber, purpose=Purpose.CONFIRM)
+def confirm_url(subscriber: Subscriber, *, consent_id: int | None = None) -> str:
+    """The link that confirms the signup `consent_id` (a SignupConsent), or else the first one."""
+    token = token_make(subscriber=subscriber, purpose=Purpose.CONFIRM, consent_id=consent_id)
     return _absolute(_token_path("subscriptions:confirm", token))
 
 

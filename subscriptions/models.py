@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
+from .addresses import email_normalize
+
 
 def new_token_key() -> str:
     return secrets.token_urlsafe(16)
@@ -39,6 +41,7 @@ class Subscriber(models.Model):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
 
+    # Spelt by addresses.email_normalize (lower case, an IDN domain in punycode) on every save.
     # Unique by constraint (Meta), not unique=True, which on PostgreSQL adds an unused
     # varchar_pattern_ops index that every signup would have to update.
     email = models.EmailField(max_length=254, help_text="Stored lower-cased.")
@@ -128,7 +131,7 @@ class Subscriber(models.Model):
             raise ValidationError(errors)
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = email_normalize(self.email)
         super().save(*args, **kwargs)
 
 
@@ -147,7 +150,7 @@ class Suppression(models.Model):
         constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = email_normalize(self.email)
         super().save(*args, **kwargs)
 
 
@@ -176,3 +179,23 @@ class SignupRequest(models.Model):
 
     def __str__(self):
         return f"signup request #{self.pk}"
+
+
+class SignupConsent(models.Model):
+    """The consent evidence of one more signup of a pending address: the one its confirmation email confirms.
+
+    A pending address may be signed up again (by its owner on another device, or by anyone),
+    and each confirmation email then links to its own signup (tokens: "c"). The subscriber's
+    signup_* fields keep the first signup's evidence until a confirmation replaces them with
+    the evidence of the signup actually confirmed, so the record never names a request that
+    merely came later. Deleted on confirmation, and by the purge once no link can use it.
+    """
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="signup_consents")
+    signup_at = models.DateTimeField()
+    signup_ip = models.GenericIPAddressField(null=True, blank=True)
+    signup_user_agent = models.CharField(max_length=500, blank=True)
+    signup_source = models.CharField(max_length=40, blank=True)
+
+    def __str__(self):
+        return f"signup of subscriber #{self.subscriber_id} at {self.signup_at:%Y-%m-%d %H:%M}"

@@ -15,7 +15,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from django.utils import timezone
@@ -24,7 +24,8 @@ from digest.emails import email_build, email_render
 from digest.models import Topic
 
 from . import links
-from .models import SignupRequest, Subscriber, Suppression, new_token_key
+from .addresses import email_normalize
+from .models import SignupConsent, SignupRequest, Subscriber, Suppression, new_token_key
 from .signals import subscriber_confirmed
 
 logger = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ CONFIRMATION_RESEND_INTERVAL = datetime.timedelta(hours=1)
 PENDING_MAX_AGE = datetime.timedelta(days=7)
 # The same email (same claim, same links) is sent at most once within this window.
 SEND_ONCE_SECONDS = 2 * 3600
-
-
-def email_normalize(email: str) -> str:
-    return email.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -243,7 +240,8 @@ def subscriber_signup(
     """Start (or restart) double opt-in for an address: how a SignupRequest is applied.
 
     - new or unsubscribed: pending, preferences saved, confirmation email queued;
-    - pending: preferences replaced by the latest form, confirmation re-sent at most hourly;
+    - pending: preferences replaced by the latest form, confirmation re-sent at most hourly,
+      each with a link to its own signup's evidence (SignupConsent), which confirming records;
     - confirmed: nothing changes (the form is not authenticated); a manage link is mailed;
     - suppressed: nothing at all.
 
@@ -334,21 +332,34 @@ def _signup_in_transaction(
     elif subscriber.status == Subscriber.Status.CONFIRMED:
         _enqueue_manage_link(subscriber.pk)
         return SignupOutcome.MANAGE_LINK_QUEUED
-    else:
-        if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
-            # Coming back needs a fresh confirmation; links from the old round stop working.
-            subscriber.status = Subscriber.Status.PENDING
-            subscriber.token_key = new_token_key()
-            subscriber.confirmed_at = None
-            subscriber.last_confirmation_sent_at = None
-        _preferences_apply(subscriber, preferences)
+    again = subscriber.status == Subscriber.Status.PENDING
+    if not again:
+        # Unsubscribed. Coming back needs a fresh confirmation; links from the old round stop working.
+        subscriber.status = Subscriber.Status.PENDING
+        subscriber.token_key = new_token_key()
+        subscriber.confirmed_at = None
+        subscriber.last_confirmation_sent_at = None
         _consent_apply(subscriber, consent, now)
-        subscriber.save()
-        subscriber.topics.set(preferences.topics)
+        SignupConsent.objects.filter(subscriber=subscriber).delete()
+    _preferences_apply(subscriber, preferences)
+    subscriber.save()
+    subscriber.topics.set(preferences.topics)
     if confirmation_claim(subscriber_id=subscriber.pk, now=now):
+        if again:
+            # The earlier signup's evidence stays on the subscriber, for the link already sent;
+            # this one's goes with the email about to be sent (subscriber_send_confirmation).
+            # A signup that sends nothing (within the hour) has no link, so nothing to keep.
+            _signup_consent_add(subscriber=subscriber, consent=consent, now=now)
         _enqueue_confirmation(subscriber.pk)
         return SignupOutcome.CONFIRMATION_QUEUED
     return SignupOutcome.CONFIRMATION_THROTTLED
+
+
+def _signup_consent_add(*, subscriber: Subscriber, consent: Consent, now: datetime.datetime) -> None:
+    SignupConsent.objects.create(
+        subscriber=subscriber, signup_at=now, signup_ip=consent.ip,
+        signup_user_agent=consent.user_agent[:500], signup_source=consent.source[:40],
+    )  # fmt: skip
 
 
 def subscriber_link_request(*, email: str) -> None:
@@ -377,16 +388,24 @@ def subscriber_link_request_apply(*, subscriber_id: int | None) -> None:
             _enqueue_confirmation(subscriber.pk)
 
 
-def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
+def subscriber_confirm(
+    *, subscriber: Subscriber, ip: str | None, user_agent: str, consent: SignupConsent | None = None
+) -> bool:
     """Pending -> confirmed, keeping the evidence. Returns True if the subscriber is now confirmed.
 
+    ``consent``: the later signup whose link was used (tokens.confirm_token_read); its evidence
+    becomes the subscriber's, so the record describes the signup confirmed, not the latest one.
     Conditional UPDATE, so a double click confirms once and keeps the first evidence.
     An unsubscribed or suppressed subscriber is not revived by an old confirm link.
     """
     if _is_suppressed(subscriber.email):
         return False
     now = timezone.now()
+    signup = {}
+    if consent is not None:
+        signup = {name: getattr(consent, name) for name in ("signup_at", "signup_ip", "signup_user_agent", "signup_source")}
     confirmed = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
+        **signup,
         status=Subscriber.Status.CONFIRMED,
         confirmed_at=now,
         confirm_ip=ip,
@@ -398,6 +417,7 @@ def subscriber_confirm(*, subscriber: Subscriber, ip: str | None, user_agent: st
     )
     subscriber.refresh_from_db()
     if confirmed:
+        SignupConsent.objects.filter(subscriber=subscriber).delete()  # on the subscriber now, or never confirmed
         subscriber_confirmed.send(sender=Subscriber, subscriber=subscriber)
     return subscriber.status == Subscriber.Status.CONFIRMED
 
@@ -480,15 +500,26 @@ def subscribers_purge_unconfirmed(*, now: datetime.datetime | None = None) -> in
     A former subscriber who signed up again and did not confirm goes back to
     'unsubscribed' rather than being deleted, so their history stays intact.
     """
-    cutoff = (now or timezone.now()) - PENDING_MAX_AGE
+    now = now or timezone.now()
+    cutoff = now - PENDING_MAX_AGE
     stale = Subscriber.objects.filter(status=Subscriber.Status.PENDING).filter(
         Q(signup_at__lt=cutoff) | Q(signup_at__isnull=True, created_at__lt=cutoff)
-    )
+    ).exclude(_signed_up_again_since(cutoff))
     stale.filter(unsubscribed_at__isnull=False).update(status=Subscriber.Status.UNSUBSCRIBED)
     deleted = stale.filter(unsubscribed_at__isnull=True).delete()[1].get(Subscriber._meta.label, 0)
+    # A later signup's evidence is kept while its confirmation link may still be used, and for
+    # a pending address only: a confirmed one carries the evidence it was confirmed with.
+    links_dead = now - max(PENDING_MAX_AGE, datetime.timedelta(days=settings.CONFIRM_TOKEN_MAX_AGE_DAYS))
+    SignupConsent.objects.filter(Q(signup_at__lt=links_dead) | ~Q(subscriber__status=Subscriber.Status.PENDING)).delete()
     # Requests that kept failing hold an address, IP and user agent: not kept longer either.
     SignupRequest.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def _signed_up_again_since(moment: datetime.datetime) -> Exists:
+    """A pending subscriber's later signup (SignupConsent) at or after `moment`: the address is
+    as young as its latest signup, although signup_at keeps the first one's evidence."""
+    return Exists(SignupConsent.objects.filter(subscriber=OuterRef("pk"), signup_at__gte=moment))
 
 
 def confirmations_requeue_lost(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
@@ -504,7 +535,7 @@ def confirmations_requeue_lost(*, now: datetime.datetime | None = None, limit: i
     cutoff = now - datetime.timedelta(days=settings.CONFIRM_TOKEN_MAX_AGE_DAYS)
     lost = list(
         Subscriber.objects.filter(status=Subscriber.Status.PENDING, last_confirmation_sent_at__isnull=True)
-        .filter(Q(signup_at__gte=cutoff) | Q(signup_at__isnull=True, created_at__gte=cutoff))
+        .filter(Q(signup_at__gte=cutoff) | Q(signup_at__isnull=True, created_at__gte=cutoff) | _signed_up_again_since(cutoff))
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
@@ -547,11 +578,13 @@ def subscriber_send_confirmation(*, subscriber: Subscriber) -> bool:
     if subscriber.status != Subscriber.Status.PENDING or _is_suppressed(subscriber.email):
         return False
     claim = subscriber.last_confirmation_sent_at.isoformat() if subscriber.last_confirmation_sent_at else "none"
+    # The latest signup that claimed an email is the one this email answers (None: the first).
+    consent_id = SignupConsent.objects.filter(subscriber=subscriber).order_by("-pk").values_list("pk", flat=True).first()
     return _send_once(
         key=f"confirm:{subscriber.pk}:{subscriber.token_key}:{claim}",
         subscriber=subscriber,
         name="confirm",
-        context={"confirm_url": links.confirm_url(subscriber), "topics": list(subscriber.topics.all())},
+        context={"confirm_url": links.confirm_url(subscriber, consent_id=consent_id), "topics": list(subscriber.topics.all())},
     )
 
 

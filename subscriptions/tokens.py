@@ -3,7 +3,8 @@
 A token is ``django.core.signing.dumps({"s": subscriber id, "k": token_key})`` with a
 salt per purpose, so a confirm token cannot be used as a manage token. The signature
 carries a timestamp (max age per purpose). ``token_key`` is stored on the subscriber;
-rotating it revokes every link sent so far.
+rotating it revokes every link sent so far. A confirm token may also carry "c", the
+SignupConsent whose evidence it confirms (a later signup of a pending address).
 """
 
 import hashlib
@@ -18,7 +19,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils.encoding import force_bytes
 
-from .models import Subscriber
+from .models import SignupConsent, Subscriber
 
 
 class Purpose(str, Enum):
@@ -66,9 +67,10 @@ class TokenRevoked(TokenError):
 class _Payload:
     subscriber_id: int
     token_key: str
+    consent_id: int | None = None
 
 
-def token_make(*, subscriber: Subscriber, purpose: Purpose) -> str:
+def token_make(*, subscriber: Subscriber, purpose: Purpose, consent_id: int | None = None) -> str:
     """signing.dumps({"s": id, "k": token_key}, salt=...), byte for byte, without its per-call setup.
 
     A digest carries two links per reader; building a TimestampSigner (settings, fallback keys)
@@ -76,7 +78,8 @@ def token_make(*, subscriber: Subscriber, purpose: Purpose) -> str:
     compact JSON, URL-safe base64, ":" base62 timestamp, ":" HMAC-SHA256 under the key
     salted_hmac derives from salt + "signer" and SECRET_KEY.
     """
-    data = json.dumps({"s": subscriber.pk, "k": subscriber.token_key}, separators=(",", ":")).encode("latin-1")
+    payload = {"s": subscriber.pk, "k": subscriber.token_key, **({"c": consent_id} if consent_id is not None else {})}
+    data = json.dumps(payload, separators=(",", ":")).encode("latin-1")
     value = f"{signing.b64_encode(data).decode()}:{signing.b62_encode(int(time.time()))}"
     digest = hmac.new(_signing_key(_salt(purpose), settings.SECRET_KEY), value.encode(), hashlib.sha256).digest()
     return f"{value}:{signing.b64_encode(digest).decode()}"
@@ -100,7 +103,9 @@ def _payload_read(*, token: str, purpose: Purpose) -> _Payload:
         raise TokenInvalid from exc
     if not isinstance(data, dict) or not isinstance(data.get("s"), int) or not isinstance(data.get("k"), str):
         raise TokenInvalid
-    return _Payload(subscriber_id=data["s"], token_key=data["k"])
+    if not isinstance(data.get("c", 0), int):
+        raise TokenInvalid
+    return _Payload(subscriber_id=data["s"], token_key=data["k"], consent_id=data.get("c"))
 
 
 def token_read(*, token: str, purpose: Purpose) -> Subscriber:
@@ -109,8 +114,27 @@ def token_read(*, token: str, purpose: Purpose) -> Subscriber:
     A token only ever yields the subscriber whose id *and* current token_key it
     carries, so one subscriber's link can never open another's page.
     """
-    payload = _payload_read(token=token, purpose=purpose)
+    return _subscriber_of(_payload_read(token=token, purpose=purpose))
+
+
+def _subscriber_of(payload: _Payload) -> Subscriber:
     subscriber = Subscriber.objects.filter(pk=payload.subscriber_id).first()
     if subscriber is None or not signing.constant_time_compare(subscriber.token_key, payload.token_key):
         raise TokenRevoked
     return subscriber
+
+
+def confirm_token_read(*, token: str) -> tuple[Subscriber, SignupConsent | None]:
+    """The subscriber of a confirm token, and the later signup it confirms (None: their first).
+
+    A link to a signup no longer kept (purged: no confirmation of it is possible any more)
+    is expired while the address waits; once it is confirmed the link only shows that.
+    """
+    payload = _payload_read(token=token, purpose=Purpose.CONFIRM)
+    subscriber = _subscriber_of(payload)
+    if payload.consent_id is None:
+        return subscriber, None
+    consent = SignupConsent.objects.filter(pk=payload.consent_id, subscriber=subscriber).first()
+    if consent is None and subscriber.status == Subscriber.Status.PENDING:
+        raise TokenExpired
+    return subscriber, consent

@@ -23,7 +23,7 @@ from . import page_cache, services
 from .forms import LinkRequestForm, ManageForm, PauseForm, PreferencesForm, SignupForm
 from .models import Subscriber
 from .selectors import subscriber_topics_paused, trending_latest
-from .tokens import Purpose, TokenError, token_make, token_read
+from .tokens import Purpose, TokenError, confirm_token_read, token_make, token_read
 
 logger = logging.getLogger(__name__)
 
@@ -175,11 +175,13 @@ def link_sent(request: HttpRequest) -> HttpResponse:
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button; only the POST confirms (mail scanners follow links)."""
     try:
-        subscriber = token_read(token=token, purpose=Purpose.CONFIRM)
+        subscriber, consent = confirm_token_read(token=token)
     except TokenError as error:
         return _token_problem(request, error)
     if request.method == "POST" and subscriber.status == Subscriber.Status.PENDING:
-        if services.subscriber_confirm(subscriber=subscriber, ip=client_ip(request), user_agent=_user_agent(request)):
+        if services.subscriber_confirm(
+            subscriber=subscriber, consent=consent, ip=client_ip(request), user_agent=_user_agent(request)
+        ):
             manage_token = token_make(subscriber=subscriber, purpose=Purpose.MANAGE)
             return HttpResponseRedirect(reverse("subscriptions:manage", kwargs={"token": manage_token}) + "?welcome=1")
     manage_path = None

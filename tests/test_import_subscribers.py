@@ -112,6 +112,19 @@ def test_running_the_import_twice_changes_nothing_and_mails_nobody_twice(
     assert existing.digest_size == 20  # an operator's list never overwrites a subscriber's own choices
 
 
+def test_the_import_spells_addresses_as_the_signup_form_does(tmp_path, capsys):
+    SubscriberFactory(email="grace@bücher.example")
+    path = tmp_path / "list.csv"
+    path.write_text("email,interests\nAda@Bücher.example,robots\nada@xn--bcher-kva.example,robots\n"
+                    "Grace@xn--bcher-kva.example,robots\nroot@localhost,robots\n", encoding="utf-8")
+    message, out, err = _run(path, "--confirmed", capsys=capsys)
+    assert "1 row(s) were not imported" in message
+    assert "line 5: email: Enter a valid email address." in err
+    assert "Imported 1" in out and "skipped 2 already present" in out
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == ["ada@xn--bcher-kva.example",
+                                                                          "grace@xn--bcher-kva.example"]
+
+
 def test_a_clean_file_exits_successfully(tmp_path, capsys):
     path = tmp_path / "ok.csv"
     path.write_text("email,interests\nx@example.org,robot learning\n", encoding="utf-8")

@@ -70,6 +70,42 @@ def test_turning_preload_off_silences_no_other_deploy_warning():
     assert "security.W021" not in result.stderr
 
 
+# What SecurityMiddleware answers a plain-http request that claims to have come over https.
+_CLAIMED_HTTPS = (
+    "from django.http import HttpResponse; from django.middleware.security import SecurityMiddleware; "
+    "from django.test import RequestFactory; "
+    "r = RequestFactory().get('/', HTTP_HOST='paperboy.example.org', HTTP_X_FORWARDED_PROTO='https'); "
+    "print(r.is_secure(), SecurityMiddleware(lambda r: HttpResponse())(r).status_code)"
+)
+_BEHIND_PROXY = {"RATELIMIT_IP_META_KEY": "HTTP_X_FORWARDED_FOR", "TRUSTED_PROXY_COUNT": "1"}
+
+
+@pytest.mark.parametrize(
+    "env, answer",
+    [({}, "False 301"),  # no proxy declared: anyone could send the header
+     (_BEHIND_PROXY, "True 200"),  # the README's deployment behind a proxy (Heroku, Render, nginx)
+     ({"TRUST_X_FORWARDED_PROTO": "true"}, "True 200"),
+     ({**_BEHIND_PROXY, "TRUST_X_FORWARDED_PROTO": "off"}, "False 301")],
+)  # fmt: skip
+def test_x_forwarded_proto_is_believed_only_where_the_operator_says_a_proxy_is_in_front(env, answer):
+    result = _manage("shell", "--no-imports", "-c", _CLAIMED_HTTPS, extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == answer
+
+
+@pytest.mark.parametrize("env", [{}, _BEHIND_PROXY])
+def test_check_deploy_is_clean_with_and_without_a_proxy_in_front(env):
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_a_bad_trust_x_forwarded_proto_value_stops_the_start_in_one_line():
+    result = _manage("check", extra_env={"TRUST_X_FORWARDED_PROTO": "maybe"})
+    assert result.returncode != 0
+    assert result.stderr == "manage.py: Setting TRUST_X_FORWARDED_PROTO: must be true or false (or yes/no, on/off, 1/0), not 'maybe'\n"
+
+
 def test_a_bad_preload_value_stops_the_start_in_one_line():
     result = _manage("check", extra_env={"SECURE_HSTS_PRELOAD": "maybe"})
     assert result.returncode != 0

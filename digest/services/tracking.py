@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from digest.models import WebhookEvent
+from subscriptions.addresses import email_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _address(value) -> str | None:
     """The event's address as stored, or None when it is no address a reader could have: an ESP
     (or anyone holding the secret) may send anything, and PostgreSQL refuses NUL characters and
     values over the column's 254. Nothing is suppressed for such an event."""
-    address = str(value or "").strip().lower()
+    address = email_normalize(str(value or ""))
     if not address or len(address) > 254:
         return None
     try:

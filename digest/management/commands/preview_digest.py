@@ -10,6 +10,7 @@ from digest.management.commands.import_papers import iso_date
 from digest.models import Delivery, Edition, TrendingEntry
 from digest.services.delivery import subscriber_next_digest
 from digest.services.editions import edition_candidate_ids, edition_latest_day, edition_readers_picks
+from subscriptions.addresses import email_normalize
 from subscriptions.models import Subscriber, Suppression
 
 
@@ -54,7 +55,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON array (notes go to stderr).")
 
     def handle(self, *args, **options):
-        email = options["email"].strip().lower()
+        email = email_normalize(options["email"])
         subscriber = Subscriber.objects.filter(email__iexact=email).first()
         if subscriber is None:
             raise CommandError(f"No subscriber with the address {email!r}.")
