@@ -25,8 +25,11 @@ run: venv
 	$(PY) manage.py ensure_dev_admin
 	$(VENV)/bin/honcho -f Procfile.dev start
 
+# One pytest worker per core (at most 8), each with its own test database and Redis database
+# (tests/embedded_services.py); TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= auto
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 8 --dist worksteal $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/import_bench.py

@@ -92,6 +92,13 @@ def smtp_sink(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2's million rounds take half a second a password here, and no test is about them:
+    every curator made and every failed admin login paid it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     """Rate-limit counters live in Redis: each test starts from zero."""
     from django.core.cache import cache

@@ -4,8 +4,10 @@ Used by the persona tests and `bench/matching.py --personas`; reads the demo tre
 directly so it needs no database.
 """
 
+import fcntl
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,9 +71,17 @@ def cached_embeddings(docs: Sequence[tuple[str, str]]) -> np.ndarray:
     path = ROOT / "var" / "cache" / f"paper-vectors-{digest}.npy"
     if path.exists():
         return np.load(path)
-    vectors = embed_papers(docs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
+    # Parallel test workers ask at once: one embeds while the others wait for its file, rather
+    # than each spending the half minute; written aside and renamed, so no reader sees half a file.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return np.load(path)
+        vectors = embed_papers(docs)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
+        np.save(partial, vectors)
+        os.replace(partial, path)
     return vectors
 
 
