@@ -69,3 +69,30 @@ def client_ip(request: HttpRequest) -> str | None:
 def ratelimit_ip(request: HttpRequest) -> str:
     """settings.RATELIMIT_IP_META_KEY: what django-ratelimit's key="ip" counts by."""
     return client_ip(request) or UNKNOWN
+
+
+class UntrustedForwardedProtoMiddleware:
+    """Says, once per process, why a site behind a proxy redirects every request to itself.
+
+    In production X-Forwarded-Proto counts only with TRUST_X_FORWARDED_PROTO (on with
+    TRUSTED_PROXY_COUNT). An operator behind a TLS proxy who set neither gets SECURE_SSL_REDIRECT
+    sending https visitors to https again, forever; the log should name the setting that ends it.
+    """
+
+    def __init__(self, get_response):
+        from django.core.exceptions import MiddlewareNotUsed
+
+        if settings.SECURE_PROXY_SSL_HEADER or not settings.SECURE_SSL_REDIRECT:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+        self.warned = False
+
+    def __call__(self, request: HttpRequest):
+        claimed = request.META.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower() == "https"
+        if claimed and not self.warned and not request.is_secure():
+            self.warned = True
+            logger.warning(
+                "a request came with X-Forwarded-Proto: https, which is not trusted, so SECURE_SSL_REDIRECT "
+                "sends it to https again; behind a proxy set TRUSTED_PROXY_COUNT (or TRUST_X_FORWARDED_PROTO=true)"
+            )
+        return self.get_response(request)

@@ -193,6 +193,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Logs why a proxied site loops on its https redirect (production without a trusted proxy).
+    "digest.client_address.UntrustedForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -93,6 +93,33 @@ def test_x_forwarded_proto_is_believed_only_where_the_operator_says_a_proxy_is_i
     assert result.stdout.strip() == answer
 
 
+def test_a_proxied_site_that_loops_on_its_https_redirect_says_once_which_setting_ends_it(settings, caplog):
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from digest.client_address import UntrustedForwardedProtoMiddleware
+
+    settings.SECURE_SSL_REDIRECT, settings.SECURE_PROXY_SSL_HEADER = True, None  # production, no proxy declared
+    middleware = UntrustedForwardedProtoMiddleware(lambda request: HttpResponse())
+    factory = RequestFactory()
+    middleware(factory.get("/"))
+    assert not caplog.records  # plain http, nothing claimed: the redirect is right
+    for _ in range(3):
+        middleware(factory.get("/", HTTP_X_FORWARDED_PROTO="https"))
+    assert len(caplog.records) == 1
+    assert "TRUSTED_PROXY_COUNT" in caplog.records[0].getMessage()
+
+
+def test_the_redirect_loop_warning_is_not_installed_where_the_proxy_is_trusted(settings):
+    from django.core.exceptions import MiddlewareNotUsed
+
+    from digest.client_address import UntrustedForwardedProtoMiddleware
+
+    settings.SECURE_SSL_REDIRECT, settings.SECURE_PROXY_SSL_HEADER = True, ("HTTP_X_FORWARDED_PROTO", "https")
+    with pytest.raises(MiddlewareNotUsed):
+        UntrustedForwardedProtoMiddleware(lambda request: None)
+
+
 @pytest.mark.parametrize("env", [{}, _BEHIND_PROXY])
 def test_check_deploy_is_clean_with_and_without_a_proxy_in_front(env):
     result = _manage("check", "--deploy", "--fail-level", "WARNING", extra_env=env)
