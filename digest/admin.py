@@ -481,6 +481,21 @@ class TopicForm(forms.ModelForm):
         fields = ("name", "slug", "description", "query", "active", "position")
         widgets = {"query": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"})}
 
+    def clean_query(self):
+        # Readers' interests forgive an open quote; a curator's query is said back instead, since
+        # a phrase that silently ran to the end of the line would list the wrong papers.
+        from digest.matching.text import parse_query, unclosed_quote
+
+        query = self.cleaned_data["query"]
+        if unclosed_quote(query):
+            raise forms.ValidationError('A quote is not closed: every "quoted phrase" needs its closing quote.')
+        if query.strip() and not parse_query(query):
+            raise forms.ValidationError(
+                "This query has no word to match. Give keywords or \"quoted phrases\", or leave it empty "
+                "to match the topic's name."
+            )
+        return query
+
 
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):

@@ -428,6 +428,32 @@ def test_deactivating_a_followed_topic_says_who_is_left_with_nothing_to_match(cu
     assert "3 readers follow" in text and "2 of them" in text and "trending" in text
 
 
+@pytest.mark.parametrize(
+    "query, error",
+    [('robot, "robot learning', "A quote is not closed"),
+     ("robot, “robot learning", "A quote is not closed"),
+     ('"", ,', "This query has no word to match")],
+)  # fmt: skip
+def test_a_topic_query_with_an_open_quote_or_no_word_is_said_back_and_not_saved(curator_client, query, error):
+    topic = TopicFactory(name="Robotics", query="robot")
+    url = reverse("admin:digest_topic_change", args=[topic.pk])
+    data = {"name": topic.name, "slug": topic.slug, "description": "", "query": query, "active": "on", "position": 0}
+    response = curator_client.post(url, data)
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    topic.refresh_from_db()
+    assert topic.query == "robot"
+
+
+def test_an_empty_topic_query_is_allowed_and_matches_by_the_topic_name(curator_client):
+    topic = TopicFactory(name="Robotics", query="robot")
+    url = reverse("admin:digest_topic_change", args=[topic.pk])
+    data = {"name": topic.name, "slug": topic.slug, "description": "", "query": "", "active": "on", "position": 0}
+    assert curator_client.post(url, data).status_code == 302
+    topic.refresh_from_db()
+    assert topic.query == ""
+
+
 def test_topic_query_preview_ranks_recent_papers_without_saving(curator_client):
     topic = TopicFactory(name="Robotics", query="robot")
     hit = TrendingEntryFactory(paper=PaperFactory(title="Robot manipulation with diffusion policies",

@@ -204,6 +204,23 @@ def test_interests_split_on_commas_and_keep_quoted_phrases():
 
 @pytest.mark.parametrize(
     "typed, phrases",
+    [('“world models”, robot learning', [("world models", True), ("robot learning", False)]),  # iOS smart punctuation
+     ("„world models“", [("world models", True)]),
+     ("I’m interested in medical imaging and clinical NLP", [("medical imaging", False), ("clinical NLP", False)]),
+     # a quote left open quotes the rest of its piece, not the whole line
+     ('robot learning, "world models', [("robot learning", False), ("world models", True)]),
+     ('"world models, robot learning', [("world models", True), ("robot learning", False)])],
+)  # fmt: skip
+def test_curly_quotes_and_a_quote_left_open_mean_what_their_writer_meant(typed, phrases):
+    assert [(p.text, p.quoted) for p in parse_interests(typed)] == phrases
+
+
+def test_a_topic_query_reads_curly_quotes_as_quotes():
+    assert [(p.text, p.quoted) for p in parse_query("robot “robot learning”")] == [("robot learning", True), ("robot", False)]
+
+
+@pytest.mark.parametrize(
+    "typed, phrases",
     [
         ("I'm interested in medical imaging and clinical NLP", ["medical imaging", "clinical NLP"]),
         ("papers on graph neural networks & drug discovery", ["graph neural networks", "drug discovery"]),

@@ -75,6 +75,19 @@ class Phrase:
 
 
 _QUOTED = re.compile(r'"([^"]*)"')
+# Phones and word processors type curly quotes ("smart punctuation" on iOS and macOS): “world
+# models” must be the quoted phrase its writer meant, and I’m the I'm the lead-in knows.
+_STRAIGHT = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"', "＂": '"',
+                           "‘": "'", "’": "'", "‚": "'", "‛": "'"})  # fmt: skip
+
+
+def straight_quotes(text: str) -> str:
+    return (text or "").translate(_STRAIGHT)
+
+
+def unclosed_quote(text: str) -> bool:
+    """Whether a double quote is left open (an odd number of them, curly ones included)."""
+    return straight_quotes(text).count('"') % 2 == 1
 # What people put before their interests when they write a sentence: "I'm interested in ...".
 # Its words are in no paper, so they would only dilute the phrase (lexically, and its embedding).
 _LEAD_IN = re.compile(
@@ -107,9 +120,14 @@ def parse_interests(text: str) -> list[Phrase]:
     """
     out: list[Phrase] = []
     seen: set[str] = set()
-    for piece in re.split(r"[,;\n]", text or ""):
+    for piece in re.split(r"[,;\n]", straight_quotes(text)):
         quoted = [q.strip() for q in _QUOTED.findall(piece) if q.strip()]
-        rest = _QUOTED.sub(" ", piece).strip().strip("'").strip()
+        rest = _QUOTED.sub(" ", piece)
+        # A quote left open quotes the rest of its piece: `robot, "world models` meant the phrase.
+        rest, _, opened = rest.partition('"')
+        if opened.strip(' "'):
+            quoted.append(" ".join(opened.replace('"', " ").split()))
+        rest = rest.strip().strip("'").strip()
         phrases = [Phrase(q, True) for q in quoted]
         for part in _pieces(rest) if rest else []:
             part = part.strip().strip("'.").strip()
@@ -125,8 +143,12 @@ def parse_interests(text: str) -> list[Phrase]:
 def parse_query(text: str) -> list[Phrase]:
     """A topic query: comma-separated keywords and "quoted phrases" (unquoted words are one term each
     when there are no commas, so `robot manipulation "robot learning"` also works)."""
-    if "," in (text or "") or ";" in (text or ""):
+    text = straight_quotes(text)
+    if "," in text or ";" in text:
         return parse_interests(text)
-    quoted = [Phrase(q.strip(), True) for q in _QUOTED.findall(text or "") if q.strip()]
-    rest = [Phrase(w) for w in _QUOTED.sub(" ", text or "").split() if words(w)]
+    quoted = [Phrase(q.strip(), True) for q in _QUOTED.findall(text) if q.strip()]
+    rest, _, opened = _QUOTED.sub(" ", text).partition('"')
+    if opened.strip(' "'):
+        quoted.append(Phrase(" ".join(opened.replace('"', " ").split()), True))
+    rest = [Phrase(w) for w in rest.split() if words(w)]
     return parse_interests(", ".join(f'"{p.text}"' if p.quoted else p.text for p in quoted + rest))
