@@ -16,6 +16,7 @@ import logging
 import re
 
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def ratelimit_ip(request: HttpRequest) -> str:
     return client_ip(request) or UNKNOWN
 
 
+def _claims_https(request: HttpRequest) -> bool:
+    return request.META.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower() == "https"
+
+
 class UntrustedForwardedProtoMiddleware:
     """Says, once per process, why a site behind a proxy redirects every request to itself.
 
@@ -80,16 +85,13 @@ class UntrustedForwardedProtoMiddleware:
     """
 
     def __init__(self, get_response):
-        from django.core.exceptions import MiddlewareNotUsed
-
         if settings.SECURE_PROXY_SSL_HEADER or not settings.SECURE_SSL_REDIRECT:
             raise MiddlewareNotUsed
         self.get_response = get_response
         self.warned = False
 
     def __call__(self, request: HttpRequest):
-        claimed = request.META.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower() == "https"
-        if claimed and not self.warned and not request.is_secure():
+        if not self.warned and not request.is_secure() and _claims_https(request):
             self.warned = True
             logger.warning(
                 "a request came with X-Forwarded-Proto: https, which is not trusted, so SECURE_SSL_REDIRECT "

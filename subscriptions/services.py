@@ -78,11 +78,17 @@ def _preferences_apply(subscriber: Subscriber, preferences: Preferences) -> None
     subscriber.digest_size = preferences.digest_size
 
 
+# What one signup records, on the Subscriber, or on a SignupConsent for a later signup.
+EVIDENCE_FIELDS = ("signup_at", "signup_ip", "signup_user_agent", "signup_source")
+
+
+def _evidence(consent: Consent, now: datetime.datetime) -> dict:
+    return dict(zip(EVIDENCE_FIELDS, (now, consent.ip, consent.user_agent[:500], consent.source[:40]), strict=True))
+
+
 def _consent_apply(subscriber: Subscriber, consent: Consent, now: datetime.datetime) -> None:
-    subscriber.signup_at = now
-    subscriber.signup_ip = consent.ip
-    subscriber.signup_user_agent = consent.user_agent[:500]
-    subscriber.signup_source = consent.source[:40]
+    for name, value in _evidence(consent, now).items():
+        setattr(subscriber, name, value)
 
 
 def _is_suppressed(email: str) -> bool:
@@ -356,10 +362,7 @@ def _signup_in_transaction(
 
 
 def _signup_consent_add(*, subscriber: Subscriber, consent: Consent, now: datetime.datetime) -> None:
-    SignupConsent.objects.create(
-        subscriber=subscriber, signup_at=now, signup_ip=consent.ip,
-        signup_user_agent=consent.user_agent[:500], signup_source=consent.source[:40],
-    )  # fmt: skip
+    SignupConsent.objects.create(subscriber=subscriber, **_evidence(consent, now))
 
 
 def subscriber_link_request(*, email: str) -> None:

@@ -114,17 +114,21 @@ def test_the_editions_index_counts_the_papers_each_edition_page_shows(client):
     assert "Friday, 13 March 2026</a> · 1 paper<" in index
 
 
+def _editions(offsets):
+    """A frozen edition of three trending papers for each day DAY + offset."""
+    for offset in offsets:
+        trending_day(day=DAY + datetime.timedelta(days=offset), count=3)
+        edition_freeze(day=DAY + datetime.timedelta(days=offset))
+
+
 def test_the_editions_index_takes_the_same_queries_for_many_editions_as_for_one(client, django_assert_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    trending_day(day=DAY, count=3)
-    edition_freeze(day=DAY)
+    _editions(range(1))
     with CaptureQueriesContext(connection) as one:
         assert client.get("/digest/").status_code == 200
-    for offset in range(1, 20):
-        trending_day(day=DAY + datetime.timedelta(days=offset), count=3)
-        edition_freeze(day=DAY + datetime.timedelta(days=offset))
+    _editions(range(1, 20))
     with django_assert_num_queries(len(one)):
         assert client.get("/digest/").status_code == 200
 
@@ -134,13 +138,10 @@ def test_the_feed_takes_no_more_queries_for_many_editions_than_for_one(client, d
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    trending_day(day=DAY, count=3)
-    edition_freeze(day=DAY)
+    _editions(range(1))
     with CaptureQueriesContext(connection) as one:
         assert client.get("/feed/").status_code == 200
-    for offset in range(1, 8):
-        trending_day(day=DAY + datetime.timedelta(days=offset), count=3)
-        edition_freeze(day=DAY + datetime.timedelta(days=offset))
+    _editions(range(1, 8))
     with django_assert_max_num_queries(len(one)):
         feed = client.get("/feed/").content.decode()
     assert feed.count("<entry>") == 8 and feed.count("&lt;li&gt;") == 8 * 3

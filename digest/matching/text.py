@@ -85,6 +85,13 @@ def straight_quotes(text: str) -> str:
     return (text or "").translate(_STRAIGHT)
 
 
+def _open_quote(text: str) -> tuple[str, str]:
+    """(text before a quote left open, the words after it): with its pairs already taken out, a
+    quote still in `text` quotes the rest, as `robot, "world models` meant; (text, "") without one."""
+    rest, _, opened = text.partition('"')
+    return rest, " ".join(opened.replace('"', " ").split())
+
+
 def unclosed_quote(text: str) -> bool:
     """Whether a double quote is left open (an odd number of them, curly ones included)."""
     return straight_quotes(text).count('"') % 2 == 1
@@ -122,11 +129,8 @@ def parse_interests(text: str) -> list[Phrase]:
     seen: set[str] = set()
     for piece in re.split(r"[,;\n]", straight_quotes(text)):
         quoted = [q.strip() for q in _QUOTED.findall(piece) if q.strip()]
-        rest = _QUOTED.sub(" ", piece)
-        # A quote left open quotes the rest of its piece: `robot, "world models` meant the phrase.
-        rest, _, opened = rest.partition('"')
-        if opened.strip(' "'):
-            quoted.append(" ".join(opened.replace('"', " ").split()))
+        rest, opened = _open_quote(_QUOTED.sub(" ", piece))
+        quoted += [opened] if opened else []
         rest = rest.strip().strip("'").strip()
         phrases = [Phrase(q, True) for q in quoted]
         for part in _pieces(rest) if rest else []:
@@ -147,8 +151,7 @@ def parse_query(text: str) -> list[Phrase]:
     if "," in text or ";" in text:
         return parse_interests(text)
     quoted = [Phrase(q.strip(), True) for q in _QUOTED.findall(text) if q.strip()]
-    rest, _, opened = _QUOTED.sub(" ", text).partition('"')
-    if opened.strip(' "'):
-        quoted.append(Phrase(" ".join(opened.replace('"', " ").split()), True))
+    rest, opened = _open_quote(_QUOTED.sub(" ", text))
+    quoted += [Phrase(opened, True)] if opened else []
     rest = [Phrase(w) for w in rest.split() if words(w)]
     return parse_interests(", ".join(f'"{p.text}"' if p.quoted else p.text for p in quoted + rest))
