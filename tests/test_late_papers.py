@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from digest.models import Delivery, Edition, Paper, SentPaper
+from digest.models import Delivery, Edition, Paper, SentPaper, TrendingEntry
 from digest.services import curation
 from digest.services.delivery import _render_cache, deliveries_plan, deliveries_send_chunk
 from digest.services import editions
@@ -210,6 +210,46 @@ def test_a_late_paper_never_takes_a_rank_another_paper_already_shows(smtp_sink, 
     assert all(ranks[pid] == rank for pid, rank in cited.items())
     admin_papers, _ = curation.edition_papers_for_admin(edition=edition)
     assert {p.pk: p.edition_rank for p in admin_papers} == ranks
+
+
+def _revoted_file(tmp_path) -> str:
+    """The day's HF file fetched again later: the last paper has since gained the most upvotes."""
+    items = json.loads(Path(HF).read_text())
+    items[-1]["paper"] = {**items[-1]["paper"], "upvotes": 500}
+    path = tmp_path / "revoted.json"
+    path.write_text(json.dumps(items))
+    return str(path)
+
+
+def _day_entries() -> dict[int, tuple[int, int]]:
+    return {e.paper_id: (e.rank, e.upvotes) for e in TrendingEntry.objects.filter(date=DAY)}
+
+
+def test_a_fetch_before_the_edition_freezes_refreshes_the_days_ranks(do_import, tmp_path):
+    do_import(HF)
+    before = editions.day_trending_ranks(day=DAY)
+    do_import(_revoted_file(tmp_path))
+    after = editions.day_trending_ranks(day=DAY)
+    climber = Paper.objects.get(arxiv_id="2403.06504")
+    assert before[climber.pk] == 4 and after[climber.pk] == 1
+
+
+def test_a_fetch_while_the_edition_sends_renumbers_nothing_readers_are_told(do_import, tmp_path):
+    do_import(HF)
+    edition_freeze(day=DAY)
+    entries, ranks = _day_entries(), editions.day_trending_ranks(day=DAY)
+    do_import(_revoted_file(tmp_path))
+    assert _day_entries() == entries
+    assert editions.day_trending_ranks(day=DAY) == ranks
+
+
+def test_a_paper_new_to_a_frozen_day_is_ranked_after_the_days_papers(do_import, tmp_path):
+    do_import(HF)
+    edition_freeze(day=DAY)
+    do_import(_late_file(tmp_path))  # its file calls it #1
+    late = Paper.objects.get(arxiv_id="2601.00001")
+    assert TrendingEntry.objects.get(paper=late, date=DAY).rank == 5
+    assert editions.day_trending_ranks(day=DAY)[late.pk] == 5
 
 
 # ---------------------------------------------------------------- the public page and feed say so

@@ -4,7 +4,8 @@ One paper is one row however many sources and days mention it: a record matches 
 existing paper by arXiv id (versions are already stripped) or, failing that, by
 title fingerprint. Metadata from the newest day wins; older records only fill
 fields that are still empty. Each appearance (paper, day, source) is one
-TrendingEntry row, written once and refreshed (rank, upvotes) when seen again.
+TrendingEntry row, written once and refreshed (rank, upvotes) when seen again, until
+that day's edition freezes.
 A day whose edition froze before the import commits gets its new papers appended
 (editions.edition_late_papers_add).
 
@@ -26,7 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from digest.arxiv_taxonomy import is_arxiv_category
-from digest.models import Paper, TrendingEntry
+from digest.models import Edition, Paper, TrendingEntry
 from digest.services.editions import edition_late_papers_add
 from digest.signals import papers_changed
 from digest.sources import PaperRecord, parse_papers
@@ -301,7 +302,13 @@ def _update_papers(rows: list[_Row]) -> None:
 
 
 def _upsert_entries(entries: list[tuple[int, PaperRecord]]) -> None:
-    """Write appearances; one seen again the same day from the same source gets its rank and votes refreshed."""
+    """Write appearances; one seen again the same day from the same source gets its rank and votes refreshed,
+    unless that day's edition has frozen (_frozen_days_entries)."""
+    if not entries:
+        return
+    entries, kept = _frozen_days_entries(entries)
+    if kept:
+        _insert_many(TrendingEntry, *kept, suffix=" ON CONFLICT (paper_id, date, source) DO NOTHING")
     if not entries:
         return
     ops = connection.ops
@@ -320,6 +327,41 @@ def _upsert_entries(entries: list[tuple[int, PaperRecord]]) -> None:
             f" WHERE {table}.rank <> EXCLUDED.rank OR {table}.upvotes <> EXCLUDED.upvotes"
         ),
     )
+
+
+def _frozen_days_entries(
+    entries: list[tuple[int, PaperRecord]],
+) -> tuple[list[tuple[int, PaperRecord]], tuple[list[str], list[tuple]] | None]:
+    """Split off the appearances on days whose edition has frozen, as (names, rows) to insert.
+
+    Readers' "trending #N" is the paper's place in the day's order (editions.day_trending_ranks),
+    read while the edition sends. A re-fetch of the Hugging Face list ranks by the upvotes of the
+    moment, so refreshing a frozen day would renumber it mid-send: two readers would be told
+    different ranks for one paper, or a paper would lose its #1 to a late one. So a frozen day's
+    entries are kept as they were, and a paper new to it is listed after the day's papers (its
+    rank follows the source's highest that day), as it is appended to the edition.
+    """
+    days = {record.trending_date for _, record in entries}
+    frozen = set(Edition.objects.filter(date__in=days, frozen_at__isnull=False).values_list("date", flat=True))
+    if not frozen:
+        return entries, None
+    live = [(pk, r) for pk, r in entries if r.trending_date not in frozen]
+    late = sorted(((pk, r) for pk, r in entries if r.trending_date in frozen), key=lambda e: e[1].rank)
+    on_frozen = TrendingEntry.objects.filter(date__in=frozen)
+    present = set(on_frozen.filter(paper_id__in={pk for pk, _ in late}).values_list("paper_id", "date", "source"))
+    highest = {
+        (day, source): top for day, source, top in on_frozen.values_list("date", "source").annotate(top=Max("rank"))
+    }
+    ops = connection.ops
+    stamp = ops.adapt_datetimefield_value(timezone.now())
+    rows = []
+    for pk, r in late:
+        key = (r.trending_date, r.source)
+        if (pk, *key) in present:
+            continue
+        highest[key] = highest.get(key, 0) + 1
+        rows.append((pk, ops.adapt_datefield_value(r.trending_date), highest[key], r.source, r.upvotes or 0, stamp))
+    return live, (["paper", "date", "rank", "source", "upvotes", "created_at"], rows) if rows else None
 
 
 def _merge(row: _Row, record: PaperRecord, *, by_arxiv: dict, by_fingerprint: dict) -> None:
