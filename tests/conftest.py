@@ -75,7 +75,7 @@ def smtp_sink(settings):
     """A real SMTP server on loopback; Django's SMTP backend is pointed at it."""
     handler = _Sink()
     port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, server_kwargs={"data_size_limit": 10_000_000})
+    controller = Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=10_000_000)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
@@ -89,6 +89,28 @@ def smtp_sink(settings):
         yield handler
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, then before its teardown: end other sessions on the test database.
+
+    A thread's connection (a live server's, an in-process worker's) can outlive its test, and
+    PostgreSQL will not drop a database someone is still connected to: the run then ended with
+    "test database ... is being accessed by other users" and left the database behind.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()
 
 
 @pytest.fixture(autouse=True)

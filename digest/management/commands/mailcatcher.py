@@ -46,7 +46,7 @@ class Command(BaseCommand):
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
         folder = Path(settings.MAIL_CATCHER_DIR)
         folder.mkdir(parents=True, exist_ok=True)
-        controller = Controller(FileStore(folder), hostname=host, port=port, server_kwargs={"data_size_limit": 10_000_000})
+        controller = Controller(FileStore(folder), hostname=host, port=port, data_size_limit=10_000_000)
         controller.start()
         self.stdout.write(f"Catching mail on {host}:{port} into {folder}; see /dev/mail/", ending="\n")
         self.stdout.flush()
