@@ -19,6 +19,9 @@ hardest set, and the honest figure for interests the topic list and thesaurus do
 tests/personas/personas_blind5.json holds 30 more ("blind5"), written and labelled the same way
 after blind4 had been tuned on, in the style of the maintainers' example ("medical imaging,
 clinical NLP"): mostly two field or sub-field phrases, some abbreviated or lower-cased.
+tests/personas/personas_blind6.json holds 24 more ("blind6") in the same style, written and labelled
+by a reader who saw neither the matching code nor any ranking; plain tf-idf scores 0.758 on it, about
+what the issue quotes for its hidden personas (0.76).
 Changes to scoring are judged on fresh and the blind splits, the newest weighing most.
 
 Two ways of measuring: evaluate() ranks all 242 demo papers at once; evaluate_daily() is the
@@ -45,6 +48,8 @@ needs_semantic = pytest.mark.skipif(not semantic.available(), reason="semantic e
 # a Robotics query without the bare word "control" (digest migration 0010).
 # blind4's first figures, before anything was changed with it in view: hybrid 0.566 / 0.643;
 # blind5's: hybrid 0.733 / 0.809 (day by day P@5 0.821), lexical 0.736 / 0.777, semantic 0.647 / 0.747.
+# blind6's (nothing changed with it in view yet): hybrid 0.892 / 0.761 (day by day P@5 0.860),
+# lexical 0.867 / 0.735, semantic 0.808 / 0.726.
 #            holdout        fresh          blind          blind2         blind3         blind4         blind5
 # lexical    0.913 / 0.827  0.831 / 0.871  0.832 / 0.822  0.841 / 0.873  0.754 / 0.791  0.535 / 0.623  0.729 / 0.791
 # semantic   0.929 / 0.870  0.883 / 0.910  0.894 / 0.910  0.812 / 0.836  0.829 / 0.847  0.507 / 0.575  0.647 / 0.756
@@ -57,15 +62,16 @@ FLOORS = {
     "blind3": {"lexical": 0.74, "semantic": 0.80, "hybrid": 0.80},
     "blind4": {"lexical": 0.52, "semantic": 0.48, "hybrid": 0.56},
     "blind5": {"lexical": 0.71, "semantic": 0.62, "hybrid": 0.72},
+    "blind6": {"lexical": 0.85, "semantic": 0.79, "hybrid": 0.87},
 }
 # Hybrid, the default where torch is installed, must also keep recall: a floor per split.
-HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.91, "blind": 0.89, "blind2": 0.86, "blind3": 0.84, "blind4": 0.62, "blind5": 0.79}
+HYBRID_RECALL_FLOORS = {"holdout": 0.84, "fresh": 0.91, "blind": 0.89, "blind2": 0.86, "blind3": 0.84, "blind4": 0.62, "blind5": 0.79, "blind6": 0.74}
 # The digest path day by day (hybrid): P@5 0.952 / 0.942 / 0.929 / 0.863 / 0.819 / 0.631 / 0.833, R@10
 # 0.968 / 0.968 / 0.952 / 0.866 / 0.857 / 0.677 / 0.851, and of the papers a digest says match an
 # interest, 0.418 / 0.396 / 0.453 / 0.407 / 0.382 / 0.402 / 0.347 are relevant. The last keeps the threshold honest: dropping
 # it would raise P@5 by calling everything a match (near the bar they are called loosely related,
 # see scoring.CLEAR_MATCH).
-DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.93, "blind": 0.90, "blind2": 0.83, "blind3": 0.79, "blind4": 0.60, "blind5": 0.81}
+DAILY_FLOORS = {"holdout": 0.93, "fresh": 0.93, "blind": 0.90, "blind2": 0.83, "blind3": 0.79, "blind4": 0.60, "blind5": 0.81, "blind6": 0.84}
 DAILY_MATCH_PRECISION_FLOOR = 0.37
 DAILY_MATCH_PRECISION_FLOOR_BLIND5 = 0.33  # its subjects sit further from the topic list
 
@@ -82,6 +88,7 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
     assert len(load_personas("blind3")) >= 20
     assert len(load_personas("blind4")) >= 20
     assert len(load_personas("blind5")) >= 20
+    assert len(load_personas("blind6")) >= 20
     for persona in personas:
         assert persona["relevant"], persona["name"]
         assert set(persona["relevant"]) <= titles, persona["name"]
@@ -91,7 +98,7 @@ def test_the_persona_set_is_big_enough_and_labels_name_real_papers():
     "method",
     ["lexical", pytest.param("semantic", marks=needs_semantic), pytest.param("hybrid", marks=needs_semantic)],
 )
-@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3", "blind4", "blind5"])
+@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3", "blind4", "blind5", "blind6"])
 def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
     scores = evaluate(method=method, split=split)
     assert scores.precision_at_5 >= FLOORS[split][method], scores.failures
@@ -100,7 +107,7 @@ def test_top_five_are_on_topic_for_personas_never_tuned_on(method, split):
 
 
 @needs_semantic
-@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3", "blind4", "blind5"])
+@pytest.mark.parametrize("split", ["holdout", "fresh", "blind", "blind2", "blind3", "blind4", "blind5", "blind6"])
 def test_day_by_day_digests_put_the_relevant_papers_first_and_call_few_strays_matches(split):
     scores = evaluate_daily(method="hybrid", split=split)
     assert scores.precision_at_5 >= DAILY_FLOORS[split], scores.failures
