@@ -220,3 +220,25 @@ def test_a_browser_zone_the_menu_does_not_list_is_still_filled_in(browser, site)
         reported = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
         assert page.locator("select[name=timezone]").input_value() == reported, zone
         context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_a_refused_signup_puts_the_focus_on_its_error_summary(browser, site, javascript):
+    """autofocus does it without the script; the script does it where a browser skips autofocus on a div,
+    and makes a summary link show its field's label."""
+    context = browser.new_context(viewport=PHONE, java_script_enabled=javascript)
+    page = context.new_page()
+    page.goto(site + "/")
+    page.get_by_label("Email address").fill("not an address")
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_role("heading", name="There is a problem").wait_for()
+    assert page.title().startswith("Error: ")
+    assert page.locator(":focus").get_attribute("id") == "error-summary"
+    page.screenshot(path=str(ARTIFACTS / f"signup-errors-phone-{'script' if javascript else 'no-script'}.png"))
+    if javascript:
+        page.get_by_role("link", name="Email address: Enter a valid email address.").click()
+        assert page.locator(":focus").get_attribute("id") == "id_email"
+        assert page.get_by_text("Email address", exact=True).is_visible()
+        assert page.evaluate("document.querySelector('label[for=id_email]').getBoundingClientRect().top") >= 0
+    context.close()
+
