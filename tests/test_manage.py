@@ -353,6 +353,7 @@ def test_a_stop_following_error_is_tied_to_its_boxes_and_linked_from_the_summary
     subscriber.topics.set([robotics, speech])
     _pause_topic(robotics)
     url = _path(manage_url(subscriber))
+    assert 'class="chip chip--remove"' in client.get(url).content.decode()  # styled apart from followed topics
     response = client.post(url, _prefs(topics=["speech"], remove_paused=["Zq-bogus-topic"]))
     assert response.status_code == 400
     html = response.content.decode()
