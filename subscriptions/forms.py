@@ -77,15 +77,28 @@ class SharedChoicesMixin:
         return result
 
 
-class FixedChoiceField(SharedChoicesMixin, forms.ChoiceField):
+# Django's "Select a valid choice. X is not one of the available choices." repeats whatever was
+# posted back into the page; this says what to do instead, and echoes nothing.
+INVALID_CHOICE = "Choose one of the listed options."
+
+
+class ListedChoicesMixin:
+    default_error_messages = {"invalid_choice": INVALID_CHOICE}
+
+
+class FixedChoiceField(SharedChoicesMixin, ListedChoicesMixin, forms.ChoiceField):
     pass
 
 
-class FixedTypedChoiceField(SharedChoicesMixin, forms.TypedChoiceField):
+class FixedTypedChoiceField(SharedChoicesMixin, ListedChoicesMixin, forms.TypedChoiceField):
     pass
 
 
-class TimezoneField(SharedChoicesMixin, forms.ChoiceField):
+class ListedMultipleChoiceField(ListedChoicesMixin, forms.MultipleChoiceField):
+    pass
+
+
+class TimezoneField(SharedChoicesMixin, ListedChoicesMixin, forms.ChoiceField):
     """A ChoiceField whose validity check is a set lookup, not a walk over ~600 choices."""
 
     def valid_value(self, value):
@@ -116,6 +129,29 @@ class TimezoneSelect(forms.Select):
 
 def _has_control_characters(value: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+class ErrorSummaryMixin:
+    """The errors as the page's error summary lists them (templates/pages/subscriptions/_error_summary.html)."""
+
+    def error_summary(self) -> list[tuple[str | None, str]]:
+        """(link target or None, text) per error, in field order; errors of no one field come first, unlinked.
+
+        A group of radios or checkboxes has no element of its own to link to: its first option
+        gets the focus instead, as in the GOV.UK pattern (none if it has no options).
+        """
+        items: list[tuple[str | None, str]] = [(None, str(message)) for message in self.non_field_errors()]
+        for field in self:
+            if not field.errors:
+                continue
+            if field.field.widget.use_fieldset:
+                options = field.subwidgets
+                target = options[0].data["attrs"].get("id") if options else None
+            else:
+                target = field.auto_id or None
+            # The field's name in front: the link must make sense read on its own.
+            items += [(f"#{target}" if target else None, f"{field.label}: {message}") for message in field.errors]
+        return items
 
 
 class NoLineBreaksMixin:
@@ -240,12 +276,12 @@ class InterestsField(forms.CharField):
             )
 
 
-class PreferencesForm(NoLineBreaksMixin, forms.Form):
+class PreferencesForm(ErrorSummaryMixin, NoLineBreaksMixin, forms.Form):
     """Every digest preference; the signup form adds the address."""
 
     topics_or_interests_message = "Pick at least one topic, or describe your interests below."
 
-    topics = forms.MultipleChoiceField(
+    topics = ListedMultipleChoiceField(
         label="Topics to follow",
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -269,7 +305,14 @@ class PreferencesForm(NoLineBreaksMixin, forms.Form):
         coerce=int,
         initial=0,
     )
-    send_hour = FixedTypedChoiceField(label="Delivery time", choices=HOURS, coerce=int, initial=7)
+    send_hour = FixedTypedChoiceField(
+        label="Delivery time",
+        choices=HOURS,
+        coerce=int,
+        initial=7,
+        # The hours are the reader's own clock: planning reads them in the time zone field's zone.
+        help_text="In the time zone chosen below.",
+    )
     timezone = TimezoneField(label="Time zone", choices=_timezone_choices, widget=TimezoneSelect)
     digest_size = forms.IntegerField(
         label="Papers per digest",
@@ -348,9 +391,11 @@ class SignupForm(PreferencesForm):
 class ManageForm(PreferencesForm):
     # One checkbox per paused topic the reader holds, unticked (kept) by default. Its choices are
     # those topics only, so this field can drop a paused topic but never add one.
-    remove_paused = forms.MultipleChoiceField(
+    remove_paused = ListedMultipleChoiceField(
         label="Stop following", required=False, widget=forms.CheckboxSelectMultiple
     )
+    # The summary lists errors in the page's order, where these boxes sit under the topics.
+    field_order = ["topics", "remove_paused"]
 
     def __init__(self, *args, paused_topics: Sequence[Topic] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -366,5 +411,5 @@ class PauseForm(NoLineBreaksMixin, forms.Form):
     weeks = FixedTypedChoiceField(label="Pause for", choices=PAUSE_WEEKS, coerce=int, initial=2)
 
 
-class LinkRequestForm(NoLineBreaksMixin, forms.Form):
+class LinkRequestForm(ErrorSummaryMixin, NoLineBreaksMixin, forms.Form):
     email = EmailAddressField(label="Email address")

@@ -129,7 +129,9 @@ def _signup_post(request: HttpRequest) -> HttpResponse:
         # The same answer, and the same work, whatever the address's state: no enumeration.
         return HttpResponseRedirect(reverse("subscriptions:signup_done"))
     trending_date, trending = trending_latest(limit=8)
-    return _page(request, "signup.html", {"form": form, "trending_date": trending_date, "trending": trending})
+    # 400 like the manage and fresh-link forms: the whole page again, with what to fix.
+    context = {"form": form, "trending_date": trending_date, "trending": trending}
+    return _page(request, "signup.html", context, status=400)
 
 
 def signup_done(request: HttpRequest) -> HttpResponse:

@@ -220,3 +220,80 @@ def test_a_browser_zone_the_menu_does_not_list_is_still_filled_in(browser, site)
         reported = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
         assert page.locator("select[name=timezone]").input_value() == reported, zone
         context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_a_refused_signup_puts_the_focus_on_its_error_summary(browser, site, javascript):
+    """autofocus does it without the script; the script does it where a browser skips autofocus on a div,
+    and makes a summary link show its field's label."""
+    context = browser.new_context(viewport=PHONE, java_script_enabled=javascript)
+    page = context.new_page()
+    page.goto(site + "/")
+    page.get_by_label("Email address").fill("not an address")
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_role("heading", name="There is a problem").wait_for()
+    assert page.title().startswith("Error: ")
+    assert page.locator(":focus").get_attribute("id") == "error-summary"
+    page.screenshot(path=str(ARTIFACTS / f"signup-errors-phone-{'script' if javascript else 'no-script'}.png"))
+    if javascript:
+        page.get_by_role("link", name="Email address: Enter a valid email address.").click()
+        assert page.locator(":focus").get_attribute("id") == "id_email"
+        assert page.get_by_text("Email address", exact=True).is_visible()
+        assert page.evaluate("document.querySelector('label[for=id_email]').getBoundingClientRect().top") >= 0
+    context.close()
+
+
+def _contrast(page, selector: str) -> float:
+    """WCAG contrast of an element's text colour on its own background (both opaque rgb)."""
+    return page.evaluate(
+        """(selector) => {
+          const el = document.querySelector(selector);
+          const lum = (css, from) => {
+            const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map(v => v / 255)
+              .map(c => c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+          };
+          const style = getComputedStyle(el);
+          const background = getComputedStyle(el.closest('.chip')).backgroundColor;
+          const [hi, lo] = [lum(style.color), lum(background)].sort((a, b) => b - a);
+          return (hi + 0.05) / (lo + 0.05);
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_ticked_stop_following_chip_looks_unlike_a_followed_topic(browser, site, scheme):
+    from subscriptions.links import manage_url
+    from tests.factories import SubscriberFactory
+
+    subscriber = SubscriberFactory()
+    video, llms = Topic.objects.get(slug="video"), Topic.objects.get(slug="llms")
+    subscriber.topics.set([video, llms])
+    Topic.objects.filter(pk=video.pk).update(active=False)  # paused by the editors: "Stop following Video"
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, color_scheme=scheme)
+    page = context.new_page()
+    page.goto(manage_url(subscriber))
+    stop = page.get_by_label("Stop following Video")
+
+    def look(selector):
+        return page.evaluate(
+            """(selector) => { const label = document.querySelector(selector), style = getComputedStyle(label);
+                 return [getComputedStyle(label.querySelector('span')).textDecorationLine, style.borderTopStyle,
+                         style.borderTopColor]; }""",
+            selector,
+        )
+
+    chip, followed = "label.chip--remove", "label.chip:has(input[value=llms])"
+    assert page.get_by_label("Large language models").is_checked()
+    assert look(chip)[:2] == ["none", "solid"]
+    stop.check()
+    decoration, border, colour = look(chip)
+    assert (decoration, border) == ("line-through", "dashed")
+    assert look(followed)[:2] == ["none", "solid"] and look(followed)[2] != colour  # a followed topic stays as it was
+    assert _contrast(page, "label.chip--remove span") >= 4.5
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=str(ARTIFACTS / f"manage-stop-following-{scheme}.png"), full_page=True)
+    stop.uncheck()
+    assert look(chip)[:2] == ["none", "solid"]
+    context.close()

@@ -314,6 +314,70 @@ def test_removing_the_only_topic_left_asks_for_another_or_for_interests(client, 
     assert response.status_code == 302 and not subscriber.topics.exists()
 
 
+# --- a form shown again with errors: the summary, the links, the attributes --------------
+
+
+def _error_summary(html: str) -> str:
+    match = re.search(r'<div class="error-summary"[^>]*>.*?</ul>', html, re.S)
+    assert match, "no error summary"
+    return match.group(0)
+
+
+def test_a_refused_save_is_summed_up_at_the_top_of_the_form_with_a_link_to_each_field(client, topics):
+    subscriber = SubscriberFactory()
+    response = client.post(_path(manage_url(subscriber)), _prefs(digest_size="99", interests="ok\r\nBcc: x@y.z"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(r"<title>Error: Your subscription", html)
+    summary = _error_summary(html)
+    assert 'tabindex="-1" autofocus data-error-summary' in summary and "There is a problem" in summary
+    assert re.findall(r'<a href="([^"]+)">', summary) == ["#id_interests", "#id_digest_size"]  # the page's order
+    assert html.index('id="manage-form"') < html.index("There is a problem") < html.index('name="topics"')
+    size = re.search(r'<input type="number" name="digest_size"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in size and 'aria-describedby="id_digest_size_helptext id_digest_size_error"' in size
+    assert "There is a problem" not in client.get(_path(manage_url(subscriber))).content.decode()
+
+
+@pytest.mark.parametrize("field", ["topics", "frequency", "weekday", "send_hour", "timezone"])
+def test_a_value_not_offered_is_refused_without_repeating_it(client, topics, field):
+    bogus = "Zq-bogus-answer"
+    response = client.post(_path(manage_url(SubscriberFactory())), _prefs(**{field: [bogus] if field == "topics" else bogus}))
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == ["Choose one of the listed options."]
+    assert bogus not in response.content.decode()
+
+
+def test_a_stop_following_error_is_tied_to_its_boxes_and_linked_from_the_summary(client, topics):
+    robotics, speech, _ = topics
+    subscriber = SubscriberFactory()
+    subscriber.topics.set([robotics, speech])
+    _pause_topic(robotics)
+    url = _path(manage_url(subscriber))
+    assert 'class="chip chip--remove"' in client.get(url).content.decode()  # styled apart from followed topics
+    response = client.post(url, _prefs(topics=["speech"], remove_paused=["Zq-bogus-topic"]))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Zq-bogus-topic" not in html
+    assert re.search(r'role="group" aria-labelledby="topics_paused" aria-describedby="id_remove_paused_error"', html)
+    assert '<p class="error" id="id_remove_paused_error">Choose one of the listed options.</p>' in html
+    assert re.findall(r'<a href="([^"]+)">', _error_summary(html)) == ["#id_remove_paused_0"]
+    box = re.search(r'<input type="checkbox" name="remove_paused"[^>]*>', html).group(0)
+    assert 'id="id_remove_paused_0"' in box and 'aria-invalid="true"' in box
+
+
+def test_a_refused_fresh_link_request_is_a_400_with_the_summary(client):
+    response = client.post("/link/", {"email": "not-an-address"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(r"<title>Error: Get a fresh link", html)
+    assert re.findall(r'<a href="([^"]+)">', _error_summary(html)) == ["#id_email"]
+    email = re.search(r'<input type="email"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in email and 'aria-describedby="id_email_error"' in email
+    assert "js/subscribe" in html  # the script that focuses the summary
+    page = client.get("/link/").content.decode()
+    assert "There is a problem" not in page and "<title>Error:" not in page
+
+
 # --- a time zone stored before zones were checked --------------------------------------
 
 

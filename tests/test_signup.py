@@ -418,7 +418,7 @@ def test_line_breaks_and_control_characters_are_a_form_error(
     client, topics, field, value, django_capture_on_commit_callbacks
 ):
     response = _signup(client, django_capture_on_commit_callbacks, **{field: value})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors.get(field)
     assert not Subscriber.objects.exists()
 
@@ -448,7 +448,7 @@ def test_bad_values_give_a_clear_form_error_and_store_nothing(
     client, topics, overrides, field, django_capture_on_commit_callbacks
 ):
     response = _signup(client, django_capture_on_commit_callbacks, **overrides)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert field in response.context["form"].errors
     assert 'class="error"' in response.content.decode()
     assert not Subscriber.objects.exists()
@@ -458,11 +458,104 @@ def test_an_empty_form_names_every_missing_part_at_once(client, topics):
     # Nothing typed or ticked (the schedule fields keep their defaults): not the email error
     # first and "pick a topic" only once the email is fixed.
     response = client.post(reverse("subscriptions:signup"), _form(email="", topics=[], interests=""))
-    assert response.status_code == 200
+    assert response.status_code == 400
     errors = response.context["form"].errors
     assert set(errors) == {"email", "topics"}
     assert errors["topics"] == ["Pick at least one topic, or describe your interests below."]
     assert "Pick at least one topic, or describe your interests below." in response.content.decode()
+
+
+# --- a form shown again with errors: the summary, the links, the attributes --------------
+
+
+def _error_summary(html: str) -> str:
+    match = re.search(r'<div class="error-summary"[^>]*>.*?</ul>', html, re.S)
+    assert match, "no error summary"
+    return match.group(0)
+
+
+def test_a_refused_signup_is_a_400_with_the_whole_page_and_a_summary_linking_to_each_field(client, topics):
+    response = client.post(reverse("subscriptions:signup"), _form(email="not-an-address", topics=[], interests=""))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(r"<title>Error: [^<]*trending research papers", html)
+    assert 'id="trending-title"' in html  # the whole page, not a bare error
+    summary = _error_summary(html)
+    assert 'tabindex="-1" autofocus data-error-summary' in summary
+    assert "There is a problem" in summary
+    # In the page's order; a group of checkboxes is reached through its first box.
+    assert re.findall(r'<a href="([^"]+)">', summary) == ["#id_email", "#id_topics_0"]
+    assert '<a href="#id_email">Email address: Enter a valid email address.</a>' in summary
+    # At the top of the form, before its first field.
+    assert html.index('id="signup-form"') < html.index("There is a problem") < html.index('name="email"')
+
+
+def test_each_error_is_tied_to_its_field_for_screen_readers(client, topics):
+    data = _form(email="", interests="x" * 501, frequency="hourly")
+    html = client.post(reverse("subscriptions:signup"), data).content.decode()
+    email = re.search(r'<input type="email"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in email and 'aria-describedby="id_email_error"' in email
+    assert '<p class="error" id="id_email_error">This field is required.</p>' in html
+    interests = re.search(r'<input type="text" name="interests"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in interests
+    assert 'aria-describedby="id_interests_helptext id_interests_error"' in interests  # the hint, then the error
+    assert 'id="id_interests_error"' in html
+    # A radio group: described on the group, each radio marked invalid.
+    assert re.search(r'role="radiogroup"[^>]*aria-describedby="id_frequency_error"', html)
+    assert len(re.findall(r'<input type="radio" name="frequency"[^>]*aria-invalid="true"', html)) == 2
+    assert '<p class="error" id="id_frequency_error">' in html
+    assert re.findall(r'<a href="([^"]+)">', _error_summary(html)) == ["#id_email", "#id_interests", "#id_frequency_0"]
+
+
+def test_a_topics_error_is_described_on_its_fieldset(client, topics):
+    html = client.post(reverse("subscriptions:signup"), _form(topics=[], interests="")).content.decode()
+    assert '<fieldset class="fieldset field--error" aria-describedby="id_topics_error">' in html
+    assert '<p class="error" id="id_topics_error">Pick at least one topic, or describe your interests below.</p>' in html
+    assert '<a href="#id_topics_0">Topics to follow: Pick at least one topic' in html
+
+
+def test_a_page_without_errors_has_no_summary_and_no_error_title(client, topics):
+    html = client.get(reverse("subscriptions:signup")).content.decode()
+    assert "There is a problem" not in html and "data-error-summary" not in html
+    assert "<title>Error:" not in html and 'aria-invalid' not in html
+
+
+@pytest.mark.parametrize("field", ["topics", "frequency", "weekday", "send_hour", "timezone"])
+def test_a_value_not_offered_is_refused_without_repeating_it(client, topics, field):
+    bogus = "Zq<b>bogus-answer</b>"
+    response = client.post(reverse("subscriptions:signup"), _form(**{field: [bogus] if field == "topics" else bogus}))
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == ["Choose one of the listed options."]
+    html = response.content.decode()
+    assert "bogus-answer" not in html and "not one of the available choices" not in html
+    assert "Choose one of the listed options." in _error_summary(html)
+
+
+def test_the_delivery_time_says_it_is_in_the_time_zone_chosen_on_the_form(client, topics):
+    html = client.get(reverse("subscriptions:signup")).content.decode()
+    select = re.search(r'<select name="send_hour"[^>]*>', html).group(0)
+    assert 'aria-describedby="id_send_hour_helptext"' in select
+    assert '<p class="help" id="id_send_hour_helptext">In the time zone chosen below.</p>' in html
+    assert html.index('id="id_send_hour"') < html.index('id="id_timezone"')  # "below" is true
+
+
+def test_a_refused_signup_answers_the_same_and_reads_nothing_whatever_the_address_state(
+    client, topics, addresses_in_every_state
+):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    client.get("/")  # topics cached
+    seen = []
+    for email in addresses_in_every_state:
+        with CaptureQueriesContext(db) as queries:
+            response = _post(client, email=email, digest_size="99")
+        page = response.content.decode().replace(email, "ADDRESS")
+        page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page)  # masked afresh for each page
+        seen.append((response.status_code, page, tuple(q["sql"] for q in queries.captured_queries)))
+    assert len(set(seen)) == 1 and seen[0][0] == 400
+    assert all("subscriptions_subscriber" not in sql and "suppression" not in sql for sql in seen[0][2])
+    assert not SignupRequest.objects.exists()
 
 
 def test_an_interests_error_of_its_own_is_not_joined_by_the_pick_a_topic_one(
@@ -514,7 +607,7 @@ def test_an_address_whose_domain_is_no_dotted_name_gets_the_usual_form_error(
     client, topics, django_capture_on_commit_callbacks, email
 ):
     response = _signup(client, django_capture_on_commit_callbacks, email=email)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors["email"] == ["Enter a valid email address."]
     assert not SignupRequest.objects.exists() and not Subscriber.objects.exists()
 
@@ -570,7 +663,7 @@ def test_invalid_submissions_do_not_use_up_the_per_ip_limit(client, topics, sett
     settings.SIGNUP_RATE_PER_IP = "3/h"
     for i in range(10):
         response = _signup(client, django_capture_on_commit_callbacks, email=f"typo{i}@", ip="203.0.113.80")
-        assert response.status_code == 200 and "email" in response.context["form"].errors
+        assert response.status_code == 400 and "email" in response.context["form"].errors
     assert not SignupRequest.objects.exists() and not Subscriber.objects.exists()
     codes = [_signup(client, django_capture_on_commit_callbacks, email=f"n{i}@example.org", ip="203.0.113.80").status_code
              for i in range(4)]

@@ -1,4 +1,4 @@
-// Progressive enhancement for the signup and manage forms; both work without it.
+// Progressive enhancement for the signup, manage and fresh-link forms; all work without it.
 (function () {
   "use strict";
 
@@ -6,6 +6,23 @@
   // the address once shown, so a reload or a bookmark does not say it again.
   if (window.history && history.replaceState && /[?&](saved|welcome|paused|new_link)=/.test(location.search)) {
     history.replaceState(null, "", location.pathname + location.hash);
+  }
+
+  // A form re-shown with errors: its summary takes the focus, so a screen reader starts there
+  // (autofocus does this too; not every browser honours it on a div). A link in it moves the focus
+  // to the field and shows the field's label or legend, which a plain jump scrolls out of sight.
+  var summary = document.querySelector("[data-error-summary]");
+  if (summary) {
+    if (document.activeElement !== summary) { summary.focus(); }
+    summary.addEventListener("click", function (event) {
+      var link = event.target.closest("a[href^='#']");
+      var input = link && document.getElementById(link.getAttribute("href").slice(1));
+      if (!input) { return; }
+      event.preventDefault();
+      var group = input.closest(".field") || input.closest("fieldset");
+      (group && group.querySelector("label, .label, legend") || input).scrollIntoView();
+      input.focus({ preventScroll: true });
+    });
   }
 
   // Pre-fill the time zone from the browser, only where the visitor has not chosen one.
@@ -35,7 +52,9 @@
     var field = weekday.closest(".field");
     function sync() {
       var checked = form.querySelector("input[name=frequency]:checked");
-      field.classList.toggle("is-hidden", !checked || checked.value !== "weekly");
+      // Never hidden while it shows an error: the error summary links to it.
+      var weekly = checked && checked.value === "weekly";
+      field.classList.toggle("is-hidden", !weekly && !field.classList.contains("field--error"));
     }
     radios.forEach(function (radio) { radio.addEventListener("change", sync); });
     sync();
