@@ -40,6 +40,42 @@ threads = _positive_int("WEB_THREADS", "4")
 reuse_port = True
 
 
+def _forwarded_settings() -> tuple[dict[str, str], str]:
+    """gunicorn's secure_scheme_headers and forwarded_allow_ips: the header Django believes, and no other.
+
+    Left to its defaults gunicorn judges the scheme itself: from 127.0.0.1 and ::1 (or
+    $FORWARDED_ALLOW_IPS) it turns X-Forwarded-Proto, X-Forwarded-Ssl or X-Forwarded-Protocol
+    into wsgi.url_scheme = "https", and Django, when SECURE_PROXY_SSL_HEADER is unset, takes
+    request.is_secure() from there. A visitor coming through an nginx on the same host that
+    passes their headers along was then https with TRUST_X_FORWARDED_PROTO off; behind a proxy
+    on another address gunicorn said http where Django said https.
+    """
+    # The settings Django will run with (digest/settings.py), so the environment is read once,
+    # one way. A bad value stops here in one line, as manage.py says it, not in every worker.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        proxy_header = settings.SECURE_PROXY_SSL_HEADER  # production with TRUST_X_FORWARDED_PROTO, else None
+    except ImproperlyConfigured as error:
+        if not str(error).startswith("Setting "):
+            raise
+        sys.exit(f"gunicorn.conf.py: {error}")
+    if not proxy_header:
+        return {}, ""
+    meta_key, secure_value = proxy_header  # ("HTTP_X_FORWARDED_PROTO", "https")
+    # From any peer, as Django believes the header from any peer: the README has operators let only
+    # the proxy reach the app. A narrower FORWARDED_ALLOW_IPS would protect nothing (Django reads
+    # the header itself), only make gunicorn's answer differ from Django's, so it is not read.
+    return {meta_key.removeprefix("HTTP_").replace("_", "-"): secure_value}, "*"
+
+
+secure_scheme_headers, forwarded_allow_ips = _forwarded_settings()
+# Nor SCRIPT_NAME or PATH_INFO from a request's headers (gunicorn's default takes them from
+# trusted peers, and a Unix socket's always): the site lives at the root of SITE_URL (email links
+# are SITE_URL + path), and a visitor's SCRIPT_NAME header passed along would prefix every URL.
+forwarder_headers = ""
 
 
 class TokenMaskingLogger(Logger):

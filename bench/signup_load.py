@@ -10,8 +10,8 @@ What it does, on loopback:
   aiosmtpd sink for EMAIL_HOST (no Celery worker runs unless --worker: the POST only
   enqueues the confirmation email, as in production; the web tier is what is measured);
 - starts gunicorn with DJANGO_ENV=production (SECRET_KEY, ALLOWED_HOSTS=127.0.0.1, an https
-  SITE_URL, webhook secret), every request carrying X-Forwarded-Proto: https as a TLS proxy
-  would add, and the POSTs an Origin matching SITE_URL (Django's CSRF check on https);
+  SITE_URL, webhook secret, TRUST_X_FORWARDED_PROTO), every request carrying X-Forwarded-Proto:
+  https as a TLS proxy would add, and the POSTs an Origin matching SITE_URL (Django's CSRF check on https);
   workers, worker class and threads are those of gunicorn.conf.py (what the Procfile's `web`
   runs) unless given on the command line;
 - runs wrk against GET / and then against the signup POST with one CSRF cookie+token pair
@@ -93,6 +93,9 @@ def production_env(*, port: int, db_url: str, smtp_port: int, rate_per_ip: str) 
         EMAIL_PORT=str(smtp_port),
         ANYMAIL_WEBHOOK_SECRET="hook:" + secrets.token_urlsafe(24),
         SIGNUP_RATE_PER_IP=rate_per_ip,
+        # wrk stands in for a TLS proxy (every request says X-Forwarded-Proto: https); gunicorn, like
+        # Django, believes that only where the operator says a proxy sets it (gunicorn.conf.py).
+        TRUST_X_FORWARDED_PROTO="true",
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
     )

@@ -132,6 +132,51 @@ def test_suppressing_an_address_marks_the_subscriber_and_blocks_signup():
     assert Subscriber.objects.get().status == Subscriber.Status.SUPPRESSED
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_migration_0007_suppresses_every_subscriber_whose_address_is_suppressed_and_backwards_undoes_nothing():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.test.utils import CaptureQueriesContext
+
+    before, after = [("subscriptions", "0006_ascii_domains_signup_consent")], [("subscriptions", "0007_suppressed_subscribers_marked")]
+    bounced_at, stamped_at = timezone.now() - datetime.timedelta(days=40), timezone.now() - datetime.timedelta(days=9)
+    # As older code left them: a suppression added beside its subscriber, or a status set back by hand.
+    left_behind = [SubscriberFactory(status=status) for status in ("confirmed", "pending", "unsubscribed")]
+    unstamped = SubscriberFactory(status=Subscriber.Status.SUPPRESSED)  # set by hand, no suppressed_at
+    stamped = SubscriberFactory(status=Subscriber.Status.SUPPRESSED, suppressed_at=stamped_at, suppressed_reason="complaint")
+    active = SubscriberFactory()
+    for reader in [*left_behind, unstamped, stamped]:
+        Suppression.objects.create(email=reader.email, reason=f"hard bounce: 550 {reader.email}")
+    Suppression.objects.update(created_at=bounced_at)
+    Suppression.objects.create(email="someone-else@example.org", reason="complaint")
+    untouched = {pk: row for pk, *row in Subscriber.objects.filter(pk__in=[stamped.pk, active.pk]).values_list(
+        "pk", "status", "suppressed_at", "suppressed_reason", "updated_at")}  # fmt: skip
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            MigrationExecutor(connection).migrate(after)  # a fresh loader: the first still counts 0007 applied
+        suppressed = sorted(Subscriber.objects.filter(status=Subscriber.Status.SUPPRESSED).values_list("pk", "suppressed_at"))
+        MigrationExecutor(connection).migrate(before)
+        # Backwards leaves them suppressed: the suppressions still stand.
+        assert sorted(Subscriber.objects.filter(status=Subscriber.Status.SUPPRESSED).values_list("pk", "suppressed_at")) == suppressed
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    for reader in [*left_behind, unstamped]:
+        reader.refresh_from_db()
+        assert (reader.status, reader.suppressed_at, reader.suppressed_reason) == (
+            Subscriber.Status.SUPPRESSED, bounced_at, f"hard bounce: 550 {reader.email}")
+        assert reader.updated_at > bounced_at
+    assert {pk: row for pk, *row in Subscriber.objects.filter(pk__in=untouched).values_list(
+        "pk", "status", "suppressed_at", "suppressed_reason", "updated_at")} == untouched  # fmt: skip
+    # One statement for all of them, not one per subscriber.
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "subscriptions_subscriber"')]
+    assert len(updates) == 1
+
+
 def test_an_old_confirm_link_does_not_revive_an_unsubscribed_or_suppressed_subscriber(client):
     from subscriptions.links import confirm_url
 
