@@ -91,7 +91,7 @@ def test_send_digests_now_skips_the_hour_but_not_a_weekly_readers_weekday(papers
         call_command("send_digests", "--now", stdout=out)
     assert set(Delivery.objects.values_list("subscriber_id", flat=True)) == {thursday.pk}
     assert monday.pk not in set(Delivery.objects.values_list("subscriber_id", flat=True))
-    assert "1 readers due" in out.getvalue()
+    assert "1 reader due" in out.getvalue()
 
 
 @time_machine.travel(MORNING, tick=False)  # sent on the edition's day
@@ -529,9 +529,10 @@ def test_send_digests_now_says_a_weekly_reader_waits_for_their_day(papers):
     with time_machine.travel(MORNING, tick=False):
         call_command("send_digests", "--now", stdout=out)
     assert "0 readers due" in out.getvalue()
-    assert "the other 1 had a digest today (one a day, their time), are paused, or read weekly on another day." in (
-        out.getvalue()
-    )
+    assert (
+        "Of 1 confirmed reader, 0 already have this edition; the other 1 had a digest today (one a day, their time), "
+        "is paused, or reads weekly on another day."
+    ) in out.getvalue()
 
 
 @time_machine.travel(MORNING, tick=False)  # sent on the edition's day
