@@ -255,6 +255,44 @@ def test_a_trending_pick_says_its_days_rank_once_and_the_same_number_after_a_pap
 
 
 @pytest.mark.django_db
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
+def test_every_rank_in_the_email_reads_as_the_reasons_say_it_and_each_paper_says_its_own_once():
+    edition = frozen_edition(day=DAY, count=5, title="Diffusion policies")
+    type(edition_papers(edition=edition)[0]).objects.filter(pk__in=edition.paper_ids).update(upvotes=0)  # ranks show
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5, interests="diffusion policies")
+    picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+    # All five match: reasons cite the top three ranks, the meta lines the other two.
+    assert sorted(p.rank_in_reasons or 0 for p in picks) == [0, 0, 1, 2, 3]
+    rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    text = " ".join(rendered.text.split())  # the Why line wraps
+    for body in (text, rendered.html):
+        for rank in range(1, 6):
+            assert body.count(f"trending #{rank} today") == 1, (rank, body)
+        assert not re.search(r"#\d+ trending", body)
+    assert re.search(r'<p class="meta"[^>]*>trending #4 today · <a', rendered.html)
+    assert "\n   trending #5 today\n" in rendered.text
+
+
+@pytest.mark.django_db
+def test_a_reason_that_says_the_rank_keeps_it_off_the_meta_line_whoever_made_the_pick():
+    # Picks made elsewhere than matching (tests, a future caller) carry no rank_in_reasons: the reasons are read.
+    edition = frozen_edition(day=DAY, count=3)
+    paper = edition_papers(edition=edition)[1]
+    type(paper).objects.filter(pk=paper.pk).update(upvotes=0)
+    paper.refresh_from_db()
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    said = matching.Pick(paper_id=paper.pk, paper=paper, score=0.5, reasons=["topic: Robots", "trending #2 on 12 Mar"])
+    unsaid = matching.Pick(paper_id=paper.pk, paper=paper, score=0.5, reasons=["topic: Robots"])
+    with _at(DAY + datetime.timedelta(days=21)):
+        cited = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=[said])
+        shown = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=[unsaid])
+    for body in (cited.text, cited.html):
+        assert body.count("trending #2") == 1
+    for body in (shown.text, shown.html):
+        assert body.count("trending #2 on 12 Mar") == 1
+
+
+@pytest.mark.django_db
 def test_a_pinned_paper_without_votes_rank_or_links_says_pinned_once_and_no_stray_separator():
     from tests.factories import PaperFactory
 

@@ -54,6 +54,7 @@ from digest.services.editions import (
     edition_ranks,
     edition_readers_picks,
     edition_week_candidate_ids,
+    trending_rank_words,
 )
 from subscriptions.models import Subscriber, Suppression
 
@@ -403,14 +404,22 @@ def abstract_snippet(text: str, limit: int = 260) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
 
 
-def _paper_item(pick, *, rank: int | None) -> dict:
+# A reason that says a trending rank ("trending #3 today", trending_rank_words).
+_CITES_RANK = re.compile(r"\btrending #\d")
+
+
+def _paper_item(pick, *, rank: int | None, period: str) -> dict:
     paper: Paper = pick.paper
+    # A tuple, so the card cache (emails._Cards) can hash the item as it is.
+    reasons = tuple(pick.reasons or ())
+    # Once is enough: when a reason says the rank, the meta line leaves it out (Pick.rank_in_reasons
+    # says so for picks matching made; reasons made elsewhere are read).
+    cited = getattr(pick, "rank_in_reasons", None) or any(_CITES_RANK.search(r) for r in reasons)
     return {
         **_paper_fields(paper),
-        # A tuple, so the card cache (emails._Cards) can hash the item as it is.
-        "reasons": tuple(pick.reasons or ()),
-        # Once is enough: a reason that says "trending #3 today" leaves the rank out of the meta line.
-        "rank": None if getattr(pick, "rank_in_reasons", None) else rank,
+        "reasons": reasons,
+        # The meta line's rank, worded as the reasons word theirs ("trending #7 today").
+        "rank_words": trending_rank_words(rank=rank, period=period) if rank and not cited else None,
         "pinned": bool(getattr(pick, "pinned", False)),
         "trending": bool(getattr(pick, "trending", False)),
     }
@@ -473,10 +482,13 @@ def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], fre
     # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks): its
     # papers show their rank in the week, as its reasons do, not the edition day's.
     weekly = frequency == Subscriber.Frequency.WEEKLY.value
-    papers = [_paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id)) for p in picks]
+    when = _edition_when(edition=edition, weekly=weekly)
+    papers = [
+        _paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id), period=when["trend"])
+        for p in picks
+    ]
     first = ", ".join(p["title"] for p in papers[:2])
     day = edition.date.strftime("%A, %-d %B %Y")
-    when = _edition_when(edition=edition, weekly=weekly)
     return {
         "edition_date": edition.date,
         "date_label": f"The week to {day}" if weekly else day,
