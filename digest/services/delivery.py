@@ -452,19 +452,37 @@ _paper_fields_cache: dict[tuple, dict] = {}
 
 
 def digest_lead(papers: list[dict], *, period: str) -> str:
-    """The digest's first line: how many papers match the reader and how many only trend (the top-up).
-    A digest of top-up papers alone must not say they were picked for the reader."""
-    n, matched = len(papers), sum(not p["trending"] for p in papers)
-    if matched == n:
-        return f"{papers_count(n)} picked for you"
+    """The digest's first line: how many papers match the reader, how many the editors pinned and how
+    many only trend (the top-up). A pinned paper goes to every reader, so it is counted as the editors'
+    (its reasons say "pinned by the editors"), never as a match; a digest of top-up papers alone must
+    not say they were picked for the reader."""
+    n = len(papers)
+    pinned = sum(bool(p["pinned"]) for p in papers)
+    trending = sum(bool(p["trending"]) and not p["pinned"] for p in papers)
+    matched = n - pinned - trending
+    if not pinned:
+        if matched == n:
+            return f"{papers_count(n)} picked for you"
+        if matched == 0:
+            top = "is the top trending paper" if n == 1 else f"are the {n} top trending papers"
+            return f"Nothing matched your interests {period}: here {top}"
+        return f"{papers_count(matched)} for your interests, and {trending} trending {period}"
+    editors = f"{papers_count(pinned)} pinned by the editors"
+    if matched == 0 and trending == 0:
+        return editors
     if matched == 0:
-        top = "is the top trending paper" if n == 1 else f"are the {n} top trending papers"
-        return f"Nothing matched your interests {period}: here {top}"
-    return f"{papers_count(matched)} for your interests, and {n - matched} trending {period}"
+        pins = "the paper" if pinned == 1 else f"the {pinned} papers"
+        top = "the top trending paper" if trending == 1 else f"the {trending} top trending papers"
+        return f"Nothing matched your interests {period}: here are {pins} pinned by the editors and {top}"
+    if trending == 0:
+        return f"{papers_count(matched)} picked for you, and {pinned} pinned by the editors"
+    return (
+        f"{papers_count(matched)} for your interests, {pinned} pinned by the editors, and {trending} trending {period}"
+    )
 
 
 def _preheader(papers: list[dict], *, first: str, period: str, trend: str) -> str:
-    if all(not p["trending"] for p in papers):
+    if all(not p["trending"] and not p["pinned"] for p in papers):
         return f"{papers_count(len(papers))} for you {period}: {first}"[:180]
     return f"{digest_lead(papers, period=trend)}. {first}"[:180]
 
