@@ -404,8 +404,9 @@ def abstract_snippet(text: str, limit: int = 260) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
 
 
-# A reason that says a trending rank ("trending #3 today", trending_rank_words).
-_CITES_RANK = re.compile(r"\btrending #\d")
+# A reason that says a trending rank ("trending #3 today", trending_rank_words); at the start, so an
+# interest typed as "trending #1 models" is not one.
+_CITES_RANK = re.compile(r"trending #\d")
 
 
 def _paper_item(pick, *, rank: int | None, period: str) -> dict:
@@ -414,7 +415,7 @@ def _paper_item(pick, *, rank: int | None, period: str) -> dict:
     reasons = tuple(pick.reasons or ())
     # Once is enough: when a reason says the rank, the meta line leaves it out (Pick.rank_in_reasons
     # says so for picks matching made; reasons made elsewhere are read).
-    cited = getattr(pick, "rank_in_reasons", None) or any(_CITES_RANK.search(r) for r in reasons)
+    cited = getattr(pick, "rank_in_reasons", None) or any(_CITES_RANK.match(r) for r in reasons)
     return {
         **_paper_fields(paper),
         "reasons": reasons,
