@@ -25,15 +25,22 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
+from django.utils.translation import ngettext
 
 from digest.models import (
     TOPIC_LISTING_SCORE, Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent,
 )
+from digest.plurals import counted
 from digest.services import curation
 from digest.services.editions import editions_paper_counts
 from digest.services.ingest import papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
 from digest.sources.records import arxiv_id_from
+
+
+def _readers_follow(n: int) -> str:
+    return f"{n} {ngettext('reader follows', 'readers follow', n)}"
+
 
 @receiver(post_migrate, dispatch_uid="digest-admin-roles-sync")
 def _roles_sync(sender, app_config=None, **kwargs):
@@ -342,28 +349,41 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         # papers_pin counts the papers it changed; an already pinned one is still moved to the front.
         changed = curation.papers_pin(paper_ids=ids)
-        already = f" ({len(ids) - changed} of them already was)" if changed < len(ids) else ""
+        already = len(ids) - changed
+        if not already:
+            already_words = ""
+        elif len(ids) == 1:
+            already_words = " (it already was)"
+        else:
+            already_words = f" ({already} of them already {ngettext('was', 'were', already)})"
+        they = ngettext("it goes", "they go", len(ids))
         self.message_user(
             request,
-            f"{len(ids)} paper(s) pinned{already}; they go first in every digest not sent yet, those of an edition "
-            "already going out included. Digests already sent are not changed.",
+            f"{counted(len(ids), 'paper', 'papers')} pinned{already_words}; {they} first in every digest not sent yet, "
+            "those of an edition already going out included. Digests already sent are not changed.",
             messages.SUCCESS,
         )
 
     @admin.action(description="Unpin", permissions=["change"])
     def unpin(self, request, queryset):
         count = curation.papers_pin(paper_ids=list(queryset.values_list("pk", flat=True)), pinned=False)
-        self.message_user(request, f"Unpinned {count} paper(s).", messages.SUCCESS)
+        self.message_user(request, f"Unpinned {counted(count, 'paper', 'papers')}.", messages.SUCCESS)
 
     @admin.action(description="Hide from every future digest", permissions=["change"])
     def hide(self, request, queryset):
         count = curation.papers_hide(paper_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"Hid {count} paper(s); no future digest will include them.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Hid {counted(count, 'paper', 'papers')}; no future digest will include {ngettext('it', 'them', count)}.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Show again (un-hide)", permissions=["change"])
     def unhide(self, request, queryset):
         count = curation.papers_hide(paper_ids=list(queryset.values_list("pk", flat=True)), hidden=False)
-        self.message_user(request, f"{count} paper(s) can appear in digests again.", messages.SUCCESS)
+        self.message_user(
+            request, f"{counted(count, 'paper', 'papers')} can appear in digests again.", messages.SUCCESS
+        )
 
     @admin.action(description="Re-classify against the topics", permissions=["change"])
     def reclassify(self, request, queryset):
@@ -371,7 +391,8 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         curation.papers_reclassify(paper_ids=ids)
         self.message_user(
             request,
-            f"Queued re-classification of {len(ids)} paper(s); scores update in a minute. Manual overrides are kept.",
+            f"Queued re-classification of {counted(len(ids), 'paper', 'papers')}; scores update in a minute. "
+            "Manual overrides are kept.",
             messages.SUCCESS,
         )
 
@@ -391,11 +412,14 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
                     self.message_user(request, str(exc), messages.ERROR)
                     return None
                 unpinned = " It stays hidden, so it is not pinned, though a duplicate was." if result.pin_dropped else ""
+                appearances = result.trending_moved + result.trending_combined
+                records = result.sent_moved + result.sent_combined
                 self.message_user(
                     request,
-                    f"Merged {len(result.removed_ids)} duplicate(s) into “{Truncator(keep.title).chars(80)}”: "
-                    f"{result.trending_moved + result.trending_combined} trending appearance(s) and "
-                    f"{result.sent_moved + result.sent_combined} sent-paper record(s) kept.{unpinned}",
+                    f"Merged {counted(len(result.removed_ids), 'duplicate', 'duplicates')} into "
+                    f"“{Truncator(keep.title).chars(80)}”: "
+                    f"{counted(appearances, 'trending appearance', 'trending appearances')} and "
+                    f"{counted(records, 'sent-paper record', 'sent-paper records')} kept.{unpinned}",
                     messages.SUCCESS,
                 )
                 return None
@@ -543,9 +567,9 @@ class TopicAdmin(admin.ModelAdmin):
         for topic in topics:
             if followed.get(topic.pk):
                 protected = [*protected, format_html(
-                    "“{}”: {} readers follow this topic, so it cannot be deleted. Untick “active” on its page "
+                    "“{}”: {} this topic, so it cannot be deleted. Untick “active” on its page "
                     "instead: it is then no longer offered or matched, and no reader loses it silently.",
-                    topic.name, followed[topic.pk],
+                    topic.name, _readers_follow(followed[topic.pk]),
                 )]  # fmt: skip
         return deleted, model_count, perms_needed, protected
 
@@ -556,14 +580,14 @@ class TopicAdmin(admin.ModelAdmin):
             readers, bare = curation.topic_deactivation_effect(topic=obj)
             if readers:
                 bare_words = (
-                    f" {bare} of them follow no other active topic and typed no interests: until they pick "
-                    "something else their digest holds only the day's top trending papers."
+                    f" {bare} of them {ngettext('follows', 'follow', bare)} no other active topic and typed no "
+                    "interests: until they pick something else their digest holds only the day's top trending papers."
                     if bare
                     else ""
                 )
                 self.message_user(
                     request,
-                    f"“{obj.name}” is inactive: {readers} readers follow it; it is no longer matched in their "
+                    f"“{obj.name}” is inactive: {_readers_follow(readers)} it; it is no longer matched in their "
                     f"digests.{bare_words}",
                     messages.WARNING,
                 )
@@ -674,7 +698,11 @@ class EditionAdmin(admin.ModelAdmin):
     def release(self, request, queryset):
         released = sum(curation.edition_release(edition=e) for e in queryset.filter(status=Edition.Status.HELD))
         if released:
-            self.message_user(request, f"Released {released} edition(s); they go out at the next planning run.")
+            self.message_user(
+                request,
+                f"Released {counted(released, 'edition', 'editions')}; "
+                f"{ngettext('it goes', 'they go', released)} out at the next planning run.",
+            )
         else:
             self.message_user(request, "None of the selected editions was held.", messages.WARNING)
 
@@ -918,8 +946,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         from digest.services.delivery import deliveries_requeue
 
         count = deliveries_requeue(delivery_ids=ids)
-        extra = f" ({skipped} selected could not be re-queued and were left alone)" if skipped else ""
-        self.message_user(request, f"Re-queued {count} deliveries{extra}.", messages.SUCCESS)
+        left = ngettext("was", "were", skipped)
+        extra = f" ({skipped} selected could not be re-queued and {left} left alone)" if skipped else ""
+        self.message_user(request, f"Re-queued {counted(count, 'delivery', 'deliveries')}{extra}.", messages.SUCCESS)
 
 
 class DeliveryHistoryInline(admin.TabularInline):

@@ -19,7 +19,9 @@ from django.utils.html import format_html, format_html_join
 
 from digest.models import Edition
 from digest.services.delivery import abstract_snippet, authors_short
-from digest.services.editions import edition_papers, edition_ranks, editions_paper_counts, editions_paper_titles
+from digest.services.editions import (
+    edition_papers, edition_ranks, editions_paper_counts, editions_paper_titles, trending_rank_words,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,8 @@ def edition_detail(request, date: str):
             "url": paper.page_url or paper.abs_url or paper.pdf_url,
             "authors": authors_short(paper.authors),
             "snippet": abstract_snippet(paper.abstract, limit=400),
-            "rank": ranks.get(paper.pk),
+            # The page names its day: the rank needs no "today" (trending_rank_words).
+            "rank_words": trending_rank_words(rank=ranks[paper.pk]) if paper.pk in ranks else None,
             "late": paper.pk in late,
         }
         for paper in edition_papers(edition=edition)

@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from digest.admin import DeliveryHistoryInline, LedgerCascadeMixin
 from digest.models import Topic
+from digest.plurals import counted
 
 from . import services
 from .models import Subscriber, Suppression
@@ -136,7 +137,9 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
             for email in emails:
                 services.subscriber_suppress(email=email, reason=reason)
         self.message_user(
-            request, f"Suppressed {len(emails)} subscriber(s); they will get no more email.", messages.SUCCESS
+            request,
+            f"Suppressed {counted(len(emails), 'subscriber', 'subscribers')}; they will get no more email.",
+            messages.SUCCESS,
         )
 
     @admin.action(description="Resend the confirmation email", permissions=["change"])
@@ -157,7 +160,8 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         level = messages.SUCCESS if claimed else messages.WARNING
         self.message_user(
             request,
-            f"Queued {len(claimed)} confirmation email(s)." + (f" Skipped: {'; '.join(notes)}." if notes else ""),
+            f"Queued {counted(len(claimed), 'confirmation email', 'confirmation emails')}."
+            + (f" Skipped: {'; '.join(notes)}." if notes else ""),
             level,
         )
 

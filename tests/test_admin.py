@@ -223,9 +223,9 @@ def test_paper_list_never_shows_an_arxiv_feed_position_as_a_trending_rank(curato
 def test_pin_and_hide_actions_change_the_papers_and_say_so(curator_client):
     a, b = PaperFactory.create_batch(2)
     response = _action(curator_client, "paper", "pin", [a.pk])
-    assert "1 paper(s) pinned;" in _messages(response)[0]
+    assert "1 paper pinned; it goes first" in _messages(response)[0]
     response = _action(curator_client, "paper", "hide", [b.pk])
-    assert "Hid 1 paper(s)" in _messages(response)[0]
+    assert "Hid 1 paper;" in _messages(response)[0]
     a.refresh_from_db()
     b.refresh_from_db()
     assert a.pinned and b.hidden
@@ -291,7 +291,7 @@ def test_pinning_a_paper_already_pinned_says_it_moved_it_to_the_front_again(cura
     edition = Edition.objects.create(date=datetime.date(2026, 11, 20), paper_ids=[a.pk, paper.pk])
     [message] = _messages(_action(curator_client, "paper", "pin", [paper.pk]))
     assert "Pinned 0" not in message
-    assert "1 paper(s) pinned" in message and "1 of them already was" in message
+    assert "1 paper pinned (it already was); it goes first" in message
     edition.refresh_from_db()
     assert edition.paper_ids == [paper.pk, a.pk]
 
@@ -305,7 +305,7 @@ def test_merge_asks_which_paper_to_keep_then_merges(curator_client):
     assert confirm.context["form"].initial["keep"] == keep
     assert "look unrelated" not in confirm.content.decode()  # the same paper from another source
     done = _action(curator_client, "paper", "merge", [keep.pk, dup.pk], apply="1", keep=str(keep.pk))
-    assert "Merged 1 duplicate(s)" in _messages(done)[0]
+    assert "Merged 1 duplicate into" in _messages(done)[0]
     assert list(Paper.objects.values_list("pk", flat=True)) == [keep.pk]
     assert TrendingEntry.objects.get().paper_id == keep.pk
 
@@ -602,7 +602,7 @@ def test_operators_release_a_held_edition_and_curators_cannot(curator_client, op
     assert Edition.objects.get(pk=edition.pk).status == Edition.Status.HELD
     curator_client.force_login(operator)
     response = _action(curator_client, "edition", "release", [edition.pk])
-    assert "Released 1 edition(s)" in _messages(response)[0]
+    assert "Released 1 edition; it goes out" in _messages(response)[0]
     edition.refresh_from_db()
     assert edition.status == Edition.Status.DRAFT and edition.released_at
 
@@ -636,7 +636,7 @@ def test_suppress_action_suppresses_through_the_subscription_service(operator_cl
     subscriber = SubscriberFactory()
     response = operator_client.post(reverse("admin:subscriptions_subscriber_changelist"),
                                     {"action": "suppress", "_selected_action": [subscriber.pk]}, follow=True)  # fmt: skip
-    assert "Suppressed 1 subscriber(s)" in _messages(response)[0]
+    assert "Suppressed 1 subscriber;" in _messages(response)[0]
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.SUPPRESSED
     assert Suppression.objects.filter(email=subscriber.email).exists()
@@ -649,7 +649,7 @@ def test_resend_confirmation_claims_once_and_skips_confirmed(operator_client, dj
     data = {"action": "resend_confirmation", "_selected_action": [pending.pk, confirmed.pk]}
     with django_capture_on_commit_callbacks() as callbacks:
         response = operator_client.post(url, data, follow=True)
-    assert "Queued 1 confirmation email(s)" in _messages(response)[0]
+    assert "Queued 1 confirmation email." in _messages(response)[0]
     assert "1 not pending confirmation" in _messages(response)[0]
     assert len(callbacks) == 1
     pending.refresh_from_db()
@@ -741,7 +741,7 @@ def test_reclassify_hands_the_papers_to_matching_after_commit(curator_client, dj
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             response = _action(curator_client, "paper", "reclassify", [p.pk for p in papers])
-        assert "Queued re-classification of 2 paper(s)" in _messages(response)[0]
+        assert "Queued re-classification of 2 papers;" in _messages(response)[0]
         for callback in callbacks:
             callback()
     finally:
@@ -756,7 +756,7 @@ def test_requeue_touches_only_failed_transient_deliveries(operator_client, priva
     permanent = private_records["delivery"]
     response = operator_client.post(reverse("admin:digest_delivery_changelist"),
                                     {"action": "requeue", "_selected_action": [transient.pk, permanent.pk]}, follow=True)  # fmt: skip
-    assert "Re-queued 1" in _messages(response)[0]
+    assert "Re-queued 1 delivery (1 selected could not be re-queued and was left alone)." in _messages(response)[0]
     transient.refresh_from_db()
     permanent.refresh_from_db()
     assert transient.state == Delivery.State.PENDING
@@ -779,7 +779,7 @@ def test_operators_filter_the_deliveries_the_server_refused_and_a_requeue_takes_
     assert "[rejected] 554 sender not verified" in page.content.decode()
 
     response = _action(operator_client, "delivery", "requeue", [refused.pk])
-    assert "Re-queued 1" in _messages(response)[0]
+    assert "Re-queued 1 delivery." in _messages(response)[0]
     assert list(operator_client.get(url).context["cl"].result_list) == []
 
 

@@ -109,13 +109,13 @@ def test_a_curator_searches_pins_hides_merges_edits_a_topic_and_previews_and_tes
     page.wait_for_selector("#result_list >> text=Robot manipulation with diffusion policies")
     assert page.locator("#result_list tbody tr").count() == 1
     _run_action(page, "pin", ["Robot manipulation with diffusion policies"])
-    page.wait_for_selector(".messagelist >> text=1 paper(s) pinned")
+    page.wait_for_selector(".messagelist >> text=1 paper pinned")
     assert Paper.objects.get(title__startswith="Robot manipulation").pinned
 
     # Hide one.
     page.goto(page.base + "/admin/digest/paper/")
     _run_action(page, "hide", ["Spam paper about crypto coins"])
-    page.wait_for_selector(".messagelist >> text=Hid 1 paper(s)")
+    page.wait_for_selector(".messagelist >> text=Hid 1 paper;")
     assert Paper.objects.get(title__startswith="Spam paper").hidden
 
     # Merge two: the confirmation page asks which to keep.
@@ -124,7 +124,7 @@ def test_a_curator_searches_pins_hides_merges_edits_a_topic_and_previews_and_tes
     keep = Paper.objects.get(title="Video generation with latent transformers")
     page.check(f"#keep-{keep.pk}")
     page.click("text=Merge into the chosen paper")
-    page.wait_for_selector(".messagelist >> text=Merged 1 duplicate(s)")
+    page.wait_for_selector(".messagelist >> text=Merged 1 duplicate into")
     assert not Paper.objects.filter(title__endswith="extended").exists()
     assert TrendingEntry.objects.filter(paper=keep).count() == 1  # same day and source: combined
 
@@ -198,7 +198,7 @@ def test_an_operator_watches_sending_health_and_previews_with_the_address(page, 
     # Release the held edition.
     page.goto(page.base + "/admin/digest/edition/?status__exact=held")
     _run_action(page, "release", [str(yesterday)])
-    page.wait_for_selector(".messagelist >> text=Released 1 edition(s)")
+    page.wait_for_selector(".messagelist >> text=Released 1 edition;")
     assert Edition.objects.get(pk=yesterday.pk).status == Edition.Status.DRAFT
 
     # Operators see addresses: in the subscriber list and in the preview.

@@ -14,8 +14,8 @@ from django.core import mail
 from digest import matching
 from digest.models import Delivery
 from digest.services.delivery import digest_message_build
-from digest.services.editions import edition_papers, edition_ranks, edition_readers_picks
-from tests.digest_support import SITE, frozen_edition
+from digest.services.editions import edition_freeze, edition_papers, edition_ranks, edition_readers_picks
+from tests.digest_support import SITE, frozen_edition, trending_day
 from tests.factories import SubscriberFactory
 
 DAY = datetime.date(2026, 3, 12)
@@ -255,6 +255,46 @@ def test_a_trending_pick_says_its_days_rank_once_and_the_same_number_after_a_pap
 
 
 @pytest.mark.django_db
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
+def test_every_rank_in_the_email_reads_as_the_reasons_say_it_and_each_paper_says_its_own_once():
+    edition = frozen_edition(day=DAY, count=5, title="Diffusion policies")
+    type(edition_papers(edition=edition)[0]).objects.filter(pk__in=edition.paper_ids).update(upvotes=0)  # ranks show
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5, interests="diffusion policies")
+    picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+    # All five match: reasons cite the top three ranks, the meta lines the other two.
+    assert sorted(p.rank_in_reasons or 0 for p in picks) == [0, 0, 1, 2, 3]
+    rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    text = " ".join(rendered.text.split())  # the Why line wraps
+    for body in (text, rendered.html):
+        for rank in range(1, 6):
+            assert body.count(f"trending #{rank} today") == 1, (rank, body)
+        assert not re.search(r"#\d+ trending", body)
+    assert re.search(r'<p class="meta"[^>]*>trending #4 today · <a', rendered.html)
+    assert "\n   trending #5 today\n" in rendered.text
+
+
+@pytest.mark.django_db
+def test_a_reason_that_says_the_rank_keeps_it_off_the_meta_line_whoever_made_the_pick():
+    # Picks made elsewhere than matching (tests, a future caller) carry no rank_in_reasons: the reasons are read.
+    edition = frozen_edition(day=DAY, count=3)
+    paper = edition_papers(edition=edition)[1]
+    type(paper).objects.filter(pk=paper.pk).update(upvotes=0)
+    paper.refresh_from_db()
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
+    said = matching.Pick(paper_id=paper.pk, paper=paper, score=0.5, reasons=["topic: Robots", "trending #2 on 12 Mar"])
+    unsaid = matching.Pick(paper_id=paper.pk, paper=paper, score=0.5, reasons=["topic: Robots"])
+    typed = matching.Pick(paper_id=paper.pk, paper=paper, score=0.5, reasons=["matches your interest 'trending #1 models'"])
+    with _at(DAY + datetime.timedelta(days=21)):
+        cited = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=[said])
+        shown = [_rendered_both_ways(edition=edition, subscriber=subscriber, picks=[p]) for p in (unsaid, typed)]
+    for body in (cited.text, cited.html):
+        assert body.count("trending #2") == 1
+    for rendered in shown:  # an interest that reads like a rank is no rank
+        for body in (rendered.text, rendered.html):
+            assert body.count("trending #2 on 12 Mar") == 1
+
+
+@pytest.mark.django_db
 def test_a_pinned_paper_without_votes_rank_or_links_says_pinned_once_and_no_stray_separator():
     from tests.factories import PaperFactory
 
@@ -263,7 +303,9 @@ def test_a_pinned_paper_without_votes_rank_or_links_says_pinned_once_and_no_stra
     subscriber = SubscriberFactory(email="ada@example.com", digest_size=5)
     picks = [matching.Pick(paper_id=pinned.pk, paper=pinned, score=0.0, reasons=["pinned by the editors"], pinned=True)]
     rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
-    for body in (rendered.text, rendered.html):
+    # The paper's own block, after the first line (which counts it: "1 paper pinned by the editors").
+    cards = (rendered.text.split("\n1. ", 1)[1], rendered.html.split('class="paper"', 1)[1])
+    for body in cards:
         assert body.count("pinned by the editors") == 1
         assert "editor's pick" not in body and "editor&#39;s pick" not in body
     assert '<p class="meta"' not in rendered.html
@@ -293,12 +335,73 @@ def test_the_first_line_says_how_many_papers_match_and_how_many_only_trend():
     from digest.services.delivery import digest_lead
 
     def papers(matched, trending):
-        return [{"trending": False}] * matched + [{"trending": True}] * trending
+        return [{"trending": False, "pinned": False}] * matched + [{"trending": True, "pinned": False}] * trending
 
     assert digest_lead(papers(1, 0), period="today") == "1 paper picked for you"
     assert digest_lead(papers(7, 0), period="today") == "7 papers picked for you"
     assert digest_lead(papers(3, 2), period="this week") == "3 papers for your interests, and 2 trending this week"
     assert digest_lead(papers(0, 6), period="today") == "Nothing matched your interests today: here are the 6 top trending papers"
+
+
+def test_the_first_line_counts_pinned_papers_as_the_editors_never_as_matches():
+    from digest.services.delivery import digest_lead
+
+    def papers(matched, pinned, trending):
+        return (
+            [{"trending": False, "pinned": False}] * matched
+            + [{"trending": False, "pinned": True}] * pinned
+            + [{"trending": True, "pinned": False}] * trending
+        )
+
+    assert digest_lead(papers(4, 1, 0), period="today") == "4 papers picked for you, and 1 pinned by the editors"
+    assert digest_lead(papers(3, 2, 1), period="today") == (
+        "3 papers for your interests, 2 pinned by the editors, and 1 trending today"
+    )
+    assert digest_lead(papers(0, 1, 4), period="today") == (
+        "Nothing matched your interests today: here are the paper pinned by the editors and the 4 top trending papers"
+    )
+    assert digest_lead(papers(0, 2, 1), period="this week") == (
+        "Nothing matched your interests this week: here are the 2 papers pinned by the editors and the top trending paper"
+    )
+    assert digest_lead(papers(0, 1, 0), period="today") == "1 paper pinned by the editors"
+    assert digest_lead(papers(0, 5, 0), period="today") == "5 papers pinned by the editors"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "interests, lead, preheader",
+    [
+        (
+            "diffusion policies",
+            "4 papers picked for you, and 1 pinned by the editors",
+            "4 papers picked for you, and 1 pinned by the editors. ",
+        ),
+        (
+            "",
+            "Nothing matched your interests today: here are the paper pinned by the editors and the 4 top trending papers",
+            "Nothing matched your interests today: here are the paper pinned by the editors and the 4 top trending papers. ",
+        ),
+    ],
+)
+@time_machine.travel(datetime.datetime(2026, 3, 12, 8, tzinfo=datetime.UTC), tick=False)  # sent on the edition's day
+def test_a_pinned_paper_is_not_counted_for_the_readers_interests_in_either_part(interests, lead, preheader):
+    from digest.services import curation
+    from digest.services.delivery import digest_context
+    from tests.factories import PaperFactory
+
+    trending_day(day=DAY, count=6, title="Diffusion policies")
+    pinned = PaperFactory(title="An editors' favourite about sea slugs", abstract="Sea slugs.")
+    curation.papers_pin(paper_ids=[pinned.pk])
+    edition = edition_freeze(day=DAY)
+    subscriber = SubscriberFactory(email="ada@example.com", digest_size=5, interests=interests)
+    picks = matching.select_for_subscriber(subscriber=subscriber, day=DAY, candidate_ids=edition.paper_ids)
+    assert picks[0].paper_id == pinned.pk and picks[0].reasons == ["pinned by the editors"]
+    rendered = _rendered_both_ways(edition=edition, subscriber=subscriber, picks=picks)
+    assert f"\n{lead}.\n" in rendered.text
+    assert f"{lead}</p>" in rendered.html.replace("&#39;", "'")
+    assert "for your interests" not in rendered.text.replace("Nothing matched your interests", "")
+    context = digest_context(subscriber=subscriber, edition=edition, picks=picks, ranks=edition_ranks(edition=edition))
+    assert context["preheader"].startswith(preheader)
 
 
 def _at(day: datetime.date):

@@ -162,6 +162,20 @@ def test_a_paper_pinned_from_another_day_has_no_stray_separator_on_the_edition_p
     assert meta.strip().startswith('<a href="https://arxiv.org/abs/2403.00001">Abstract</a>')
 
 
+def test_the_edition_page_says_a_rank_as_the_digests_do(client):
+    import re
+
+    papers = trending_day(day=DAY, count=3)
+    type(papers[0]).objects.filter(pk=papers[1].pk).update(upvotes=0)  # no votes: the meta line shows its rank
+    edition_freeze(day=DAY)
+    html = client.get("/digest/2026-03-12/").content.decode()
+    card = html[html.index(papers[1].title) : html.index(papers[2].title)]
+    meta = " ".join(re.search(r'<p class="meta">(.*?)</p>', card, re.S).group(1).split())
+    # The page names its day, so no "today": an old edition's page stays true.
+    assert meta.startswith("trending #2 · <a")
+    assert "#2 trending" not in html and "today" not in meta
+
+
 def test_the_mail_view_lists_and_shows_caught_messages(client, settings, tmp_path):
     settings.MAIL_CATCHER_DIR = tmp_path
     (tmp_path / "20260312-080000-abcd.eml").write_bytes(

@@ -265,7 +265,7 @@ def test_the_demo_load_of_make_run_queues_nothing_before_redis_is_up(tmp_path):
         result = subprocess.run(line, shell=True, cwd=ROOT, capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stderr
         assert "could not enqueue" not in result.stderr
-    assert "classified 242 paper(s)" in result.stdout
+    assert "classified 242 papers" in result.stdout
 
 
 @pytest.mark.parametrize("path", [MAR_12, HF, DATA / "arxiv_query.atom.xml"])

@@ -49,7 +49,7 @@ def test_good_rows_import_and_bad_rows_are_reported_with_their_line_numbers(
     with django_capture_on_commit_callbacks(execute=True):
         message, out, err = _run(csv_file, capsys=capsys)
 
-    assert "6 row(s) were not imported" in message
+    assert "6 rows were not imported" in message
     assert "line 4: email:" in err
     assert "line 5: topics: unknown 'astrology'" in err
     assert "line 6:" in err and "frequency" in err and "send_hour" in err and "timezone" in err and "digest_size" in err
@@ -81,7 +81,7 @@ def test_a_row_with_no_topics_and_no_interests_is_a_bad_row(tmp_path, capsys, in
     path.write_text(f'email,topics,interests\nada@example.org,,"{interests}"\ngrace@example.org,,robot learning\n',
                     encoding="utf-8")
     message, out, err = _run(path, "--confirmed", capsys=capsys)
-    assert "1 row(s) were not imported" in message
+    assert "1 row was not imported" in message
     assert "line 2: topics: the row has no topics and no interests; give at least one" in err
     assert list(Subscriber.objects.values_list("email", "interests")) == [("grace@example.org", "robot learning")]
 
@@ -118,7 +118,7 @@ def test_the_import_spells_addresses_as_the_signup_form_does(tmp_path, capsys):
     path.write_text("email,interests\nAda@Bücher.example,robots\nada@xn--bcher-kva.example,robots\n"
                     "Grace@xn--bcher-kva.example,robots\nroot@localhost,robots\n", encoding="utf-8")
     message, out, err = _run(path, "--confirmed", capsys=capsys)
-    assert "1 row(s) were not imported" in message
+    assert "1 row was not imported" in message
     assert "line 5: email: Enter a valid email address." in err
     assert "Imported 1" in out and "skipped 2 already present" in out
     assert sorted(Subscriber.objects.values_list("email", flat=True)) == ["ada@xn--bcher-kva.example",

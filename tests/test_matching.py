@@ -321,7 +321,7 @@ def test_an_unreachable_broker_does_not_fail_the_import(tmp_path, settings):
     # The safety net catches up without a worker.
     result = subprocess.run([*manage, "classify_papers"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "classified 72 paper(s)" in result.stdout
+    assert "classified 72 papers" in result.stdout
 
 
 @pytest.mark.django_db

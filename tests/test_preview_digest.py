@@ -116,3 +116,12 @@ def test_it_says_a_reader_who_had_todays_digest_gets_no_second_one_that_day(smtp
 
     assert "x@example.org has had today's digest" in notes
     assert "the next comes tomorrow at 06:00 (UTC)" in notes
+
+
+@pytest.mark.parametrize("count, words", [(1, "on 2026-03-12: 1 paper\n"), (2, "on 2026-03-12: 2 papers\n")])
+def test_the_printed_preview_counts_one_paper_and_two_papers(count, words):
+    trending_day(day=DAY, count=count)
+    SubscriberFactory(email="x@example.org", digest_size=5)
+    out = StringIO()
+    call_command("preview_digest", "--email", "x@example.org", "--date", DAY.isoformat(), stdout=out)
+    assert f"Digest for x@example.org {words}" in out.getvalue()

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import F, Max, Min, Q
 
 from digest.models import Paper, PaperTopic, SentPaper, Topic, TrendingEntry
-from digest.services.editions import day_period, day_trending_ranks
+from digest.services.editions import day_period, day_trending_ranks, trending_rank_words
 
 from . import ranking, semantic, vectors
 from .scoring import PaperSet, TopicSpec, phrase_texts
@@ -254,7 +254,7 @@ def _reasons(
     if kind == ranking.KIND_TRENDING and day.new_only is not None and day.new_only[column]:
         return [f"new on arXiv {period}"], None
     if kind == ranking.KIND_TRENDING:
-        return ([f"trending #{rank} {period}"], rank) if rank > 0 else ([f"trending {period}"], None)
+        return ([trending_rank_words(rank=rank, period=period)], rank) if rank > 0 else ([f"trending {period}"], None)
     reasons = []
     pinned = bool(day.pinned[column])
     if pinned:
@@ -270,7 +270,7 @@ def _reasons(
         elif kind == ranking.KIND_TOPIC and 0 <= why < len(day.topics):
             reasons.append(f"topic: {day.topics[why].name}")
     if 0 < rank <= 3 and not pinned:
-        reasons.append(f"trending #{rank} {period}")
+        reasons.append(trending_rank_words(rank=rank, period=period))
         return reasons, rank
     return reasons, None
 

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.db.models import Count, Q
+from django.utils.translation import ngettext
 
 from digest.matching import semantic
 from digest.matching.scoring import PaperSet, TopicSpec, embed_papers, phrase_texts, resolve_method
 from digest.matching.text import parse_interests
 from digest.matching.vectors import phrase_key, phrase_vectors_stored
 from digest.models import Paper, PaperTopic, PhraseVector, Topic
+from digest.plurals import counted
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,10 @@ def topic_scores_unsaved(*, spec: TopicSpec, paper_ids: list[int]) -> TopicScori
     if method != "lexical":
         unembedded = Paper.objects.filter(pk__in=[pk for b in batches for pk in b], embedding__isnull=True).count()
         if unembedded:
-            reason = f"{unembedded} paper(s) are not embedded yet (the matching worker does that after an import)"
+            reason = (
+                f"{counted(unembedded, 'paper', 'papers')} {ngettext('is', 'are', unembedded)} not embedded yet "
+                "(the matching worker does that after an import)"
+            )
         else:
             try:
                 with semantic.vectors_only():

@@ -54,6 +54,7 @@ from digest.services.editions import (
     edition_ranks,
     edition_readers_picks,
     edition_week_candidate_ids,
+    trending_rank_words,
 )
 from subscriptions.models import Subscriber, Suppression
 
@@ -403,14 +404,23 @@ def abstract_snippet(text: str, limit: int = 260) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
 
 
-def _paper_item(pick, *, rank: int | None) -> dict:
+# A reason that says a trending rank ("trending #3 today", trending_rank_words); at the start, so an
+# interest typed as "trending #1 models" is not one.
+_CITES_RANK = re.compile(r"trending #\d")
+
+
+def _paper_item(pick, *, rank: int | None, period: str) -> dict:
     paper: Paper = pick.paper
+    # A tuple, so the card cache (emails._Cards) can hash the item as it is.
+    reasons = tuple(pick.reasons or ())
+    # Once is enough: when a reason says the rank, the meta line leaves it out (Pick.rank_in_reasons
+    # says so for picks matching made; reasons made elsewhere are read).
+    cited = getattr(pick, "rank_in_reasons", None) or any(_CITES_RANK.match(r) for r in reasons)
     return {
         **_paper_fields(paper),
-        # A tuple, so the card cache (emails._Cards) can hash the item as it is.
-        "reasons": tuple(pick.reasons or ()),
-        # Once is enough: a reason that says "trending #3 today" leaves the rank out of the meta line.
-        "rank": None if getattr(pick, "rank_in_reasons", None) else rank,
+        "reasons": reasons,
+        # The meta line's rank, worded as the reasons word theirs ("trending #7 today").
+        "rank_words": trending_rank_words(rank=rank, period=period) if rank and not cited else None,
         "pinned": bool(getattr(pick, "pinned", False)),
         "trending": bool(getattr(pick, "trending", False)),
     }
@@ -443,19 +453,37 @@ _paper_fields_cache: dict[tuple, dict] = {}
 
 
 def digest_lead(papers: list[dict], *, period: str) -> str:
-    """The digest's first line: how many papers match the reader and how many only trend (the top-up).
-    A digest of top-up papers alone must not say they were picked for the reader."""
-    n, matched = len(papers), sum(not p["trending"] for p in papers)
-    if matched == n:
-        return f"{papers_count(n)} picked for you"
+    """The digest's first line: how many papers match the reader, how many the editors pinned and how
+    many only trend (the top-up). A pinned paper goes to every reader, so it is counted as the editors'
+    (its reasons say "pinned by the editors"), never as a match; a digest of top-up papers alone must
+    not say they were picked for the reader."""
+    n = len(papers)
+    pinned = sum(bool(p["pinned"]) for p in papers)
+    trending = sum(bool(p["trending"]) and not p["pinned"] for p in papers)
+    matched = n - pinned - trending
+    if not pinned:
+        if matched == n:
+            return f"{papers_count(n)} picked for you"
+        if matched == 0:
+            top = "is the top trending paper" if n == 1 else f"are the {n} top trending papers"
+            return f"Nothing matched your interests {period}: here {top}"
+        return f"{papers_count(matched)} for your interests, and {trending} trending {period}"
+    editors = f"{papers_count(pinned)} pinned by the editors"
+    if matched == 0 and trending == 0:
+        return editors
     if matched == 0:
-        top = "is the top trending paper" if n == 1 else f"are the {n} top trending papers"
-        return f"Nothing matched your interests {period}: here {top}"
-    return f"{papers_count(matched)} for your interests, and {n - matched} trending {period}"
+        pins = "the paper" if pinned == 1 else f"the {pinned} papers"
+        top = "the top trending paper" if trending == 1 else f"the {trending} top trending papers"
+        return f"Nothing matched your interests {period}: here are {pins} pinned by the editors and {top}"
+    if trending == 0:
+        return f"{papers_count(matched)} picked for you, and {pinned} pinned by the editors"
+    return (
+        f"{papers_count(matched)} for your interests, {pinned} pinned by the editors, and {trending} trending {period}"
+    )
 
 
 def _preheader(papers: list[dict], *, first: str, period: str, trend: str) -> str:
-    if all(not p["trending"] for p in papers):
+    if all(not p["trending"] and not p["pinned"] for p in papers):
         return f"{papers_count(len(papers))} for you {period}: {first}"[:180]
     return f"{digest_lead(papers, period=trend)}. {first}"[:180]
 
@@ -473,10 +501,13 @@ def _shared_context(*, edition: Edition, picks: list, ranks: dict[int, int], fre
     # A weekly digest ranks the seven days up to the edition's (editions.edition_readers_picks): its
     # papers show their rank in the week, as its reasons do, not the edition day's.
     weekly = frequency == Subscriber.Frequency.WEEKLY.value
-    papers = [_paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id)) for p in picks]
+    when = _edition_when(edition=edition, weekly=weekly)
+    papers = [
+        _paper_item(p, rank=getattr(p, "window_rank", None) if weekly else ranks.get(p.paper_id), period=when["trend"])
+        for p in picks
+    ]
     first = ", ".join(p["title"] for p in papers[:2])
     day = edition.date.strftime("%A, %-d %B %Y")
-    when = _edition_when(edition=edition, weekly=weekly)
     return {
         "edition_date": edition.date,
         "date_label": f"The week to {day}" if weekly else day,

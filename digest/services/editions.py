@@ -49,6 +49,13 @@ def day_period(*, day: datetime.date, window_days: int, today: datetime.date | N
     return f"on {short}" if window_days == 1 else f"in the week to {short}"
 
 
+def trending_rank_words(*, rank: int, period: str = "") -> str:
+    """How a trending rank is said to readers, everywhere: "trending #3", with the period where the
+    words name when ("trending #3 today", "trending #3 this week", day_period). Reasons, the email's
+    meta lines and the edition page all say it so, so a paper's rank reads the same wherever it shows."""
+    return f"trending #{rank} {period}" if period else f"trending #{rank}"
+
+
 def edition_latest_day(*, today: datetime.date) -> datetime.date | None:
     """The latest day, up to `today`, that has trending papers (None if there is none)."""
     return TrendingEntry.objects.filter(date__lte=today, paper__hidden=False).aggregate(day=Max("date"))["day"]
@@ -271,7 +278,7 @@ def edition_day_ranks(*, day: datetime.date, paper_ids: Iterable[int]) -> dict[i
 def day_trending_ranks(*, day: datetime.date) -> dict[int, int]:
     """Each paper's place, from 1, in the day's trending order: best source rank, then most upvotes, then id.
 
-    The rank a reader sees (digest reasons, the email's and the edition pages' "#3 trending"), so it
+    The rank a reader sees (digest reasons, the email's and the edition pages' "trending #3", trending_rank_words), so it
     is unique: each imported file numbers its own papers from 1, and a late one-item file for a
     day that already has a #1 would otherwise show a second "#1". Papers seen only on arXiv that
     day have none (a place in a feed sorted by submission date is no trending signal). Hidden

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from digest.services.classify import papers_classify_missing
+from digest.plurals import counted
 
 
 class Command(BaseCommand):
@@ -13,4 +14,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         embedded, classified = papers_classify_missing(everything=options["all"])
-        self.stdout.write(f"embedded {embedded} paper(s), classified {classified} paper(s)")
+        self.stdout.write(
+            f"embedded {counted(embedded, 'paper', 'papers')}, classified {counted(classified, 'paper', 'papers')}"
+        )

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError, transaction
 
+from digest.plurals import counted
 from digest.services.ingest import IngestResult, papers_ingest
 from digest.sources import FORMATS, SourceError, parse_papers
 
@@ -66,7 +67,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"{path}: a concurrent import wrote the same papers, try again ({exc})")
                 continue
             total += result
-            self.stdout.write(f"{path}: {len(records)} papers: {result.summary()}")
-        self.stdout.write(f"total: {total.summary()}" + (f"; {len(failed)} file(s) failed" if failed else ""))
+            self.stdout.write(f"{path}: {counted(len(records), 'paper', 'papers')}: {result.summary()}")
+        failed_words = f"; {counted(len(failed), 'file', 'files')} failed" if failed else ""
+        self.stdout.write(f"total: {total.summary()}{failed_words}")
         if failed:
-            raise CommandError(f"{len(failed)} of {len(paths)} file(s) not imported: {', '.join(failed)}")
+            raise CommandError(
+                f"{len(failed)} of {counted(len(paths), 'file', 'files')} not imported: {', '.join(failed)}"
+            )

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from digest.management.commands.import_papers import iso_date
 from digest.models import Delivery, Edition, TrendingEntry
+from digest.plurals import counted
 from digest.services.delivery import subscriber_next_digest
 from digest.services.editions import edition_candidate_ids, edition_latest_day, edition_readers_picks
 from subscriptions.addresses import email_normalize
@@ -92,7 +93,9 @@ class Command(BaseCommand):
             ]
             self.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2))
             return
-        self.stdout.write(f"Digest for {subscriber.email} on {day.isoformat()}: {len(picks)} paper(s)")
+        self.stdout.write(
+            f"Digest for {subscriber.email} on {day.isoformat()}: {counted(len(picks), 'paper', 'papers')}"
+        )
         for n, p in enumerate(picks, 1):
             self.stdout.write(f"{n:2d}. {p.paper.title}")
             self.stdout.write(f"    arXiv {p.paper.arxiv_id or '-'}  score {p.score:.3f}  {'; '.join(p.reasons)}")

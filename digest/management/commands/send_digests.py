@@ -2,9 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from digest.management.commands.import_papers import iso_date
 from digest.models import Edition, TrendingEntry
+from digest.plurals import counted
 from digest.services.delivery import deliveries_plan
 from digest.services.editions import papers_stale_warning
 from subscriptions.models import Subscriber
@@ -30,8 +32,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Nothing planned: {plan.note}")
         else:
             self.stdout.write(
-                f"Edition {plan.edition.date}: {len(plan.edition.paper_ids)} papers; "
-                f"{plan.due} readers due, {plan.planned} deliveries planned in {plan.chunks} chunks"
+                f"Edition {plan.edition.date}: {counted(len(plan.edition.paper_ids), 'paper', 'papers')}; "
+                f"{counted(plan.due, 'reader', 'readers')} due, "
+                f"{counted(plan.planned, 'delivery', 'deliveries')} planned "
+                f"in {counted(plan.chunks, 'chunk', 'chunks')}"
             )
             if not plan.due:
                 self.stdout.write(_why_nobody_is_due(plan.edition, ignore_hour=now))
@@ -47,11 +51,13 @@ def _why_nobody_is_due(edition: Edition, *, ignore_hour: bool) -> str:
         return "No confirmed readers yet."
     have = confirmed.filter(deliveries__edition=edition).count()
     rest = total - have
-    why = f"Of {total} confirmed readers, {have} already have this edition"
+    readers = counted(total, "confirmed reader", "confirmed readers")
+    why = f"Of {readers}, {have} already {ngettext('has', 'have', have)} this edition"
     if rest:
-        why += f"; the other {rest} had a digest today (one a day, their time), are paused" + (
-            ", or read weekly on another day"
+        paused = ngettext("is", "are", rest)
+        why += f"; the other {rest} had a digest today (one a day, their time), {paused} paused" + (
+            f", or {ngettext('reads', 'read', rest)} weekly on another day"
             if ignore_hour
-            else ", or wait for their hour or weekday (--now ignores the hour)"
+            else f", or {ngettext('waits', 'wait', rest)} for their hour or weekday (--now ignores the hour)"
         )
     return why + "."

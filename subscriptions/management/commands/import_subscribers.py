@@ -13,7 +13,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.utils.translation import ngettext
 
+from digest.plurals import counted
 from subscriptions import services
 from subscriptions.forms import DIGEST_SIZE_MAX, DIGEST_SIZE_MIN, WEEKDAYS, SignupForm
 from subscriptions.selectors import topic_list_active, topics_by_reference
@@ -122,10 +124,13 @@ class Command(BaseCommand):
             f" ({counts[services.ImportOutcome.CREATED_CONFIRMED]} confirmed,"
             f" {counts[services.ImportOutcome.CREATED_PENDING]} sent a confirmation email);"
             f" skipped {counts[services.ImportOutcome.EXISTING]} already present,"
-            f" {counts[services.ImportOutcome.SUPPRESSED]} suppressed; {bad} bad rows."
+            f" {counts[services.ImportOutcome.SUPPRESSED]} suppressed; {counted(bad, 'bad row', 'bad rows')}."
         )
         if bad:
-            raise CommandError(f"{bad} row(s) were not imported; see the line numbers above. The other rows were imported.")
+            raise CommandError(
+                f"{counted(bad, 'row', 'rows')} {ngettext('was', 'were', bad)} not imported; "
+                "see the line numbers above. The other rows were imported."
+            )
 
     def _validate(self, record: dict, topics) -> tuple[list[str], ImportForm | None]:
         problems = []
