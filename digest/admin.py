@@ -14,7 +14,7 @@ from anymail.exceptions import AnymailError
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.db.models import Case, Count, F, OuterRef, Prefetch, Q, Subquery, Value, When
@@ -238,6 +238,8 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
     )
     list_display_links = ("title_column",)
     list_filter = (TrendingDateFilter, TopicFilter, SourceFilter, "pinned", "hidden")
+    # A link typed without a scheme is https (paper hosts are); Django 6 makes this the default.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ("title", "abstract", "authors", "arxiv_id")
     search_help_text = "Title, abstract, authors or arXiv id (a pasted arXiv link or 2403.01234v2 works too)."
     date_hierarchy = "published_on"
