@@ -468,7 +468,8 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
             except SourceError as exc:
                 form.add_error("file", str(exc.located(upload.name)))
             else:
-                messages.success(request, f"{upload.name}: {len(records)} papers: {result.summary()}")
+                # Not led by the name: the admin capitalises each message's first letter (capfirst).
+                messages.success(request, f"Uploaded {upload.name}: {len(records)} papers: {result.summary()}")
                 return HttpResponseRedirect(reverse("admin:digest_paper_changelist"))
         context = {
             **self.admin_site.each_context(request),

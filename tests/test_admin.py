@@ -353,7 +353,9 @@ def test_a_curator_sets_a_papers_topic_by_hand_through_the_inline(curator_client
 def test_uploading_a_paper_file_imports_it_like_import_papers(curator_client):
     with open(DEMO / "trending-page-mar-12.txt", "rb") as fh:
         response = curator_client.post(reverse("admin:digest_paper_upload"), {"file": fh, "format": "auto"}, follow=True)
-    assert "trending-page-mar-12.txt: 87 papers:" in _messages(response)[0]
+    assert "Uploaded trending-page-mar-12.txt: 87 papers:" in _messages(response)[0]
+    # Shown as uploaded: the admin's capfirst must not make it "Trending-page-mar-12.txt".
+    assert "Uploaded trending-page-mar-12.txt: 87 papers:" in response.content.decode()
     assert Paper.objects.count() == 87
 
 
