@@ -839,6 +839,33 @@ def test_the_landing_page_follows_topic_and_trending_changes(client, topics):
     assert "Quantum computing" not in html and "Qubits for everyone" not in html
 
 
+def test_the_landing_page_follows_hide_unhide_and_pin_at_once(client, topics):
+    """The curation actions are bulk updates, which send no post_save: they drop the cached page themselves."""
+    from digest.services import curation
+
+    paper = TrendingEntryFactory(paper=PaperFactory(title="Qubits for everyone"), date=timezone.localdate()).paper
+    TrendingEntryFactory(paper=PaperFactory(title="Another paper"), date=timezone.localdate())
+    assert "Qubits for everyone" in client.get("/").content.decode()  # now cached
+
+    curation.papers_hide(paper_ids=[paper.pk])
+    assert "Qubits for everyone" not in client.get("/").content.decode()
+    curation.papers_hide(paper_ids=[paper.pk], hidden=False)
+    assert "Qubits for everyone" in client.get("/").content.decode()
+    curation.papers_hide(paper_ids=[paper.pk])
+    client.get("/")
+    curation.papers_pin(paper_ids=[paper.pk])  # pinning also un-hides
+    assert "Qubits for everyone" in client.get("/").content.decode()
+
+
+def test_a_landing_page_whose_latest_day_is_all_hidden_shows_the_last_day_with_papers(client, topics):
+    today = timezone.localdate()
+    TrendingEntryFactory(paper=PaperFactory(title="Hidden by a curator", hidden=True), date=today)
+    TrendingEntryFactory(paper=PaperFactory(title="The day before"), date=today - datetime.timedelta(days=1))
+    html = client.get("/").content.decode()
+    assert "The day before" in html and "hasn't been fetched yet" not in html
+    assert f"Trending on {(today - datetime.timedelta(days=1)):%A}" in html
+
+
 def test_every_visitor_gets_their_own_csrf_token_in_the_shared_landing_page(topics):
     from django.test import Client
 
