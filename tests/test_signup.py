@@ -1016,3 +1016,41 @@ def test_the_time_zone_menu_lists_real_places_with_their_offset_and_still_accept
         assert trap not in menu, trap
     # A browser (or an old reader) may still name a zone by its alias: it is valid.
     assert _signup(client, django_capture_on_commit_callbacks, timezone="Asia/Calcutta").status_code == 302
+
+
+def _persona_interests() -> list[str]:
+    import json
+    from pathlib import Path
+
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                found.append(value) if key == "interests" and isinstance(value, str) else walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted((Path(__file__).parent / "personas").glob("*.json")):
+        walk(json.loads(path.read_text()))
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("interests", ["the, and, of", "a, b, c", "robot learning, the", "x"])
+def test_interests_the_matcher_drops_entirely_are_refused_naming_the_phrase(client, topics, interests):
+    response = _post(client, interests=interests)
+    assert response.status_code == 400
+    errors = response.context["form"].errors["interests"]
+    assert len(errors) == 1 and "too common or too short to match" in errors[0]
+    assert "“robot learning”" not in errors[0]
+    assert ("“the”" if "the" in interests else f"“{interests.split(',')[0]}”") in errors[0]
+    assert not Subscriber.objects.exists()
+
+
+@pytest.mark.parametrize("interests", ["RL", "3D", "GAN", "C++", "Go", "ML, AI", "LLMs", "the RL of robots",
+                                       *_persona_interests()])
+def test_short_terms_and_every_personas_interests_still_validate(interests):
+    from subscriptions.forms import InterestsField
+
+    assert InterestsField(required=False, max_length=500).clean(interests)
