@@ -470,7 +470,8 @@ class PaperAdmin(LedgerCascadeMixin, admin.ModelAdmin):
             except SourceError as exc:
                 form.add_error("file", str(exc.located(upload.name)))
             else:
-                messages.success(request, f"{upload.name}: {len(records)} papers: {result.summary()}")
+                # Not led by the name: the admin capitalises each message's first letter (capfirst).
+                messages.success(request, f"Uploaded {upload.name}: {len(records)} papers: {result.summary()}")
                 return HttpResponseRedirect(reverse("admin:digest_paper_changelist"))
         context = {
             **self.admin_site.each_context(request),
@@ -943,7 +944,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         ids = list(queryset.filter(state=Delivery.State.FAILED, transient_error=True).values_list("pk", flat=True))
         skipped = queryset.count() - len(ids)
         if not ids:
-            self.message_user(request, "None of the selected deliveries can be re-queued (a refused address was suppressed).", messages.WARNING)
+            reasons = "; ".join(_not_requeueable_reasons(queryset))
+            self.message_user(request, f"None of the selected deliveries can be re-queued: {reasons}.", messages.WARNING)
             return
         from digest.services.delivery import deliveries_requeue
 
@@ -951,6 +953,32 @@ class DeliveryAdmin(admin.ModelAdmin):
         left = ngettext("was", "were", skipped)
         extra = f" ({skipped} selected could not be re-queued and {left} left alone)" if skipped else ""
         self.message_user(request, f"Re-queued {counted(count, 'delivery', 'deliveries')}{extra}.", messages.SUCCESS)
+
+
+def _not_requeueable_reasons(queryset) -> list[str]:
+    """Why each selected row can't be re-queued, one phrase per case, in a fixed order."""
+    State = Delivery.State
+    rows = list(queryset.order_by().values_list("state", "transient_error", "lease_until"))
+    now = timezone.now()
+    reasons = []
+    if any(state == State.SENT for state, _, _ in rows):
+        reasons.append("already sent")
+    sending = [lease for state, _, lease in rows if state == State.SENDING]
+    if sending:
+        # A worker holds these; once the lease runs out the next claim takes them back by itself.
+        ends = max((lease for lease in sending if lease), default=None)
+        when = "its lease has run out, the next send run takes it back by itself" if ends is None or ends <= now else (
+            f"the next send run takes it back by itself after its lease ends at {ends:%H:%M} UTC")
+        reasons.append(f"still sending ({when})")
+    if any(state == State.PENDING for state, _, _ in rows):
+        reasons.append("already queued")
+    if any(state == State.FAILED and not transient for state, transient, _ in rows):
+        reasons.append("the address was refused and has been suppressed")
+    if any(state == State.SUPPRESSED for state, _, _ in rows):
+        reasons.append("the address is suppressed")
+    if any(state == State.SKIPPED for state, _, _ in rows):
+        reasons.append("skipped, not failed")
+    return reasons or ["nothing was selected"]
 
 
 class DeliveryHistoryInline(admin.TabularInline):

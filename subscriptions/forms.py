@@ -264,15 +264,26 @@ class InterestsField(forms.CharField):
     def validate(self, value):
         # Imported on first use: the digest.matching package loads bm25s and numpy (~27 MB),
         # which nothing else in a web process needs.
-        from digest.matching.text import parse_interests
+        from digest.matching.text import can_match, parse_interests
 
         super().validate(value)
-        if value and not parse_interests(value):
+        phrases = parse_interests(value) if value else []
+        if value and not phrases:
             # Letters, but none the matcher reads (its words are a-z and 0-9): say so rather
             # than store interests that can never match.
             raise ValidationError(
                 "We match interests on English words and found none here; rephrase, or leave this empty.",
                 code="no_words",
+            )
+        # Only stopwords or single letters ("the, and", "a, b, c"): the matcher drops them all,
+        # so the phrase could never match and the digest would be trending papers only.
+        empty = [phrase.text for phrase in phrases if not can_match(phrase.text)]
+        if empty:
+            raise ValidationError(
+                "%(phrases)s: too common or too short to match papers on; add a word that says what you "
+                "want (like “reinforcement learning”), or take it out.",
+                code="no_meaningful_words",
+                params={"phrases": ", ".join(f"“{text}”" for text in empty)},
             )
 
 

@@ -5,7 +5,7 @@ and the rendered landing page minus the visitor's CSRF token. Rendering that pag
 ~19 ms of CPU (hundreds of widget templates) and the topic query ~1 ms per signup.
 
 Both entries are dropped when a topic, paper or trending entry is saved or deleted
-through the ORM or ``papers_changed`` is sent (imports, curation), and expire after
+through the ORM or ``papers_changed`` / ``papers_curated`` is sent (imports, hide, pin), and expire after
 CACHE_SECONDS in any case: bulk SQL writes send no signal, so a change made that way
 shows within that delay. If Redis is unreachable, pages read the database as before.
 """
@@ -25,7 +25,7 @@ from django.db.models.signals import post_delete, post_save
 from redis.exceptions import RedisError
 
 from digest.models import Paper, Topic, TrendingEntry
-from digest.signals import papers_changed
+from digest.signals import papers_changed, papers_curated
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +111,5 @@ for _model in (Topic, Paper, TrendingEntry):
     post_save.connect(_on_change, sender=_model, dispatch_uid=f"page-cache-save-{_model.__name__}")
     post_delete.connect(_on_change, sender=_model, dispatch_uid=f"page-cache-delete-{_model.__name__}")
 papers_changed.connect(_on_change, dispatch_uid="page-cache-papers-changed")
+# Hide, unhide, pin and unpin are bulk updates (no post_save): the landing page lists papers by hidden.
+papers_curated.connect(_on_change, dispatch_uid="page-cache-papers-curated")

@@ -81,9 +81,10 @@ def trending_latest(*, limit: int = 10) -> tuple[datetime.date | None, list[Tren
     """The most recent day with trending entries and its papers, best rank first, one row per paper.
 
     Papers with a trending signal come first; those seen only on arXiv (whose rank is a place in
-    a feed sorted by submission date) after them, marked new_on_arxiv.
+    a feed sorted by submission date) after them, marked new_on_arxiv. A day whose papers are
+    all hidden is skipped: the page would name it and then show nothing.
     """
-    latest = TrendingEntry.objects.order_by("-date").values_list("date", flat=True).first()
+    latest = TrendingEntry.objects.filter(paper__hidden=False).order_by("-date").values_list("date", flat=True).first()
     if latest is None:
         return None, []
     unranked = Case(When(source__in=TrendingEntry.UNRANKED_SOURCES, then=Value(1)), default=Value(0))

@@ -236,6 +236,8 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
         status = 400
     else:
         form = ManageForm(initial=PreferencesForm.initial_for(subscriber), paused_topics=paused_topics)
+    # Only a confirmed reader is "in": reloading the post-confirm URL after unsubscribing must not welcome them.
+    welcome = request.GET.get("welcome") == "1" and subscriber.status == Subscriber.Status.CONFIRMED
     return _page(
         request,
         "manage.html",
@@ -245,8 +247,8 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             "pause_form": PauseForm(),
             "token": token,
             "saved": request.GET.get("saved") == "1",
-            "welcome": request.GET.get("welcome") == "1",
-            "next_digest": _next_digest(subscriber) if request.GET.get("welcome") == "1" else None,
+            "welcome": welcome,
+            "next_digest": _next_digest(subscriber) if welcome else None,
             "paused": request.GET.get("paused"),
             "new_link": request.GET.get("new_link") == "1",
         },

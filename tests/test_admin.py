@@ -353,7 +353,9 @@ def test_a_curator_sets_a_papers_topic_by_hand_through_the_inline(curator_client
 def test_uploading_a_paper_file_imports_it_like_import_papers(curator_client):
     with open(DEMO / "trending-page-mar-12.txt", "rb") as fh:
         response = curator_client.post(reverse("admin:digest_paper_upload"), {"file": fh, "format": "auto"}, follow=True)
-    assert "trending-page-mar-12.txt: 87 papers:" in _messages(response)[0]
+    assert "Uploaded trending-page-mar-12.txt: 87 papers:" in _messages(response)[0]
+    # Shown as uploaded: the admin's capfirst must not make it "Trending-page-mar-12.txt".
+    assert "Uploaded trending-page-mar-12.txt: 87 papers:" in response.content.decode()
     assert Paper.objects.count() == 87
 
 
@@ -761,6 +763,33 @@ def test_requeue_touches_only_failed_transient_deliveries(operator_client, priva
     permanent.refresh_from_db()
     assert transient.state == Delivery.State.PENDING
     assert permanent.state == Delivery.State.FAILED
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"state": Delivery.State.SENT}, "None of the selected deliveries can be re-queued: already sent."),
+        ({"state": Delivery.State.SENDING, "lease_until": datetime.datetime(2099, 1, 1, 9, 30, tzinfo=datetime.UTC)},
+         "None of the selected deliveries can be re-queued: still sending (the next send run takes it back by itself "
+         "after its lease ends at 09:30 UTC)."),
+        ({"state": Delivery.State.FAILED, "transient_error": False},
+         "None of the selected deliveries can be re-queued: the address was refused and has been suppressed."),
+    ],
+)
+def test_a_requeue_that_takes_nothing_gives_the_true_reason(operator_client, private_records, fields, reason):
+    delivery = Delivery.objects.create(edition=private_records["edition"], subscriber=SubscriberFactory(), **fields)
+    response = _action(operator_client, "delivery", "requeue", [delivery.pk])
+    assert _messages(response) == [reason]
+
+
+def test_a_requeue_of_mixed_rows_names_every_reason(operator_client, private_records):
+    edition = private_records["edition"]
+    sent = Delivery.objects.create(edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENT)
+    stuck = Delivery.objects.create(edition=edition, subscriber=SubscriberFactory(), state=Delivery.State.SENDING,
+                                    lease_until=datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))  # fmt: skip
+    [message] = _messages(_action(operator_client, "delivery", "requeue", [sent.pk, stuck.pk]))
+    assert message == ("None of the selected deliveries can be re-queued: already sent; still sending (its lease "
+                       "has run out, the next send run takes it back by itself).")  # fmt: skip
 
 
 def test_operators_filter_the_deliveries_the_server_refused_and_a_requeue_takes_them_off_the_list(

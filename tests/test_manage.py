@@ -172,6 +172,17 @@ def test_an_unsubscribed_subscribers_page_offers_a_fresh_signup_and_changes_noth
     assert subscriber.digest_size == 10 and subscriber.status == Subscriber.Status.UNSUBSCRIBED
 
 
+@pytest.mark.parametrize("status", [Subscriber.Status.UNSUBSCRIBED, Subscriber.Status.SUPPRESSED,
+                                    Subscriber.Status.PENDING])
+def test_the_welcome_banner_shows_only_to_a_confirmed_reader(client, topics, status):
+    """Reloading the post-confirm URL after unsubscribing must not say "You're in" above "You're unsubscribed"."""
+    confirmed = SubscriberFactory(status=Subscriber.Status.CONFIRMED)
+    assert "You're in." in client.get(_path(manage_url(confirmed)) + "?welcome=1").content.decode()
+    gone = SubscriberFactory(status=status)
+    page = client.get(_path(manage_url(gone)) + "?welcome=1").content.decode()
+    assert "You're in." not in page and "first digest" not in page
+
+
 def test_a_fresh_link_request_does_the_same_queries_and_queues_the_same_task_for_any_address(
     client, django_capture_on_commit_callbacks, monkeypatch
 ):

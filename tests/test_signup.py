@@ -839,6 +839,33 @@ def test_the_landing_page_follows_topic_and_trending_changes(client, topics):
     assert "Quantum computing" not in html and "Qubits for everyone" not in html
 
 
+def test_the_landing_page_follows_hide_unhide_and_pin_at_once(client, topics):
+    """The curation actions are bulk updates, which send no post_save: they drop the cached page themselves."""
+    from digest.services import curation
+
+    paper = TrendingEntryFactory(paper=PaperFactory(title="Qubits for everyone"), date=timezone.localdate()).paper
+    TrendingEntryFactory(paper=PaperFactory(title="Another paper"), date=timezone.localdate())
+    assert "Qubits for everyone" in client.get("/").content.decode()  # now cached
+
+    curation.papers_hide(paper_ids=[paper.pk])
+    assert "Qubits for everyone" not in client.get("/").content.decode()
+    curation.papers_hide(paper_ids=[paper.pk], hidden=False)
+    assert "Qubits for everyone" in client.get("/").content.decode()
+    curation.papers_hide(paper_ids=[paper.pk])
+    client.get("/")
+    curation.papers_pin(paper_ids=[paper.pk])  # pinning also un-hides
+    assert "Qubits for everyone" in client.get("/").content.decode()
+
+
+def test_a_landing_page_whose_latest_day_is_all_hidden_shows_the_last_day_with_papers(client, topics):
+    today = timezone.localdate()
+    TrendingEntryFactory(paper=PaperFactory(title="Hidden by a curator", hidden=True), date=today)
+    TrendingEntryFactory(paper=PaperFactory(title="The day before"), date=today - datetime.timedelta(days=1))
+    html = client.get("/").content.decode()
+    assert "The day before" in html and "hasn't been fetched yet" not in html
+    assert f"Trending on {(today - datetime.timedelta(days=1)):%A}" in html
+
+
 def test_every_visitor_gets_their_own_csrf_token_in_the_shared_landing_page(topics):
     from django.test import Client
 
@@ -989,3 +1016,41 @@ def test_the_time_zone_menu_lists_real_places_with_their_offset_and_still_accept
         assert trap not in menu, trap
     # A browser (or an old reader) may still name a zone by its alias: it is valid.
     assert _signup(client, django_capture_on_commit_callbacks, timezone="Asia/Calcutta").status_code == 302
+
+
+def _persona_interests() -> list[str]:
+    import json
+    from pathlib import Path
+
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                found.append(value) if key == "interests" and isinstance(value, str) else walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted((Path(__file__).parent / "personas").glob("*.json")):
+        walk(json.loads(path.read_text()))
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("interests", ["the, and, of", "a, b, c", "robot learning, the", "x"])
+def test_interests_the_matcher_drops_entirely_are_refused_naming_the_phrase(client, topics, interests):
+    response = _post(client, interests=interests)
+    assert response.status_code == 400
+    errors = response.context["form"].errors["interests"]
+    assert len(errors) == 1 and "too common or too short to match" in errors[0]
+    assert "“robot learning”" not in errors[0]
+    assert ("“the”" if "the" in interests else f"“{interests.split(',')[0]}”") in errors[0]
+    assert not Subscriber.objects.exists()
+
+
+@pytest.mark.parametrize("interests", ["RL", "3D", "GAN", "C++", "Go", "ML, AI", "LLMs", "the RL of robots",
+                                       *_persona_interests()])
+def test_short_terms_and_every_personas_interests_still_validate(interests):
+    from subscriptions.forms import InterestsField
+
+    assert InterestsField(required=False, max_length=500).clean(interests)

@@ -53,6 +53,17 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS]
 
 
+# A one-character token ("b", "x") is in too many titles by accident (Appendix B, x-axis) to
+# mean an interest; two already carry one ("rl", "3d", "go", "c++" keeps its pluses).
+MIN_TOKEN_CHARS = 2
+
+
+def can_match(text: str) -> bool:
+    """Whether a phrase has a content token long enough to match on: "the, and, of" or "a, b"
+    have none and would only ever bring trending papers."""
+    return any(len(tok) >= MIN_TOKEN_CHARS for tok in tokens(text))
+
+
 def bigrams(toks: list[str]) -> list[str]:
     return [f"{a}_{b}" for a, b in zip(toks, toks[1:])]
 

@@ -18,7 +18,7 @@ from django.utils.text import Truncator
 from digest.models import (
     TOPIC_LISTING_SCORE, Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent,
 )
-from digest.signals import papers_changed
+from digest.signals import papers_changed, papers_curated
 
 # Complaint rates, as fractions of messages sent in the window. Mailbox providers
 # (Gmail's bulk sender rules) start filtering around 0.3% and ask for under 0.1%.
@@ -109,6 +109,8 @@ def papers_pin(*, paper_ids: list[int], pinned: bool = True) -> int:
         else:
             count = papers.filter(pinned=True).update(pinned=False, updated_at=timezone.now())
             _pins_withdraw(paper_ids=paper_ids)
+        if count:
+            papers_curated.send(sender=Paper, paper_ids=list(paper_ids))
     return count
 
 
@@ -156,6 +158,8 @@ def papers_hide(*, paper_ids: list[int], hidden: bool = True) -> int:
                 if kept != edition.paper_ids:
                     edition.paper_ids = kept
                     edition.save(update_fields=["paper_ids"])
+        if count:
+            papers_curated.send(sender=Paper, paper_ids=list(paper_ids))
     return count
 
 
