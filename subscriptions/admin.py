@@ -17,6 +17,11 @@ from digest.models import Topic
 from digest.plurals import counted
 
 from . import services
+from .addresses import domain_to_ascii
+from .forms import (
+    DIGEST_SIZE_MAX, DIGEST_SIZE_MIN, HOURS, INTERESTS_MAX_LENGTH, WEEKDAYS, EmailAddressField, InterestsField,
+    NoLineBreaksMixin,
+)
 from .models import Subscriber, Suppression
 
 
@@ -41,10 +46,30 @@ def _admin_reason(request) -> str:
     return f"admin: suppressed by {request.user.get_username()}"
 
 
-class SubscriberAdminForm(forms.ModelForm):
+class SubscriberAdminForm(NoLineBreaksMixin, forms.ModelForm):
+    """The signup form's checks and normalisation on the address and preferences.
+
+    The fields' own checks also keep the model's constraints from speaking: Django skips a
+    constraint whose field already has an error, which would otherwise show as
+    'Constraint "subscriber_email_ci_unique" is violated.'
+    """
+
+    email = EmailAddressField(widget=forms.EmailInput(attrs={"class": "vTextField"}))
+    interests = InterestsField(required=False, max_length=INTERESTS_MAX_LENGTH, help_text="Comma-separated phrases.",
+                               widget=forms.TextInput(attrs={"class": "vTextField"}))
+    weekday = forms.TypedChoiceField(choices=WEEKDAYS, coerce=int, initial=0, help_text="Used when weekly.")
+    send_hour = forms.TypedChoiceField(choices=HOURS, coerce=int, initial=7, help_text="Local hour.")
+    digest_size = forms.IntegerField(min_value=DIGEST_SIZE_MIN, max_value=DIGEST_SIZE_MAX, initial=10)
+
     class Meta:
         model = Subscriber
         fields = "__all__"
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if Subscriber.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A subscriber with this address already exists.", code="unique")
+        return email
 
     def clean_status(self):
         """A suppressed address stays suppressed here while its Suppression row exists: sending and
@@ -65,6 +90,21 @@ class SubscriberAdminForm(forms.ModelForm):
                     code="suppressed",
                 )  # fmt: skip
         return status
+
+
+def _search_ascii(term: str) -> str:
+    """Each word's domain (after an @, or the whole word if it has a dot) in its stored form;
+    a word IDNA cannot encode is left as typed."""
+    words = []
+    for word in term.split():
+        local, at, domain = word.rpartition("@")
+        if not domain.isascii() and (at or "." in domain):
+            try:
+                domain = domain_to_ascii(domain.lower())
+            except UnicodeError:
+                pass
+        words.append(f"{local}{at}{domain}")
+    return " ".join(words)
 
 
 @admin.register(Subscriber)
@@ -92,6 +132,11 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         ("Consent evidence", {"fields": consent_fields, "description": "Recorded at signup and confirmation; read-only."}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Addresses are stored with an ASCII (punycode) domain; a search typed in Unicode
+        (oscar@bücher.example, bücher.example) looks for that spelling."""
+        return super().get_search_results(request, queryset, _search_ascii(search_term))
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))

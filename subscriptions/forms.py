@@ -20,7 +20,7 @@ from digest.models import Topic
 
 from .models import Subscriber
 from .selectors import timezone_menu, timezone_names, topic_list_active
-from .addresses import domain_is_mailable, email_normalize
+from .addresses import domain_is_mailable, email_is_sendable, email_normalize
 from .services import Consent, Preferences
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"), (6, "Sunday")]
@@ -192,6 +192,11 @@ NON_ASCII_LOCAL_PART = (
 )
 
 
+UNENCODABLE_DOMAIN = (
+    "The part after the @ is not a domain name mail can be sent to; please check it for typos."
+)
+
+
 class EmailAddressField(forms.EmailField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 254)
@@ -210,6 +215,10 @@ class EmailAddressField(forms.EmailField):
             raise
         if email and not domain_is_mailable(email):
             raise ValidationError(validate_email.message, code="invalid")  # the message of any other bad address
+        if email and not email_is_sendable(email):
+            # Django's check allows any Unicode letters after the @; IDNA does not (a label too
+            # long once encoded, mixed scripts or directions), and such an address cannot be mailed.
+            raise ValidationError(UNENCODABLE_DOMAIN, code="idna")
         # Lower-casing some Unicode letters, and a domain's punycode, make the text longer than the column.
         if len(email) > 254:
             raise ValidationError("That email address is too long.")

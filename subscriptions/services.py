@@ -24,7 +24,7 @@ from digest.emails import email_build, email_render
 from digest.models import Topic
 
 from . import links
-from .addresses import email_normalize
+from .addresses import email_is_sendable, email_normalize
 from .models import SignupConsent, SignupRequest, Subscriber, Suppression, new_token_key
 from .signals import subscriber_confirmed
 
@@ -561,6 +561,11 @@ def _send_once(*, key: str, subscriber: Subscriber, name: str, context: dict) ->
     cache.add is atomic in Redis: only the first caller gets True. A failed send gives
     the key back so that the task's retry can send.
     """
+    if not email_is_sendable(subscriber.email):
+        # Stored before the forms refused it (or written around them): no retry can mail it,
+        # and raising would only loop the task.
+        logger.warning("subscriber %s: %s email not sent: the address cannot be encoded (IDNA)", subscriber.pk, name)
+        return False
     if not cache.add(f"subscriber-email:{key}", 1, timeout=SEND_ONCE_SECONDS):
         return False
     try:
@@ -569,7 +574,7 @@ def _send_once(*, key: str, subscriber: Subscriber, name: str, context: dict) ->
         unsubscribe_url = links.unsubscribe_url(subscriber)
         rendered = email_render(name=name, context={"subscriber": subscriber, "unsubscribe_url": unsubscribe_url, **context})
         headers = {"Auto-Submitted": "auto-generated", **links.list_unsubscribe_headers(unsubscribe_url)}
-        email_build(rendered=rendered, to=subscriber.email, headers=headers).send()
+        email_build(rendered=rendered, to=email_normalize(subscriber.email), headers=headers).send()
     except Exception:
         cache.delete(f"subscriber-email:{key}")
         raise

@@ -1005,3 +1005,42 @@ def test_the_admin_refuses_an_unknown_time_zone(operator_client):
     assert saved.status_code == 302  # an alias zoneinfo knows is a zone
     subscriber.refresh_from_db()
     assert subscriber.timezone == "Asia/Calcutta"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"email": "q@localhost"}, "email", "Enter a valid email address."),
+        ({"email": "yan@" + "ö" * 61 + ".org"}, "email",
+         "The part after the @ is not a domain name mail can be sent to; please check it for typos."),
+        ({"email": "taken@example.org"}, "email", "A subscriber with this address already exists."),
+        ({"email": "Taken@Example.org"}, "email", "A subscriber with this address already exists."),
+        ({"interests": "robots\r\nBcc: x@example.org"}, "interests", "Line breaks are not allowed here."),
+        ({"digest_size": "99"}, "digest_size", "Ensure this value is less than or equal to 30."),
+        ({"send_hour": "24"}, "send_hour", "Select a valid choice. 24 is not one of the available choices."),
+    ],
+)
+def test_the_admin_subscriber_form_checks_what_signup_checks_in_plain_words(operator_client, changes, field, message):
+    SubscriberFactory(email="taken@example.org")
+    data = _subscriber_form_data(operator_client, None, **{"email": "new@example.org", "interests": "robots", **changes})
+    response = operator_client.post(reverse("admin:subscriptions_subscriber_add"), data)
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors[field] == [message]
+    assert "Constraint" not in response.content.decode()
+    assert Subscriber.objects.count() == 1
+
+
+def test_the_admin_add_form_stores_an_address_as_signup_spells_it(operator_client):
+    data = _subscriber_form_data(operator_client, None, email=" Hans@Straße.example ", interests="robots", topics=[])
+    response = operator_client.post(reverse("admin:subscriptions_subscriber_add"), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Subscriber.objects.get().email == "hans@xn--strae-oqa.example"
+
+
+@pytest.mark.parametrize("q", ["oscar@bücher.example", "bücher.example", "OSCAR@BÜCHER.EXAMPLE"])
+def test_the_subscriber_search_finds_an_internationalised_domain_typed_in_unicode(operator_client, q):
+    SubscriberFactory(email="oscar@bücher.example")
+    SubscriberFactory(email="other@example.org")
+    response = operator_client.get(reverse("admin:subscriptions_subscriber_changelist"), {"q": q})
+    assert [s.email for s in response.context["cl"].result_list] == ["oscar@xn--bcher-kva.example"]

@@ -560,3 +560,24 @@ def test_a_weekly_digest_numbers_its_papers_by_the_week_in_reasons_and_meta_line
     shown = [int(n) for n in re.findall(r"#(\d+)", text)]
     assert sorted(shown) == [1, 2, 3, 4, 5], text
     assert sorted(int(n) for n in re.findall(r"trending #(\d+) this week", text)) == [1, 2, 3, 4, 5], text
+
+
+def test_a_stored_address_idna_cannot_encode_fails_alone_and_the_rest_of_its_chunk_is_sent_once(papers, smtp_sink):
+    first = SubscriberFactory(email="first@example.org")
+    # Stored before the forms refused such domains (the model's save leaves it as typed).
+    bad = SubscriberFactory(email="yan@" + "ö" * 61 + ".org")
+    SubscriberFactory(email="hans@straße.example")
+    _plan()
+    result = _send_all()
+    assert (result.sent, result.failed) == (2, 1)
+    delivery = Delivery.objects.get(subscriber=bad)
+    assert delivery.state == Delivery.State.FAILED and "IDNA" in delivery.last_error
+    assert not delivery.transient_error  # permanent: not re-queued
+    assert sorted(rcpt for m in smtp_sink.messages for rcpt in m.rcpt_tos) == [
+        "first@example.org", "hans@xn--strae-oqa.example"]
+    # Nothing left claimed for the reconciler to send again.
+    assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.SENT, Delivery.State.FAILED}
+    later = MORNING + datetime.timedelta(hours=1)
+    assert deliveries_reconcile(now=later).requeued == 0
+    assert _send_all(now=later).sent == 0
+    assert len(smtp_sink.messages) == 2 and smtp_sink.to(first.email) and not smtp_sink.to(bad.email)

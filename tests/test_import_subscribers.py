@@ -159,3 +159,14 @@ def test_help_lists_the_columns_an_operator_can_give(capsys):
                  "digest_size"]:
         assert f"\n  {line}" in out
     assert "  frequency     daily or weekly (default daily)\n" in out  # one column a line, as written: not rewrapped
+
+
+def test_the_import_reports_a_row_whose_domain_idna_cannot_encode_and_imports_the_others(tmp_path, capsys):
+    path = tmp_path / "list.csv"
+    path.write_text("email,interests\nyan@" + "ö" * 61 + ".org,robots\nlea@aא.example,robots\n"
+                    "hans@straße.example,robots\n", encoding="utf-8")
+    message, out, err = _run(path, "--confirmed", capsys=capsys)
+    assert "2 rows were not imported" in message
+    assert "line 2: email: The part after the @ is not a domain name" in err
+    assert "line 3: email: The part after the @ is not a domain name" in err
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["hans@xn--strae-oqa.example"]

@@ -1054,3 +1054,37 @@ def test_short_terms_and_every_personas_interests_still_validate(interests):
     from subscriptions.forms import InterestsField
 
     assert InterestsField(required=False, max_length=500).clean(interests)
+
+
+UNENCODABLE_DOMAINS = ["yan@" + "ö" * 61 + ".org", "lea@aא.example", "a@" + "ü" * 60 + ".com"]
+
+
+@pytest.mark.parametrize("email", UNENCODABLE_DOMAINS)
+def test_an_address_whose_domain_idna_cannot_encode_gets_a_form_error_and_no_email(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks, email
+):
+    response = _signup(client, django_capture_on_commit_callbacks, email=email)
+    assert response.status_code == 400
+    assert response.context["form"].errors["email"] == [
+        "The part after the @ is not a domain name mail can be sent to; please check it for typos."]
+    assert not SignupRequest.objects.exists() and not Subscriber.objects.exists()
+    assert smtp_sink.messages == []
+
+
+def test_a_sharp_s_domain_keeps_its_sharp_s_under_idna_2008(
+    client, topics, smtp_sink, eager_tasks, django_capture_on_commit_callbacks
+):
+    # IDNA 2003 (Python's "idna" codec) would make it strasse.example: someone else's domain.
+    _signup(client, django_capture_on_commit_callbacks, email="hans@straße.example")
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["hans@xn--strae-oqa.example"]
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [["hans@xn--strae-oqa.example"]]
+
+
+def test_the_confirmation_task_skips_a_stored_address_idna_cannot_encode(smtp_sink, settings):
+    from digest.tasks.subscribers import subscriber_send_confirmation_task
+
+    ok = SubscriberFactory(email="ok@example.org", status=Subscriber.Status.PENDING)
+    bad = SubscriberFactory(email=UNENCODABLE_DOMAINS[0], status=Subscriber.Status.PENDING)  # stored before the check
+    assert subscriber_send_confirmation_task(bad.pk) is False  # no UnicodeError, so no retry loop
+    assert subscriber_send_confirmation_task(ok.pk) is True
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [["ok@example.org"]]

@@ -56,6 +56,7 @@ from digest.services.editions import (
     edition_week_candidate_ids,
     trending_rank_words,
 )
+from subscriptions.addresses import email_is_sendable, email_normalize
 from subscriptions.models import Subscriber, Suppression
 
 logger = logging.getLogger(__name__)
@@ -666,7 +667,8 @@ def digest_message_build(
         "Precedence": "bulk",
         "Message-ID": delivery_message_id(delivery=delivery, edition=edition, domain=domain),
     }
-    message = email_build(rendered=rendered, to=subscriber.email, headers=headers, connection=connection)
+    # The ASCII form: Django would re-encode a Unicode domain with IDNA 2003 (ß becomes ss).
+    message = email_build(rendered=rendered, to=email_normalize(subscriber.email), headers=headers, connection=connection)
     # anymail reads these; Django's SMTP backend ignores them.
     message.tags = ["digest"]
     message.metadata = {"delivery_id": str(delivery.pk), "edition": edition.date.isoformat()}
@@ -679,6 +681,9 @@ def digest_message_build(
 # How a delivery's last_error starts when the server (or ESP) refused the message itself: words
 # for the operator. The record is Delivery.rejected, which sending health counts.
 SERVER_REJECTED = "the mail server rejected the message (not the reader's address):"
+
+
+UNENCODABLE_ADDRESS = "address cannot be mailed: its domain is not valid IDNA"
 
 
 class SendError(Exception):
@@ -1024,6 +1029,11 @@ def _send_one(*, row: Delivery, edition: Edition, picks_by_subscriber: dict, ran
     if closed:
         delivery_record_final(delivery=row, state=closed[0], reason=closed[1], now=moment)
         result.skipped += 1
+        return
+    if not email_is_sendable(subscriber.email):
+        # Django would raise UnicodeError mid-chunk, leaving the chunk's other rows claimed and
+        # unsent for the reconciler to re-queue into the same failure. This one fails alone.
+        _after_failure(row=row, error=SendError(UNENCODABLE_ADDRESS, transient=False), now=moment, result=result)
         return
     picks = picks_by_subscriber[subscriber.pk]
     message = digest_message_build(
