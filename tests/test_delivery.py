@@ -573,6 +573,8 @@ def test_a_stored_address_idna_cannot_encode_fails_alone_and_the_rest_of_its_chu
     delivery = Delivery.objects.get(subscriber=bad)
     assert delivery.state == Delivery.State.FAILED and "IDNA" in delivery.last_error
     assert not delivery.transient_error  # permanent: not re-queued
+    bad.refresh_from_db()
+    assert bad.status == Subscriber.Status.SUPPRESSED  # no later edition plans it again
     assert sorted(rcpt for m in smtp_sink.messages for rcpt in m.rcpt_tos) == [
         "first@example.org", "hans@xn--strae-oqa.example"]
     # Nothing left claimed for the reconciler to send again.

@@ -1032,8 +1032,10 @@ def _send_one(*, row: Delivery, edition: Edition, picks_by_subscriber: dict, ran
         return
     if not email_is_sendable(subscriber.email):
         # Django would raise UnicodeError mid-chunk, leaving the chunk's other rows claimed and
-        # unsent for the reconciler to re-queue into the same failure. This one fails alone.
-        _after_failure(row=row, error=SendError(UNENCODABLE_ADDRESS, transient=False), now=moment, result=result)
+        # unsent for the reconciler to re-queue into the same failure. This one fails alone, and
+        # is suppressed as an address an ESP calls invalid is: no later edition can reach it either.
+        error = SendError(UNENCODABLE_ADDRESS, transient=False, suppress=True)
+        _after_failure(row=row, error=error, now=moment, result=result)
         return
     picks = picks_by_subscriber[subscriber.pk]
     message = digest_message_build(
