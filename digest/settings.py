@@ -295,7 +295,8 @@ CELERY_TIMEZONE = "UTC"
 # scores, phrase vectors, and planning, which stores any phrase vector still missing. The
 # default queue (sending, emails, webhooks, fetching) ranks with stored vectors only, so its
 # workers never import torch (~150 MB a process).
-MATCHING_QUEUE = env.str("MATCHING_QUEUE", default="matching")
+# Empty counts as unset, as the Procfiles read it (${MATCHING_QUEUE:-matching}).
+MATCHING_QUEUE = env.str("MATCHING_QUEUE", default="") or "matching"
 CELERY_TASK_ROUTES = {
     f"digest.tasks.{name}": {"queue": MATCHING_QUEUE}
     for name in (

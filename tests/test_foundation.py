@@ -127,6 +127,22 @@ def test_the_web_process_refuses_a_bad_gunicorn_setting_in_one_line(name, value)
     assert result.stderr.strip() == f"Setting {name}: must be a whole number of at least 1, not {value!r}"
 
 
+@pytest.mark.parametrize("procfile", ["Procfile", "Procfile.dev"])
+@pytest.mark.parametrize("value, queue", [(None, "matching"), ("", "matching"), ("ml", "ml")])
+def test_the_matcher_process_reads_the_queue_the_settings_route_matching_tasks_to(procfile, value, queue):
+    from django.conf import settings
+
+    line = next(line for line in (settings.BASE_DIR / procfile).read_text().splitlines() if line.startswith("matcher:"))
+    env = {} if value is None else {"MATCHING_QUEUE": value}
+    # The command as the process manager's shell expands it, with `echo` for celery.
+    command = line.removeprefix("matcher:").replace("sleep 2 && ", "").replace(".venv/bin/celery", "echo")
+    expanded = subprocess.run(["sh", "-c", command.replace("celery -A", "echo -A")], env={"PATH": "/usr/bin:/bin", **env},
+                              capture_output=True, text=True, timeout=10).stdout.split()  # fmt: skip
+    routed = _start_django(env, "from django.conf import settings as s; print(s.CELERY_TASK_ROUTES['digest.tasks.embed_papers_task']['queue'])")
+    assert expanded[expanded.index("-Q") + 1] == queue
+    assert routed.stdout.strip() == queue, routed.stderr
+
+
 def test_every_static_file_the_code_and_templates_name_exists():
     # A comment pointing at static/js/timezone.js sent readers to a file that never existed.
     import re
