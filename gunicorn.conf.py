@@ -19,16 +19,19 @@ from gunicorn.glogging import Logger
 from digest.log_filters import TokenMaskFilter
 
 
-def _positive_int(name: str, default: str) -> int:
+def _positive_int(name: str, default: str, maximum: int | None = None) -> int:
     # gunicorn reads WEB_CONCURRENCY itself as it starts, with a traceback for a bad one, so the
     # Procfile runs this file first (`python gunicorn.conf.py`): SystemExit prints just the message.
-    raw = os.environ.get(name, default).strip()
+    # Empty counts as unset, as in digest/settings.py.
+    raw = os.environ.get(name, "").strip() or default
     if not raw.isdigit() or int(raw) < 1:
         sys.exit(f"Setting {name}: must be a whole number of at least 1, not {raw!r}")
+    if maximum is not None and int(raw) > maximum:
+        sys.exit(f"Setting {name}: must be at most {maximum}, not {raw!r}")
     return int(raw)
 
 
-bind = f"0.0.0.0:{_positive_int('PORT', '8000')}"
+bind = f"0.0.0.0:{_positive_int('PORT', '8000', maximum=65535)}"
 worker_class = "gthread"
 workers = _positive_int("WEB_CONCURRENCY", "3")
 threads = _positive_int("WEB_THREADS", "4")

@@ -10,6 +10,7 @@ message that names the variable.
 import email.utils
 import importlib.util
 import math
+import os
 import pkgutil
 import re
 from pathlib import Path
@@ -25,7 +26,16 @@ from digest.arxiv_taxonomy import is_arxiv_category
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+
+class _Env(environ.Env):
+    # An empty or blank value counts as unset, for every variable (README, Configuration): an env
+    # file's `NAME=` line, its value deleted, means the default rather than "" or a refusal to start.
+    # Read once, as the settings are. UNSUBSCRIBE_MAILTO, where empty means "none", reads os.environ.
+    ENVIRON = {name: value for name, value in os.environ.items() if value.strip()}
+
+
+env = _Env()
 
 
 def _fail(name: str, problem: str) -> None:
@@ -69,7 +79,7 @@ def _address(name: str, default: str) -> str:
 def _mailto(name: str, default: str) -> str:
     # A bare address, or nothing: it is pasted into <mailto:...?subject=unsubscribe>, where a
     # space, a name or a '?' makes a header that mail clients misread or drop.
-    value = env.str(name, default=default).strip()
+    value = os.environ.get(name, default).strip()  # set empty: no mailto (the one place empty is a value)
     if value:
         try:
             validate_email(value)

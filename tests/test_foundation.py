@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,32 @@ def test_an_empty_value_counts_as_unset():
     assert result.stdout.split() == ["60", "1025", "True"]
 
 
+EMPTY_MEANS_DEFAULT = {
+    "DJANGO_ENV": "development", "SITE_URL": "http://127.0.0.1:8000", "MATCHING_QUEUE": "matching",
+    "MATCHING_METHOD": "auto", "SIGNUP_RATE_PER_IP": None, "SIGNUP_RATE_PER_EMAIL": None, "ADMIN_LOGIN_RATE": None,
+    "DEFAULT_FROM_EMAIL": None, "HF_DAILY_PAPERS_URL": "https://huggingface.co/api/daily_papers",
+    "ARXIV_API_URL": "https://export.arxiv.org/api/query",
+}  # fmt: skip
+
+
+def test_every_variable_set_empty_takes_its_default():
+    # None: the default is whatever the process reads with the variable unset.
+    show = "from django.conf import settings as s; import json; print(json.dumps({n: str(getattr(s, n)) for n in %r}))"
+    names = sorted(EMPTY_MEANS_DEFAULT)
+    unset = _start_django({}, show % names)
+    empty = _start_django({name: "" for name in names} | {"DATABASE_URL": " ", "REDIS_URL": ""}, show % names)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout == unset.stdout
+    for name, value in EMPTY_MEANS_DEFAULT.items():
+        assert value is None or json.loads(empty.stdout)[name] == value, name
+    production = {"DJANGO_ENV": "production", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "papers.example.org",
+                  "SITE_URL": "https://papers.example.org", "ANYMAIL_WEBHOOK_SECRET": "u:p", "EMAIL_HOST": "smtp.example.org",
+                  "DEFAULT_FROM_EMAIL": "Papers <papers@example.org>", "DATABASE_URL": "postgres://u:p@127.0.0.1:5432/x",
+                  "REDIS_URL": "redis://127.0.0.1:6379/0"}  # fmt: skip
+    origins = "from django.conf import settings as s; print(s.CSRF_TRUSTED_ORIGINS)"
+    assert _start_django(production | {"CSRF_TRUSTED_ORIGINS": ""}, origins).stdout.strip() == "['https://papers.example.org']"
+
+
 def _start_django(env: dict, then: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {then}"],
@@ -141,6 +168,17 @@ def test_the_matcher_process_reads_the_queue_the_settings_route_matching_tasks_t
     routed = _start_django(env, "from django.conf import settings as s; print(s.CELERY_TASK_ROUTES['digest.tasks.embed_papers_task']['queue'])")
     assert expanded[expanded.index("-Q") + 1] == queue
     assert routed.stdout.strip() == queue, routed.stderr
+
+
+@pytest.mark.parametrize("value, problem", [("99999", "Setting PORT: must be at most 65535, not '99999'"), ("", None)])
+def test_gunicorn_conf_refuses_a_port_out_of_range_and_reads_an_empty_one_as_unset(value, problem):
+    from django.conf import settings
+
+    result = subprocess.run(
+        [sys.executable, "gunicorn.conf.py"], env={"PATH": "/usr/bin:/bin", "PORT": value},
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr.strip()) == ((1, problem) if problem else (0, ""))
 
 
 def test_every_static_file_the_code_and_templates_name_exists():
