@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
 from django.http.request import split_domain_port, validate_host
 
-from digest.arxiv_taxonomy import is_arxiv_category
+from digest.arxiv_taxonomy import is_arxiv_category, unknown_described
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,8 @@ def _arxiv_categories(name: str, default: list[str]) -> list[str]:
     values = [v.strip() for v in _get(name, env.list, default) if v.strip()]
     bad = [v for v in values if not is_arxiv_category(v)]
     if bad or not values:
-        _fail(name, f"must be arXiv categories separated by commas (cs.LG,cs.CL,hep-th), not {env.str(name, default='')!r}")
+        unknown = f"; unknown: {unknown_described(bad)}" if bad else ""
+        _fail(name, f"must be arXiv categories separated by commas (cs.LG,cs.CL,hep-th), not {env.str(name, default='')!r}{unknown}")
     return values
 
 

@@ -143,7 +143,7 @@ def test_an_unreachable_server_is_retried_then_reported(settings):
         fetch("--source", "hf")
 
 
-@pytest.mark.parametrize("category", ["cs.LG OR 1=1", "foo", "foo.LG", "CS.LG"])
+@pytest.mark.parametrize("category", ["cs.LG OR 1=1", "foo", "foo.LG", "CS.LG", "cs.FOO", "hep-th.LG", "physics.LG"])
 def test_a_bad_category_is_refused_before_any_request(server, category):
     with pytest.raises(CommandError, match="not an arXiv category"):
         fetch("--source", "arxiv", "--category", category)

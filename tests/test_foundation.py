@@ -28,6 +28,10 @@ def test_the_cache_is_a_real_redis():
         # Any lower-case word read as a category; arXiv has no archive "foo".
         ({"ARXIV_CATEGORIES": "cs.LG,foo"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"),
         ({"ARXIV_CATEGORIES": "foo.LG"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"),
+        # An archive with a subject class it does not have: arXiv answered nothing for it, daily.
+        ({"ARXIV_CATEGORIES": "cs.LG,cs.FOO"}, "ARXIV_CATEGORIES: must be arXiv categories separated by commas"
+                                              " (cs.LG,cs.CL,hep-th), not 'cs.LG,cs.FOO'; unknown: 'cs.FOO'"),
+        ({"ARXIV_CATEGORIES": "cs.lg,stat.ML"}, "unknown: 'cs.lg' (did you mean cs.LG?)"),
         # It goes into <mailto:...> of List-Unsubscribe as it is.
         ({"UNSUBSCRIBE_MAILTO": "a b"}, "UNSUBSCRIBE_MAILTO: must be an address"),
         ({"UNSUBSCRIBE_MAILTO": "notanemail"}, "UNSUBSCRIBE_MAILTO: must be an address"),

@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from digest.arxiv_taxonomy import is_arxiv_category
+from digest.arxiv_taxonomy import is_arxiv_category, unknown_described
 from digest.models import Edition, Paper, TrendingEntry
 from digest.services.editions import edition_late_papers_add
 from digest.signals import papers_changed
@@ -415,7 +415,7 @@ def papers_fetch(
         categories = categories or settings.ARXIV_CATEGORIES
         bad = [category for category in categories if not is_arxiv_category(category)]
         if bad:
-            raise ValueError(f"not an arXiv category: {', '.join(bad)} (like cs.LG or hep-th)")
+            raise ValueError(f"not an arXiv category: {unknown_described(bad)} (like cs.LG or hep-th)")
         query = " OR ".join(f"cat:{category}" for category in categories)
         if date:
             day = date.strftime("%Y%m%d")
