@@ -49,6 +49,20 @@ def _complaints_from_yesterday(sent: int, complaints: int):
     )
 
 
+def test_send_digests_on_a_held_edition_fails_saying_why_and_how_to_release_it(papers):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    _complaints_from_yesterday(sent=200, complaints=1)
+    SubscriberFactory()
+    with time_machine.travel(MORNING, tick=False), pytest.raises(CommandError) as failure:
+        call_command("send_digests", "--now", stdout=StringIO())
+    assert "is held: " in str(failure.value) and "complaints" in str(failure.value)
+    assert "Release held editions" in str(failure.value)
+    assert not Delivery.objects.filter(edition__date=DAY).exists()
+
+
 def test_complaints_above_the_hold_rate_hold_the_next_edition_and_plan_nothing(papers):
     _complaints_from_yesterday(sent=200, complaints=1)  # 0.5% > 0.3%
     SubscriberFactory()

@@ -28,6 +28,12 @@ class Command(BaseCommand):
                 raise CommandError(f"No trending papers on {day}: nothing to send")
         started = timezone.now()
         plan = deliveries_plan(now=started, day=day, ignore_hour=now)
+        if plan.edition is not None and plan.edition.status == Edition.Status.HELD:
+            # Not "nothing to do": the edition waits for a person, and a script or cron must see that.
+            raise CommandError(
+                f"Nothing planned: {plan.note}. Release it in the admin (Editions, action “Release held "
+                "editions”) and it goes out at the next planning run, or run this again."
+            )
         if plan.edition is None or plan.note:
             self.stdout.write(f"Nothing planned: {plan.note}")
         else:
