@@ -12,9 +12,11 @@ import re
 
 from anymail.exceptions import AnymailError
 from django import forms
+from django.apps import apps as global_apps
 from django.contrib import admin, messages
+from django.contrib.auth.management import create_permissions
 from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.db.models import Case, Count, F, OuterRef, Prefetch, Q, Subquery, Value, When
@@ -47,6 +49,11 @@ def _roles_sync(sender, app_config=None, **kwargs):
     # Here rather than in a migration alone: models added later get their permissions
     # after migrate (post_migrate), and a test-database flush recreates the groups.
     if app_config is not None and app_config.label in curation.OPERATOR_APPS:
+        # This receiver may run before auth's, which creates a new model's permissions: without
+        # them first, operators got a model added by the latest migration only at the next migrate.
+        create_permissions(
+            app_config, verbosity=0, using=kwargs.get("using", DEFAULT_DB_ALIAS), apps=kwargs.get("apps", global_apps)
+        )
         curation.roles_sync()
 
 

@@ -1,4 +1,4 @@
-"""Subscribers and suppressions in the admin (operators only: both show addresses).
+"""Subscribers, their later signups and suppressions in the admin (operators only: all show addresses).
 
 The `curators` group has no permission on these models, so every admin URL for
 them (list, change, history, delete, autocomplete) answers 403 to a curator.
@@ -22,7 +22,7 @@ from .forms import (
     DIGEST_SIZE_MAX, DIGEST_SIZE_MIN, HOURS, INTERESTS_MAX_LENGTH, WEEKDAYS, EmailAddressField, InterestsField,
     NoLineBreaksMixin,
 )
-from .models import Subscriber, Suppression
+from .models import SignupConsent, Subscriber, Suppression
 
 
 class PausedFilter(admin.SimpleListFilter):
@@ -107,6 +107,71 @@ def _search_ascii(term: str) -> str:
     return " ".join(words)
 
 
+def _topic_names(obj) -> str:
+    names = [t.name for t in obj.topics.all()]
+    return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "") if names else "—"
+
+
+class _ReadOnly:
+    """Consent evidence is what people submitted: shown, never typed in or edited here. A row goes
+    with its subscriber (an erasure) or when its link can no longer be used (the purge)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+SIGNUP_CONSENT_FIELDS = (
+    "signup_at", "signup_ip", "signup_user_agent", "signup_source",
+    "topics_column", "interests", "frequency", "weekday", "send_hour", "timezone", "digest_size",
+)  # fmt: skip
+
+
+class SignupConsentInline(_ReadOnly, admin.TabularInline):
+    """Later signups of a pending address, each waiting on its own confirmation link."""
+
+    model = SignupConsent
+    extra = 0
+    fields = SIGNUP_CONSENT_FIELDS
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ("signup_at",)
+    verbose_name = "later signup (not confirmed)"
+    verbose_name_plural = "Later signups, not confirmed (confirming through one's link applies its preferences)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
+
+    @admin.display(description="Topics")
+    def topics_column(self, obj):
+        return _topic_names(obj)
+
+
+@admin.register(SignupConsent)
+class SignupConsentAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("subscriber", "signup_at", "signup_source")
+    list_filter = ("signup_source",)
+    list_select_related = ("subscriber",)
+    search_fields = ("subscriber__email",)
+    date_hierarchy = "signup_at"
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ("subscriber", *SIGNUP_CONSENT_FIELDS)
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
+
+    @admin.display(description="Topics")
+    def topics_column(self, obj):
+        return _topic_names(obj)
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
     form = SubscriberAdminForm
@@ -118,7 +183,7 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = ("suppress", "resend_confirmation")
     filter_horizontal = ("topics",)
-    inlines = (DeliveryHistoryInline,)
+    inlines = (SignupConsentInline, DeliveryHistoryInline)
     # token_key is editable=False and listed nowhere: it never reaches a page.
     consent_fields = (
         "signup_at", "signup_ip", "signup_user_agent", "signup_source",
@@ -152,12 +217,22 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         names = {f.name for f in Subscriber._meta.get_fields()}
         return tuple(f for f in self.readonly_fields if f in names)
 
+    def get_deleted_objects(self, objs, request):
+        # Its later signups go with the reader (an erasure), although none is deleted on its own.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {str(SignupConsent._meta.verbose_name)}, protected
+
     def save_model(self, request, obj, form, change):
         """A status set to Suppressed by hand goes through subscriber_suppress, as a bounce does:
         the Suppression row is what sending and signup read, so without it the address would
-        still be mailed or could sign up again."""
+        still be mailed or could sign up again.
+
+        Only when the status changes to Suppressed: a suppressed subscriber whose Suppression
+        was deleted (lifted on purpose) and is then edited for anything else must not be
+        suppressed again by the save."""
+        stored = Subscriber.objects.filter(pk=obj.pk).values_list("status", flat=True).first() if change else None
         super().save_model(request, obj, form, change)
-        if obj.status == Subscriber.Status.SUPPRESSED:
+        if obj.status == Subscriber.Status.SUPPRESSED and stored != Subscriber.Status.SUPPRESSED:
             services.subscriber_suppress(email=obj.email, reason=_admin_reason(request))
             obj.refresh_from_db(fields=["status", "suppressed_at", "suppressed_reason", "updated_at"])
 
@@ -171,8 +246,7 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
 
     @admin.display(description="Topics")
     def topics_column(self, obj):
-        names = [t.name for t in obj.topics.all()]
-        return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "") if names else "—"
+        return _topic_names(obj)
 
     @admin.action(description="Suppress (never mail again)", permissions=["change"])
     def suppress(self, request, queryset):

@@ -182,13 +182,14 @@ class SignupRequest(models.Model):
 
 
 class SignupConsent(models.Model):
-    """The consent evidence of one more signup of a pending address: the one its confirmation email confirms.
+    """One more signup of a pending address, as submitted: its consent evidence and its preferences.
 
     A pending address may be signed up again (by its owner on another device, or by anyone),
-    and each confirmation email then links to its own signup (tokens: "c"). The subscriber's
-    signup_* fields keep the first signup's evidence until a confirmation replaces them with
-    the evidence of the signup actually confirmed, so the record never names a request that
-    merely came later. Deleted on confirmation, and by the purge once no link can use it.
+    and each confirmation email then links to its own signup (tokens: "c"). The subscriber
+    keeps the first signup's evidence and preferences: a later signup changes nothing there,
+    so a stranger cannot change what the owner's link confirms. Confirming through a link
+    applies that link's signup, evidence and preferences alike (services.subscriber_confirm).
+    Deleted on confirmation, and by the purge once no link can use it.
     """
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="signup_consents")
@@ -196,6 +197,19 @@ class SignupConsent(models.Model):
     signup_ip = models.GenericIPAddressField(null=True, blank=True)
     signup_user_agent = models.CharField(max_length=500, blank=True)
     signup_source = models.CharField(max_length=40, blank=True)
+
+    # The preferences this signup asked for, under the Subscriber's names (and defaults).
+    topics = models.ManyToManyField("digest.Topic", related_name="+", blank=True)
+    interests = models.CharField(max_length=500, blank=True)
+    frequency = models.CharField(max_length=6, choices=Subscriber.Frequency.choices, default=Subscriber.Frequency.DAILY)
+    weekday = models.PositiveSmallIntegerField(default=0)
+    send_hour = models.PositiveSmallIntegerField(default=7)
+    timezone = models.CharField(max_length=64, default="UTC")
+    digest_size = models.PositiveSmallIntegerField(default=10)
+
+    @property
+    def weekday_name(self) -> str:
+        return Subscriber.WEEKDAY_NAMES[self.weekday]
 
     def __str__(self):
         return f"signup of subscriber #{self.subscriber_id} at {self.signup_at:%Y-%m-%d %H:%M}"

@@ -49,8 +49,9 @@ class Preferences:
     digest_size: int = 10
 
 
-# The Preferences fields a SignupRequest row keeps under the same names (topics are kept as ids).
-_REQUEST_PREFERENCE_FIELDS = ("interests", "frequency", "weekday", "send_hour", "timezone", "digest_size")
+# The Preferences fields a Subscriber, a SignupRequest and a SignupConsent keep under the same
+# names (topics apart: a relation, or ids on a SignupRequest).
+_SIGNUP_PREFERENCE_FIELDS = ("interests", "frequency", "weekday", "send_hour", "timezone", "digest_size")
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,8 @@ class SignupOutcome(str, Enum):
 
 
 def _preferences_apply(subscriber: Subscriber, preferences: Preferences) -> None:
-    subscriber.interests = preferences.interests
-    subscriber.frequency = preferences.frequency
-    subscriber.weekday = preferences.weekday
-    subscriber.send_hour = preferences.send_hour
-    subscriber.timezone = preferences.timezone
-    subscriber.digest_size = preferences.digest_size
+    for name in _SIGNUP_PREFERENCE_FIELDS:
+        setattr(subscriber, name, getattr(preferences, name))
 
 
 # What one signup records, on the Subscriber, or on a SignupConsent for a later signup.
@@ -155,7 +152,7 @@ def signup_request_record(*, email: str, preferences: Preferences, consent: Cons
     request = SignupRequest(
         email=email_normalize(email),
         topic_ids=list(dict.fromkeys(topic.pk for topic in preferences.topics)),
-        **{name: getattr(preferences, name) for name in _REQUEST_PREFERENCE_FIELDS},
+        **{name: getattr(preferences, name) for name in _SIGNUP_PREFERENCE_FIELDS},
         signup_ip=consent.ip,
         signup_user_agent=consent.user_agent[:500],
         signup_source=consent.source[:40],
@@ -222,7 +219,7 @@ def signup_requests_process(*, limit: int = DRAIN_LIMIT) -> int:
                             email=request.email,
                             preferences=Preferences(
                                 topics=[topics[pk] for pk in request.topic_ids if pk in topics],
-                                **{name: getattr(request, name) for name in _REQUEST_PREFERENCE_FIELDS},
+                                **{name: getattr(request, name) for name in _SIGNUP_PREFERENCE_FIELDS},
                             ),
                             consent=Consent(ip=request.signup_ip, user_agent=request.signup_user_agent,
                                             source=request.signup_source),
@@ -246,8 +243,9 @@ def subscriber_signup(
     """Start (or restart) double opt-in for an address: how a SignupRequest is applied.
 
     - new or unsubscribed: pending, preferences saved, confirmation email queued;
-    - pending: preferences replaced by the latest form, confirmation re-sent at most hourly,
-      each with a link to its own signup's evidence (SignupConsent), which confirming records;
+    - pending: the subscriber is left as it is; a confirmation is re-sent at most hourly, each
+      with a link to its own signup (SignupConsent: evidence and preferences), which confirming
+      applies. A signup within the hour sends no link, so it keeps nothing;
     - confirmed: nothing changes (the form is not authenticated); a manage link is mailed;
     - suppressed: nothing at all.
 
@@ -338,31 +336,41 @@ def _signup_in_transaction(
     elif subscriber.status == Subscriber.Status.CONFIRMED:
         _enqueue_manage_link(subscriber.pk)
         return SignupOutcome.MANAGE_LINK_QUEUED
-    again = subscriber.status == Subscriber.Status.PENDING
-    if not again:
-        # Unsubscribed. Coming back needs a fresh confirmation; links from the old round stop working.
-        subscriber.status = Subscriber.Status.PENDING
-        subscriber.token_key = new_token_key()
-        subscriber.confirmed_at = None
-        subscriber.last_confirmation_sent_at = None
-        _consent_apply(subscriber, consent, now)
-        SignupConsent.objects.filter(subscriber=subscriber).delete()
+    elif subscriber.status == Subscriber.Status.PENDING:
+        if not confirmation_claim(subscriber_id=subscriber.pk, now=now):
+            return SignupOutcome.CONFIRMATION_THROTTLED
+        # The earlier signup stays on the subscriber, for the link already sent: the form is not
+        # authenticated, so a stranger's signup must not change what the owner's link confirms.
+        # This one goes with the email about to be sent (subscriber_send_confirmation). A signup
+        # that sends nothing (within the hour) has no link, so nothing to keep.
+        _signup_consent_add(subscriber=subscriber, preferences=preferences, consent=consent, now=now)
+        _enqueue_confirmation(subscriber.pk)
+        return SignupOutcome.CONFIRMATION_QUEUED
+    # Unsubscribed. Coming back needs a fresh confirmation; links from the old round stop working.
+    subscriber.status = Subscriber.Status.PENDING
+    subscriber.token_key = new_token_key()
+    subscriber.confirmed_at = None
+    subscriber.last_confirmation_sent_at = None
+    _consent_apply(subscriber, consent, now)
+    SignupConsent.objects.filter(subscriber=subscriber).delete()
     _preferences_apply(subscriber, preferences)
     subscriber.save()
     subscriber.topics.set(preferences.topics)
     if confirmation_claim(subscriber_id=subscriber.pk, now=now):
-        if again:
-            # The earlier signup's evidence stays on the subscriber, for the link already sent;
-            # this one's goes with the email about to be sent (subscriber_send_confirmation).
-            # A signup that sends nothing (within the hour) has no link, so nothing to keep.
-            _signup_consent_add(subscriber=subscriber, consent=consent, now=now)
         _enqueue_confirmation(subscriber.pk)
         return SignupOutcome.CONFIRMATION_QUEUED
     return SignupOutcome.CONFIRMATION_THROTTLED
 
 
-def _signup_consent_add(*, subscriber: Subscriber, consent: Consent, now: datetime.datetime) -> None:
-    SignupConsent.objects.create(subscriber=subscriber, **_evidence(consent, now))
+def _signup_consent_add(
+    *, subscriber: Subscriber, preferences: Preferences, consent: Consent, now: datetime.datetime
+) -> None:
+    signup = SignupConsent.objects.create(
+        subscriber=subscriber,
+        **_evidence(consent, now),
+        **{name: getattr(preferences, name) for name in _SIGNUP_PREFERENCE_FIELDS},
+    )
+    signup.topics.set(preferences.topics)
 
 
 def subscriber_link_request(*, email: str) -> None:
@@ -397,30 +405,37 @@ def subscriber_confirm(
     """Pending -> confirmed, keeping the evidence. Returns True if the subscriber is now confirmed.
 
     ``consent``: the later signup whose link was used (tokens.confirm_token_read); its evidence
-    becomes the subscriber's, so the record describes the signup confirmed, not the latest one.
+    and its preferences become the subscriber's, so the record describes the signup confirmed
+    and the reader gets what that signup asked for, not what the latest one did. Without it,
+    the first signup's, which the subscriber holds already.
     Conditional UPDATE, so a double click confirms once and keeps the first evidence.
     An unsubscribed or suppressed subscriber is not revived by an old confirm link.
     """
     if _is_suppressed(subscriber.email):
         return False
     now = timezone.now()
-    signup = {}
+    signup, topics = {}, None
     if consent is not None:
-        signup = {name: getattr(consent, name) for name in ("signup_at", "signup_ip", "signup_user_agent", "signup_source")}
-    confirmed = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
-        **signup,
-        status=Subscriber.Status.CONFIRMED,
-        confirmed_at=now,
-        confirm_ip=ip,
-        confirm_user_agent=user_agent[:500],
-        # A former reader who confirms again is no longer "unsubscribed at ...".
-        unsubscribed_at=None,
-        unsubscribe_source="",
-        updated_at=now,
-    )
+        signup = {name: getattr(consent, name) for name in (*EVIDENCE_FIELDS, *_SIGNUP_PREFERENCE_FIELDS)}
+        topics = list(consent.topics.all())
+    with transaction.atomic():
+        confirmed = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
+            **signup,
+            status=Subscriber.Status.CONFIRMED,
+            confirmed_at=now,
+            confirm_ip=ip,
+            confirm_user_agent=user_agent[:500],
+            # A former reader who confirms again is no longer "unsubscribed at ...".
+            unsubscribed_at=None,
+            unsubscribe_source="",
+            updated_at=now,
+        )
+        if confirmed:
+            if topics is not None:
+                subscriber.topics.set(topics)
+            SignupConsent.objects.filter(subscriber=subscriber).delete()  # on the subscriber now, or never confirmed
     subscriber.refresh_from_db()
     if confirmed:
-        SignupConsent.objects.filter(subscriber=subscriber).delete()  # on the subscriber now, or never confirmed
         subscriber_confirmed.send(sender=Subscriber, subscriber=subscriber)
     return subscriber.status == Subscriber.Status.CONFIRMED
 
@@ -586,13 +601,16 @@ def subscriber_send_confirmation(*, subscriber: Subscriber) -> bool:
     if subscriber.status != Subscriber.Status.PENDING or _is_suppressed(subscriber.email):
         return False
     claim = subscriber.last_confirmation_sent_at.isoformat() if subscriber.last_confirmation_sent_at else "none"
-    # The latest signup that claimed an email is the one this email answers (None: the first).
-    consent_id = SignupConsent.objects.filter(subscriber=subscriber).order_by("-pk").values_list("pk", flat=True).first()
+    # The latest signup that claimed an email is the one this email answers (None: the first),
+    # and the email states what that signup asked for, which its link confirms.
+    consent = SignupConsent.objects.filter(subscriber=subscriber).order_by("-pk").first()
+    signup = consent or subscriber
     return _send_once(
         key=f"confirm:{subscriber.pk}:{subscriber.token_key}:{claim}",
         subscriber=subscriber,
         name="confirm",
-        context={"confirm_url": links.confirm_url(subscriber, consent_id=consent_id), "topics": list(subscriber.topics.all())},
+        context={"confirm_url": links.confirm_url(subscriber, consent_id=consent.pk if consent else None),
+                 "signup": signup, "topics": list(signup.topics.all())},
     )
 
 

@@ -191,10 +191,13 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         manage_path = reverse(
             "subscriptions:manage", kwargs={"token": token_make(subscriber=subscriber, purpose=Purpose.MANAGE)}
         )
+    # The preferences this link confirms: its own signup's (a later one's are kept apart), not
+    # the latest signup's. Once confirmed, the reader's own.
+    signup = consent if consent is not None and subscriber.status == Subscriber.Status.PENDING else subscriber
     return _page(
         request,
         "confirm.html",
-        {"subscriber": subscriber, "topics": list(subscriber.topics.all()), "manage_path": manage_path,
+        {"subscriber": subscriber, "signup": signup, "topics": list(signup.topics.all()), "manage_path": manage_path,
          "next_digest": _next_digest(subscriber)},  # fmt: skip
     )
 

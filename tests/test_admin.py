@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from digest.models import Delivery, Edition, Paper, PaperTopic, SentPaper, Topic, TrendingEntry, WebhookEvent
 from subscriptions import services as subscription_services
-from subscriptions.models import Subscriber, Suppression
-from tests.admin_support import curator, curator_client, operator, operator_client  # noqa: F401
+from subscriptions.models import SignupConsent, Subscriber, Suppression
+from tests.admin_support import curator, curator_client, operator, operator_client, subscriber_form_data  # noqa: F401
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, TrendingEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +58,9 @@ def private_records(db):
     sent = SentPaper.objects.create(subscriber=subscriber, paper=paper, delivery=delivery, sent_on=edition.date)
     suppression = Suppression.objects.create(email=SECRET_ADDRESS, reason="complaint")
     event = WebhookEvent.objects.create(event_id="e1", event_type=WebhookEvent.Kind.COMPLAINT, recipient=SECRET_ADDRESS)
+    consent = SignupConsent.objects.create(subscriber=subscriber, signup_at=timezone.now(), signup_ip="198.51.100.66")
     return {"subscriber": subscriber, "delivery": delivery, "sent": sent, "suppression": suppression,
-            "event": event, "edition": edition, "paper": paper}  # fmt: skip
+            "event": event, "edition": edition, "paper": paper, "consent": consent}  # fmt: skip
 
 
 def _address_urls(r):
@@ -67,6 +68,7 @@ def _address_urls(r):
     for name, obj in (
         ("subscriptions_subscriber", r["subscriber"]),
         ("subscriptions_suppression", r["suppression"]),
+        ("subscriptions_signupconsent", r["consent"]),
         ("digest_delivery", r["delivery"]),
         ("digest_sentpaper", r["sent"]),
         ("digest_webhookevent", r["event"]),
@@ -114,7 +116,8 @@ def test_an_operator_sees_subscribers_deliveries_and_health(operator_client, pri
     for url in _address_urls(private_records):
         if "autocomplete" in url:
             continue  # raw-id fields there, no autocomplete: 403 for everyone is right
-        ledger_delete = url.endswith("/delete/") and ("/digest/delivery/" in url or "/digest/sentpaper/" in url)
+        read_only = ("/digest/delivery/", "/digest/sentpaper/", "/subscriptions/signupconsent/")
+        ledger_delete = url.endswith("/delete/") and any(part in url for part in read_only)
         assert operator_client.get(url).status_code == (403 if ledger_delete else 200), url  # ledgers: read only
     page = operator_client.get(reverse("admin:subscriptions_subscriber_changelist")).content.decode()
     assert SECRET_ADDRESS in page
@@ -826,6 +829,17 @@ def test_roles_are_kept_in_step_with_the_models_after_every_migrate():
     assert set(operators.permissions.all()) == set(every)
 
 
+def test_operators_get_a_model_added_by_the_latest_migration_at_that_migrate():
+    """Not only at the next one: post_migrate may reach the roles before auth has made the new model's permissions."""
+    from django.contrib.auth.models import Permission
+    from django.core.management import call_command
+
+    Permission.objects.filter(content_type__app_label="subscriptions", content_type__model="signupconsent").delete()
+    call_command("migrate", verbosity=0)
+    operators = Group.objects.get(name="operators")
+    assert operators.permissions.filter(codename="view_signupconsent").exists()
+
+
 def test_an_edition_with_deliveries_cannot_be_deleted_or_redated(operator_client, private_records):
     edition = private_records["edition"]
     assert operator_client.get(reverse("admin:digest_edition_delete", args=[edition.pk])).status_code == 403
@@ -904,28 +918,12 @@ def test_an_operator_can_still_delete_a_reader_with_their_ledger_rows(operator_c
 # --- subscriber change form -------------------------------------------------
 
 
-def _subscriber_form_data(client, subscriber, **changes) -> dict:
-    """What the subscriber's change page (the add page for None) posts as it stands, with `changes`."""
-    if subscriber is None:
-        url = reverse("admin:subscriptions_subscriber_add")
-    else:
-        url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
-    context = client.get(url).context
-    form = context["adminform"].form
-    data = {name: form[name].value() for name in form.fields}
-    data = {k: ("" if v is None else v) for k, v in data.items()}
-    for formset in context["inline_admin_formsets"]:
-        management = formset.formset.management_form
-        data.update({management.add_prefix(k): management[k].value() for k in management.fields})
-    return {**data, **changes}
-
-
 def test_a_suppressed_subscriber_cannot_be_set_back_to_confirmed_while_suppressed(operator_client):
     subscriber = SubscriberFactory(email="bounced@example.org")
     subscription_services.subscriber_suppress(email=subscriber.email, reason="hard bounce: 550 no such user")
     subscriber.refresh_from_db()
     url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
-    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="confirmed"))
+    response = operator_client.post(url, subscriber_form_data(operator_client, subscriber, status="confirmed"))
     assert response.status_code == 200  # the form again, with the reason, not a save
     errors = response.context["adminform"].form.errors["status"]
     assert "suppressed (hard bounce: 550 no such user)" in errors[0] and "delete its suppression" in errors[0]
@@ -944,7 +942,7 @@ def test_once_its_suppression_is_deleted_a_subscriber_can_be_confirmed_again(ope
     operator_client.post(reverse("admin:subscriptions_suppression_delete", args=[suppression.pk]), {"post": "yes"})
     assert not Suppression.objects.exists()
     url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
-    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="confirmed"))
+    response = operator_client.post(url, subscriber_form_data(operator_client, subscriber, status="confirmed"))
     assert response.status_code == 302
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.CONFIRMED
@@ -955,7 +953,7 @@ def test_setting_the_status_to_suppressed_by_hand_records_the_suppression_as_a_b
     bounced = SubscriberFactory(email="bounced@example.org")
     subscription_services.subscriber_suppress(email=bounced.email, reason="hard bounce")
     url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
-    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="suppressed"))
+    response = operator_client.post(url, subscriber_form_data(operator_client, subscriber, status="suppressed"))
     assert response.status_code == 302
     assert Suppression.objects.get(email=subscriber.email).reason == "admin: suppressed by operator"
     subscriber.refresh_from_db()
@@ -963,7 +961,7 @@ def test_setting_the_status_to_suppressed_by_hand_records_the_suppression_as_a_b
     assert subscriber.suppressed_reason == "admin: suppressed by operator"
     assert subscriber.suppressed_at is not None and bounced.suppressed_at is not None
     # and, as after a bounce, it is not set back here while its Suppression row exists.
-    refused = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, status="confirmed"))
+    refused = operator_client.post(url, subscriber_form_data(operator_client, subscriber, status="confirmed"))
     assert refused.status_code == 200 and "delete its suppression" in refused.content.decode()
     # The Suppression row outlives the subscriber: erased and signing up again, the address stays out.
     for address in (subscriber, bounced):
@@ -976,7 +974,7 @@ def test_setting_the_status_to_suppressed_by_hand_records_the_suppression_as_a_b
 
 
 def test_a_subscriber_added_as_suppressed_is_recorded_as_suppressed(operator_client):
-    data = _subscriber_form_data(operator_client, None, email="new@example.org", status="suppressed", topics=[])
+    data = subscriber_form_data(operator_client, None, email="new@example.org", status="suppressed", topics=[])
     response = operator_client.post(reverse("admin:subscriptions_subscriber_add"), data)
     assert response.status_code == 302
     assert Suppression.objects.filter(email="new@example.org", reason="admin: suppressed by operator").exists()
@@ -996,12 +994,12 @@ def test_a_suppression_added_in_the_admin_marks_its_subscriber_suppressed(operat
 def test_the_admin_refuses_an_unknown_time_zone(operator_client):
     subscriber = SubscriberFactory(timezone="Europe/Berlin")
     url = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
-    response = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, timezone="Mars/Olympus"))
+    response = operator_client.post(url, subscriber_form_data(operator_client, subscriber, timezone="Mars/Olympus"))
     assert response.status_code == 200
     assert "Unknown time zone 'Mars/Olympus'" in response.context["adminform"].form.errors["timezone"][0]
     subscriber.refresh_from_db()
     assert subscriber.timezone == "Europe/Berlin"
-    saved = operator_client.post(url, _subscriber_form_data(operator_client, subscriber, timezone="Asia/Calcutta"))
+    saved = operator_client.post(url, subscriber_form_data(operator_client, subscriber, timezone="Asia/Calcutta"))
     assert saved.status_code == 302  # an alias zoneinfo knows is a zone
     subscriber.refresh_from_db()
     assert subscriber.timezone == "Asia/Calcutta"

@@ -786,14 +786,15 @@ def test_running_the_drain_task_twice_applies_each_request_once_and_sends_one_em
     assert Subscriber.objects.count() == 1
 
 
-def test_the_latest_form_of_a_pending_address_wins_when_both_wait_for_the_worker(
+def test_the_first_form_of_an_address_is_the_one_it_holds_when_both_wait_for_the_worker(
     client, topics, django_capture_on_commit_callbacks, monkeypatch
 ):
+    """Requests are applied oldest first; a later signup of a pending address changes nothing of it."""
     monkeypatch.setattr(services, "signup_requests_drain_soon", lambda: None)
     _post(client, digest_size="12")
     _post(client, digest_size="20", ip="203.0.113.8")
     services.signup_requests_process()
-    assert Subscriber.objects.get().digest_size == 20
+    assert Subscriber.objects.get().digest_size == 12
 
 
 def test_a_request_that_cannot_be_applied_is_kept_and_counted_and_the_others_still_apply(
