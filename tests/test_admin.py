@@ -1020,7 +1020,7 @@ def test_the_admin_refuses_an_unknown_time_zone(operator_client):
 )
 def test_the_admin_subscriber_form_checks_what_signup_checks_in_plain_words(operator_client, changes, field, message):
     SubscriberFactory(email="taken@example.org")
-    data = _subscriber_form_data(operator_client, None, **{"email": "new@example.org", "interests": "robots", **changes})
+    data = subscriber_form_data(operator_client, None, **{"email": "new@example.org", "interests": "robots", **changes})
     response = operator_client.post(reverse("admin:subscriptions_subscriber_add"), data)
     assert response.status_code == 200
     form = response.context["adminform"].form
@@ -1030,7 +1030,7 @@ def test_the_admin_subscriber_form_checks_what_signup_checks_in_plain_words(oper
 
 
 def test_the_admin_add_form_stores_an_address_as_signup_spells_it(operator_client):
-    data = _subscriber_form_data(operator_client, None, email=" Hans@Straße.example ", interests="robots", topics=[])
+    data = subscriber_form_data(operator_client, None, email=" Hans@Straße.example ", interests="robots", topics=[])
     response = operator_client.post(reverse("admin:subscriptions_subscriber_add"), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Subscriber.objects.get().email == "hans@xn--strae-oqa.example"
