@@ -285,8 +285,25 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         )
 
 
+class SuppressionAdminForm(forms.ModelForm):
+    # Spelt as signup and sending spell it: the model normalises on save, after the unique check
+    # ran on the text as typed, so "A@Bücher.example" beside "a@xn--bcher-kva.example" was a 500.
+    email = EmailAddressField(widget=forms.EmailInput(attrs={"class": "vTextField"}))
+
+    class Meta:
+        model = Suppression
+        fields = ("email", "reason")
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if Suppression.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("This address is already suppressed.")
+        return email
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
+    form = SuppressionAdminForm
     list_display = ("email", "reason", "created_at")
     search_fields = ("email", "reason")
     date_hierarchy = "created_at"

@@ -1042,3 +1042,21 @@ def test_the_subscriber_search_finds_an_internationalised_domain_typed_in_unicod
     SubscriberFactory(email="other@example.org")
     response = operator_client.get(reverse("admin:subscriptions_subscriber_changelist"), {"q": q})
     assert [s.email for s in response.context["cl"].result_list] == ["oscar@xn--bcher-kva.example"]
+
+
+@pytest.mark.parametrize("typed", ["A@Bücher.example", "a@xn--bcher-kva.example ", "A@XN--BCHER-KVA.example"])
+def test_suppressing_an_address_already_suppressed_in_another_spelling_is_a_form_error_not_a_500(operator_client, typed):
+    Suppression.objects.create(email="a@bücher.example", reason="complaint")
+    response = operator_client.post(reverse("admin:subscriptions_suppression_add"), {"email": typed, "reason": "by hand"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == ["This address is already suppressed."]
+    assert list(Suppression.objects.values_list("email", flat=True)) == ["a@xn--bcher-kva.example"]
+
+
+def test_a_suppression_typed_with_a_unicode_domain_is_stored_as_sending_spells_it(operator_client):
+    subscriber = SubscriberFactory(email="oscar@bücher.example")
+    response = operator_client.post(reverse("admin:subscriptions_suppression_add"), {"email": "Oscar@Bücher.example", "reason": "asked"})
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert Suppression.objects.get().email == subscriber.email == "oscar@xn--bcher-kva.example"
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
