@@ -40,10 +40,6 @@ from digest.sources import FORMATS, SourceError, parse_papers
 from digest.sources.records import arxiv_id_from
 
 
-def _readers_follow(n: int) -> str:
-    return f"{n} {ngettext('reader follows', 'readers follow', n)}"
-
-
 @receiver(post_migrate, dispatch_uid="digest-admin-roles-sync")
 def _roles_sync(sender, app_config=None, **kwargs):
     # Here rather than in a migration alone: models added later get their permissions
@@ -579,7 +575,7 @@ class TopicAdmin(admin.ModelAdmin):
                 protected = [*protected, format_html(
                     "“{}”: {} this topic, so it cannot be deleted. Untick “active” on its page "
                     "instead: it is then no longer offered or matched, and no reader loses it silently.",
-                    topic.name, _readers_follow(followed[topic.pk]),
+                    topic.name, counted(followed[topic.pk], 'reader follows', 'readers follow'),
                 )]  # fmt: skip
         return deleted, model_count, perms_needed, protected
 
@@ -597,8 +593,8 @@ class TopicAdmin(admin.ModelAdmin):
                 )
                 self.message_user(
                     request,
-                    f"“{obj.name}” is inactive: {_readers_follow(readers)} it; it is no longer matched in their "
-                    f"digests.{bare_words}",
+                    f"“{obj.name}” is inactive: {counted(readers, 'reader follows', 'readers follow')} it; "
+                    f"it is no longer matched in their digests.{bare_words}",
                     messages.WARNING,
                 )
 

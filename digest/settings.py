@@ -27,7 +27,6 @@ from digest.arxiv_taxonomy import is_arxiv_category, unknown_described
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-
 class _Env(environ.Env):
     # An empty or blank value counts as unset, for every variable (README, Configuration): an env
     # file's `NAME=` line, its value deleted, means the default rather than "" or a refusal to start.
@@ -306,8 +305,8 @@ CELERY_TIMEZONE = "UTC"
 # scores, phrase vectors, and planning, which stores any phrase vector still missing. The
 # default queue (sending, emails, webhooks, fetching) ranks with stored vectors only, so its
 # workers never import torch (~150 MB a process).
-# Empty counts as unset, as the Procfiles read it (${MATCHING_QUEUE:-matching}).
-MATCHING_QUEUE = env.str("MATCHING_QUEUE", default="") or "matching"
+# The Procfiles' matcher consumes the same variable (${MATCHING_QUEUE:-matching}).
+MATCHING_QUEUE = env.str("MATCHING_QUEUE", default="matching")
 CELERY_TASK_ROUTES = {
     f"digest.tasks.{name}": {"queue": MATCHING_QUEUE}
     for name in (

@@ -107,9 +107,17 @@ def _search_ascii(term: str) -> str:
     return " ".join(words)
 
 
-def _topic_names(obj) -> str:
-    names = [t.name for t in obj.topics.all()]
-    return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "") if names else "—"
+class _TopicsColumn:
+    """A "Topics" column (the first three names, then "+N") for a subscriber or a later signup,
+    the rows' topics fetched in one query, names only."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
+
+    @admin.display(description="Topics")
+    def topics_column(self, obj):
+        names = [t.name for t in obj.topics.all()]
+        return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "") if names else "—"
 
 
 class _ReadOnly:
@@ -132,7 +140,7 @@ SIGNUP_CONSENT_FIELDS = (
 )  # fmt: skip
 
 
-class SignupConsentInline(_ReadOnly, admin.TabularInline):
+class SignupConsentInline(_ReadOnly, _TopicsColumn, admin.TabularInline):
     """Later signups of a pending address, each waiting on its own confirmation link."""
 
     model = SignupConsent
@@ -144,16 +152,9 @@ class SignupConsentInline(_ReadOnly, admin.TabularInline):
     verbose_name = "later signup (not confirmed)"
     verbose_name_plural = "Later signups, not confirmed (confirming through one's link applies its preferences)"
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
-
-    @admin.display(description="Topics")
-    def topics_column(self, obj):
-        return _topic_names(obj)
-
 
 @admin.register(SignupConsent)
-class SignupConsentAdmin(_ReadOnly, admin.ModelAdmin):
+class SignupConsentAdmin(_ReadOnly, _TopicsColumn, admin.ModelAdmin):
     list_display = ("subscriber", "signup_at", "signup_source")
     list_filter = ("signup_source",)
     list_select_related = ("subscriber",)
@@ -164,16 +165,9 @@ class SignupConsentAdmin(_ReadOnly, admin.ModelAdmin):
     fields = ("subscriber", *SIGNUP_CONSENT_FIELDS)
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
-
-    @admin.display(description="Topics")
-    def topics_column(self, obj):
-        return _topic_names(obj)
-
 
 @admin.register(Subscriber)
-class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
+class SubscriberAdmin(_TopicsColumn, LedgerCascadeMixin, admin.ModelAdmin):
     form = SubscriberAdminForm
     list_display = ("email", "status_column", "frequency", "send_hour", "timezone", "topics_column", "created_at")
     list_filter = ("status", PausedFilter, "frequency", "signup_source", "topics")
@@ -202,9 +196,6 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         """Addresses are stored with an ASCII (punycode) domain; a search typed in Unicode
         (oscar@bücher.example, bücher.example) looks for that spelling."""
         return super().get_search_results(request, queryset, _search_ascii(search_term))
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
 
     def get_fieldsets(self, request, obj=None):
         # Fields a migration by another area may add are shown if they exist.
@@ -243,10 +234,6 @@ class SubscriberAdmin(LedgerCascadeMixin, admin.ModelAdmin):
         if obj.status == Subscriber.Status.SUPPRESSED and obj.suppressed_reason:
             return format_html("Suppressed <small>({})</small>", obj.suppressed_reason)
         return obj.get_status_display()
-
-    @admin.display(description="Topics")
-    def topics_column(self, obj):
-        return _topic_names(obj)
 
     @admin.action(description="Suppress (never mail again)", permissions=["change"])
     def suppress(self, request, queryset):
